@@ -1,0 +1,1 @@
+"""eqfpga.boards."""

@@ -1,0 +1,295 @@
+"""The fixed-point golden model: integer tensors computing exactly what the hardware computes.
+
+docs/fixed-point.md is the written spec; this module is its executable form. Training runs one
+sample at a time, as on chip. Several independent nets (``M``, e.g. a precision study over weight
+widths and rounding modes) can run side by side in one tensor computation: every tensor carries a
+leading net axis, and per-net format parameters are (M, 1, 1) tensors.
+
+Integer matrix products are computed in float64, which is exact while every partial sum stays below
+2**53; ``EPConfig.check_fixed`` limits the accumulator to 48 bits, so this always holds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .config import EPConfig, FixedConfig
+from .fixedpoint import arx_hash, beta_sign_negative, sample_key, shift_round, weight_counter
+
+
+def _max_abs_diff(a, b):
+    """(M,) largest |a - b| over all layers, batch entries and neurons."""
+    return torch.stack([(p - q).abs().flatten(1).amax(1) for p, q in zip(a, b)]).amax(0)
+
+
+def _col(values):
+    return torch.tensor(values, dtype=torch.int64).view(-1, 1, 1)
+
+
+def quantise(t, frac, lo, hi):
+    """Float -> integer LSBs of a format: round to nearest (ties to even), then saturate."""
+    return torch.round(t.double() * (2.0 ** frac)).clamp(lo, hi).to(torch.int64)
+
+
+def imatmul(a, b):
+    """Exact integer matrix product via float64 (operands and partial sums below 2**53)."""
+    return torch.matmul(a.double(), b.double()).to(torch.int64)
+
+
+def _add_saturating(p, d, ulo, uhi, plo, phi):
+    """p + sat(d, [ulo, uhi]) saturated to [plo, phi]; returns (new p, (M,) update sats, (M,) p sats)."""
+    dc = torch.maximum(torch.minimum(d, uhi), ulo)
+    s = p + dc
+    sc = torch.maximum(torch.minimum(s, phi), plo)
+    return sc, (dc != d).flatten(1).sum(1), (sc != s).flatten(1).sum(1)
+
+
+@dataclass
+class Counters:
+    """Event counters, summed over nets unless read per net. Each is a (M,) int64 tensor."""
+    samples: torch.Tensor
+    act_low: list           # per layer: hard-sigmoid clamps at 0
+    act_high: list          # per layer: clamps at 1
+    weight_sat: list        # per layer: weights that hit their range
+    bias_sat: list
+    update_sat: list        # per layer: rounded updates that hit the update range
+    unsettled: torch.Tensor   # samples whose free phase had not settled after T1 steps
+    cycling: torch.Tensor     # ...of which the states repeat with period 2 (integer limit cycle)
+
+    @classmethod
+    def zeros(cls, M, L):
+        z = lambda: torch.zeros(M, dtype=torch.int64)  # noqa: E731
+        return cls(z(), [z() for _ in range(L)], [z() for _ in range(L)], [z() for _ in range(L)],
+                   [z() for _ in range(L)], [z() for _ in range(L)], z(), z())
+
+    def as_dict(self, net: int = 0) -> dict:
+        out = {}
+        for k, v in self.__dict__.items():
+            out[k] = [int(t[net]) for t in v] if isinstance(v, list) else int(v[net])
+        return out
+
+
+@dataclass
+class FixedPhases:
+    free: list
+    nudged: list
+    negative: list | None
+    sign: torch.Tensor         # (M,) +1 / -1: the sign of beta in the nudged phase
+    residual: torch.Tensor     # (M,) max |s_T1 - s_{T1-1}| of the free phase, in state LSBs
+    cycling: torch.Tensor      # (M,) bool: unsettled, and s_T1 == s_{T1-2} (period-2 limit cycle)
+    trace: list = field(default_factory=list)
+
+
+class FixedEP:
+    """Integer EqProp, bit-exact spec of the hardware. ``weights[n]``: (M, out, in) int64 LSBs."""
+
+    def __init__(self, cfg: EPConfig, fixed: list | None = None, weights=None, biases=None):
+        cfg.check_fixed()
+        fixed = fixed or [cfg.fixed]
+        for f in fixed:
+            cfg.replace(fixed=f).check_fixed()
+            if (f.input_frac, f.state_frac) != (fixed[0].input_frac, fixed[0].state_frac):
+                raise ValueError("nets run side by side must share input_frac and state_frac")
+        self.cfg, self.fixed, self.M = cfg, list(fixed), len(fixed)
+        f0 = fixed[0]
+        self.fx, self.fs, self.one = f0.input_frac, f0.state_frac, f0.state_one
+        self.kb, self.ke = cfg.beta_shift, cfg.lr_shifts
+        self.sym = 1 if cfg.nudging == "symmetric" else 0
+        self.fw = _col([f.weight_frac for f in fixed])
+        self.fb = _col([f.bias_frac for f in fixed])
+        self.wmin, self.wmax = _col([f.weight_min for f in fixed]), _col([f.weight_max for f in fixed])
+        self.bmin, self.bmax = _col([f.bias_min for f in fixed]), _col([f.bias_max for f in fixed])
+        self.umin, self.umax = _col([f.update_min for f in fixed]), _col([f.update_max for f in fixed])
+        self.state_off = _col([(1 << f.weight_frac) >> 1 if f.state_rounding == "nearest" else 0
+                               for f in fixed])
+        self.update_mode = [f.update_rounding for f in fixed]
+        if weights is None:
+            from .float_model import init_params
+            wf, bf = init_params(cfg, torch.float64)
+            weights = [torch.stack([quantise(w, f.weight_frac, f.weight_min, f.weight_max) for f in fixed])
+                       for w in wf]
+            biases = [torch.stack([quantise(b, f.bias_frac, f.bias_min, f.bias_max) for f in fixed])
+                      for b in bf]
+        self.weights = [w.to(torch.int64).clone().reshape(self.M, *w.shape[-2:]) for w in weights]
+        self.biases = [b.to(torch.int64).clone().reshape(self.M, -1) for b in biases]
+        self.samples_seen = 0
+        self.counters = Counters.zeros(self.M, cfg.n_layers)
+        self._ctr = None
+
+    @classmethod
+    def from_float(cls, cfg, weights, biases, fixed: list | None = None):
+        """Quantise float parameters (round to nearest, saturate) into a fixed-point net."""
+        fixed = fixed or [cfg.fixed]
+        W = [torch.stack([quantise(w, f.weight_frac, f.weight_min, f.weight_max) for f in fixed]) for w in weights]
+        B = [torch.stack([quantise(b, f.bias_frac, f.bias_min, f.bias_max) for f in fixed]) for b in biases]
+        return cls(cfg, fixed, W, B)
+
+    def float_params(self, net: int = 0):
+        """The parameters as floats (value = LSBs * 2**-frac)."""
+        f = self.fixed[net]
+        return ([w[net].double() / 2 ** f.weight_frac for w in self.weights],
+                [b[net].double() / 2 ** f.bias_frac for b in self.biases])
+
+    # ---- inputs ------------------------------------------------------------------------------
+    def encode_input(self, x):
+        """Pixels in [0, 1) -> UQ(0, input_frac) LSBs, truncating (MNIST bytes/256 are exact at 8)."""
+        if x.dtype in (torch.int64, torch.int32, torch.uint8):
+            return x.to(torch.int64)
+        return torch.floor(x.double() * (1 << self.fx)).clamp(0, (1 << self.fx) - 1).to(torch.int64)
+
+    def encode_target(self, labels):
+        """Labels -> one-hot targets in state LSBs (1.0 = 2**state_frac)."""
+        y = torch.zeros(labels.shape[0], self.cfg.sizes[-1], dtype=torch.int64)
+        y[torch.arange(labels.shape[0]), labels.long()] = self.one
+        return y
+
+    # ---- dynamics ----------------------------------------------------------------------------
+    def input_drive(self, xi):
+        """W_0 x aligned to the accumulator's fraction (fw + fs): computed once per sample."""
+        return imatmul(xi, self.weights[0].transpose(1, 2)) << (self.fs - self.fx)
+
+    def zero_states(self, B):
+        return [torch.zeros(self.M, B, n, dtype=torch.int64) for n in self.cfg.sizes[1:]]
+
+    def step(self, d0, states, sign=None, y=None, stats=False):
+        """One synchronous integer step; ``sign`` (M,) is +-1 for nudged steps, None when free."""
+        N, W, fs = self.cfg.n_layers, self.weights, self.fs
+        new = []
+        for k in range(N):
+            acc = d0 if k == 0 else imatmul(states[k - 1], W[k].transpose(1, 2))
+            acc = acc + (self.biases[k].unsqueeze(1) << (self.fw + fs - self.fb))
+            if k + 1 < N:
+                acc = acc + imatmul(states[k + 1], W[k + 1])
+            elif sign is not None:
+                nudge = (y.unsqueeze(0) - states[k]) << (self.fw - self.kb)
+                acc = acc + sign.view(-1, 1, 1) * nudge
+            pre = shift_round(acc, self.fw, offset=self.state_off)
+            s = pre.clamp(0, self.one)
+            if stats:
+                self.counters.act_low[k] += (pre < 0).flatten(1).sum(1)
+                self.counters.act_high[k] += (pre > self.one).flatten(1).sum(1)
+            new.append(s)
+        return new
+
+    def relax(self, d0, states, steps, sign=None, y=None, trace=None, stats=False):
+        """``steps`` steps; returns the last three state lists (s_T, s_{T-1}, s_{T-2})."""
+        prev = prev2 = states
+        for _ in range(steps):
+            prev2, prev, states = prev, states, self.step(d0, states, sign, y, stats)
+            if trace is not None:
+                trace.append(states)
+        return states, prev, prev2
+
+    def phases(self, xi, y, sign, keep_trace=False) -> FixedPhases:
+        """Free phase from zero (T1 steps), nudged phase(s) from the free states (T2 steps)."""
+        cfg = self.cfg
+        d0 = self.input_drive(xi)
+        trace = [] if keep_trace else None
+        free, before, before2 = self.relax(d0, self.zero_states(xi.shape[0]), cfg.T1, trace=trace, stats=True)
+        residual = _max_abs_diff(free, before)
+        # integer dynamics can fall into a period-2 cycle instead of settling: s_T1 == s_{T1-2}
+        cycling = (residual > 0) & (_max_abs_diff(free, before2) == 0) & (cfg.T1 >= 2)
+        nudged = self.relax(d0, free, cfg.T2, sign, y, trace=trace, stats=True)[0]
+        negative = None
+        if cfg.nudging == "symmetric":
+            negative = self.relax(d0, free, cfg.T2, -sign, y, trace=trace, stats=True)[0]
+        return FixedPhases(free, nudged, negative, sign, residual, cycling, trace or [])
+
+    def sign_for_sample(self, sample: int) -> torch.Tensor:
+        neg = self.cfg.nudging == "random_sign" and beta_sign_negative(sample_key(self.cfg.seed, sample))
+        return torch.full((self.M,), -1 if neg else 1, dtype=torch.int64)
+
+    # ---- learning ----------------------------------------------------------------------------
+    def _counters_for(self, n):
+        """Random-source counters of layer n: weights (out, in) and biases (out,)."""
+        if self._ctr is None:
+            self._ctr = []
+            for m in range(self.cfg.n_layers):
+                out, inp = self.cfg.sizes[m + 1], self.cfg.sizes[m]
+                i = torch.arange(out, dtype=torch.int64).view(-1, 1)
+                j = torch.arange(inp, dtype=torch.int64).view(1, -1)
+                self._ctr.append((weight_counter(m, i, j), weight_counter(m, i.view(-1), inp)))
+        return self._ctr[n]
+
+    def _round_update(self, diff, sh, key, ctr):
+        """Round each net's update with its own mode; stochastic bits from hash(key, counter)."""
+        out = torch.empty_like(diff)
+        rand = None
+        for m, mode in enumerate(self.update_mode):
+            if mode == "stochastic" and rand is None:
+                rand = arx_hash(key, ctr)
+            out[m] = shift_round(diff[m], int(sh[m]), mode, rand)
+        return out
+
+    def update(self, xi, ph: FixedPhases, sample: int):
+        """The EP rule on every weight and bias: round, saturate the update, add, saturate."""
+        a = ph.nudged
+        c = ph.negative if ph.negative is not None else ph.free
+        sign = torch.ones_like(ph.sign) if ph.negative is not None else ph.sign
+        key = sample_key(self.cfg.seed, sample)
+        for n in range(self.cfg.n_layers):
+            pre_a = xi.unsqueeze(0).expand(self.M, -1, -1) if n == 0 else a[n - 1]
+            pre_c = xi.unsqueeze(0).expand(self.M, -1, -1) if n == 0 else c[n - 1]
+            frac_pre = self.fx if n == 0 else self.fs
+            diff = imatmul(a[n].transpose(1, 2), pre_a) - imatmul(c[n].transpose(1, 2), pre_c)
+            diff = sign.view(-1, 1, 1) * diff
+            base = self.ke[n] - self.kb + self.sym
+            wctr, bctr = self._counters_for(n)
+            sh_w = (self.fs + frac_pre + base) - self.fw.view(-1)
+            dW = self._round_update(diff, sh_w, key, wctr)
+            self.weights[n], us, ps = _add_saturating(self.weights[n], dW, self.umin, self.umax,
+                                                      self.wmin, self.wmax)
+            self.counters.update_sat[n] += us
+            self.counters.weight_sat[n] += ps
+            dbd = sign.view(-1, 1) * (a[n] - c[n]).sum(1)
+            sh_b = (self.fs + base) - self.fb.view(-1)
+            db = self._round_update(dbd, sh_b, key, bctr)
+            self.biases[n], us, ps = _add_saturating(self.biases[n], db, self.umin.view(-1, 1),
+                                                     self.umax.view(-1, 1), self.bmin.view(-1, 1),
+                                                     self.bmax.view(-1, 1))
+            self.counters.update_sat[n] += us
+            self.counters.bias_sat[n] += ps
+
+    def train_sample(self, x, label, keep_trace=False) -> FixedPhases:
+        """Train every net on one sample (x: (in,) pixels, label: int); returns the phases."""
+        xi = self.encode_input(x.reshape(1, -1))
+        y = self.encode_target(torch.as_tensor([int(label)]))
+        sample = self.samples_seen
+        ph = self.phases(xi, y, self.sign_for_sample(sample), keep_trace)
+        self._count_settling(ph)
+        self.update(xi, ph, sample)
+        self.samples_seen += 1
+        self.counters.samples += 1
+        return ph
+
+    def _count_settling(self, ph):
+        self.counters.unsettled += (ph.residual > 0).to(torch.int64)
+        self.counters.cycling += ph.cycling.to(torch.int64)
+
+    # ---- evaluation --------------------------------------------------------------------------
+    @torch.no_grad()
+    def free_states(self, x):
+        """Free-phase states for a batch of samples (no learning): list of (M, B, width)."""
+        xi = self.encode_input(x.reshape(x.shape[0], -1))
+        d0 = self.input_drive(xi)
+        free, _ = self.relax(d0, self.zero_states(xi.shape[0]), self.cfg.T1)
+        return free
+
+    def predict(self, x):
+        """(M, B) predicted labels: argmax of the free output (lowest index wins a tie)."""
+        return self.free_states(x)[-1].argmax(-1)
+
+    def error_rate(self, images, labels, batch: int = 2000):
+        """(M,) fraction of misclassified samples, evaluated in batches."""
+        wrong = torch.zeros(self.M, dtype=torch.int64)
+        for i in range(0, images.shape[0], batch):
+            p = self.predict(images[i:i + batch])
+            wrong += (p != labels[i:i + batch].view(1, -1)).sum(1)
+        return wrong.double() / images.shape[0]
+
+    def state_dict(self, net: int = 0):
+        d = {}
+        for n in range(self.cfg.n_layers):
+            d[f"W{n}"], d[f"b{n}"] = self.weights[n][net].clone(), self.biases[n][net].clone()
+        return d

@@ -1,0 +1,153 @@
+"""Fixed-point primitives shared by the golden model and the gateware (no torch needed).
+
+Naming follows Amaranth RFC 41: ``UQ(i, f)`` / ``SQ(i, f)`` are unsigned / signed formats with
+``i`` integer and ``f`` fractional bits (SQ counts the sign apart). Every operation states its
+rounding and overflow rule; docs/fixed-point.md is the spec these functions implement.
+
+The arithmetic functions use only Python operators (``+ >> << & ^``) plus one clip, so the same
+code runs on Python ints, numpy int64 arrays and torch int64 tensors, bit for bit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MASK16 = 0xFFFF
+MASK32 = 0xFFFFFFFF
+HASH_ROUNDS = 8
+SIGN_COUNTER = 0xFFFFFFFF   # counter reserved for the random sign of beta (layer field 15)
+
+
+@dataclass(frozen=True)
+class UQ:
+    """Unsigned fixed point with ``i`` integer and ``f`` fractional bits."""
+    i: int
+    f: int
+
+    @property
+    def width(self) -> int:
+        return self.i + self.f
+
+    @property
+    def min(self) -> int:
+        return 0
+
+    @property
+    def max(self) -> int:
+        return (1 << self.width) - 1
+
+    def to_float(self, v):
+        return v / (1 << self.f)
+
+
+@dataclass(frozen=True)
+class SQ:
+    """Signed (two's complement) fixed point: sign bit, ``i`` integer and ``f`` fractional bits."""
+    i: int
+    f: int
+
+    @property
+    def width(self) -> int:
+        return 1 + self.i + self.f
+
+    @property
+    def min(self) -> int:
+        return -(1 << (self.width - 1))
+
+    @property
+    def max(self) -> int:
+        return (1 << (self.width - 1)) - 1
+
+    def to_float(self, v):
+        return v / (1 << self.f)
+
+
+def clip(v, lo, hi):
+    """Saturate ``v`` to [lo, hi] for ints, numpy arrays or torch tensors."""
+    if hasattr(v, "clamp"):
+        return v.clamp(lo, hi)
+    if hasattr(v, "clip"):
+        return v.clip(lo, hi)
+    return min(max(v, lo), hi)
+
+
+def _nonneg(v):
+    return v.clamp(min=0) if hasattr(v, "clamp") else (v.clip(0, None) if hasattr(v, "clip") else max(v, 0))
+
+
+def round_offset(sh, mode: str, rand=None):
+    """What ``shift_round`` adds before its arithmetic right shift, for each rounding mode."""
+    rsh = _nonneg(sh)
+    if mode == "truncate":
+        return 0 * rsh
+    if mode == "nearest":
+        return (1 << rsh) >> 1
+    if mode == "stochastic":
+        if rand is None:
+            raise ValueError("stochastic rounding needs random bits (rand)")
+        return rand & ((1 << rsh) - 1)
+    raise ValueError(f"rounding mode must be 'truncate', 'nearest' or 'stochastic', not {mode!r}")
+
+
+def shift_round(v, sh, mode: str = "truncate", rand=None, offset=None):
+    """Multiply integer ``v`` by 2**-sh and round: ``((v << max(-sh, 0)) + offset) >> max(sh, 0)``.
+
+    sh <= 0 is an exact left shift. For sh > 0 the offset sets the rounding:
+      truncate   offset 0:                 floor(v / 2**sh)  (towards minus infinity)
+      nearest    offset 2**(sh-1):         round half up
+      stochastic offset rand mod 2**sh:    rounds up with probability equal to the dropped fraction
+    ``sh`` may be an int or an integer tensor (one shift per net); ``offset`` overrides ``mode``.
+    """
+    if offset is None:
+        offset = round_offset(sh, mode, rand)
+    return ((v << _nonneg(-sh)) + offset) >> _nonneg(sh)
+
+
+def saturate(v, lo: int, hi: int):
+    """Clamp to [lo, hi]; returns (value, mask of clamped entries) for counting saturation events."""
+    out = clip(v, lo, hi)
+    return out, (out != v)
+
+
+# ---- random source ----------------------------------------------------------------------------
+def _ror16(x, r):
+    return ((x >> r) | (x << (16 - r))) & MASK16
+
+
+def _rol16(x, r):
+    return ((x << r) | (x >> (16 - r))) & MASK16
+
+
+def arx_hash(key, ctr):
+    """A counter-based hash: 32-bit key and counter in, 32 pseudo-random bits out.
+
+    Eight rounds of the Speck32 round function (add-rotate-xor on two 16-bit halves) keyed by the
+    key's halves in turn, each xored with the round number. Only adders, xors and wiring: cheap in
+    LUTs, no multipliers, and the same value whatever order or parallelism visits the counters.
+    """
+    x = (ctr >> 16) & MASK16
+    y = ctr & MASK16
+    k0 = key & MASK16
+    k1 = (key >> 16) & MASK16
+    for r in range(HASH_ROUNDS):
+        k = (k0 if r % 2 == 0 else k1) ^ r
+        x = (((_ror16(x, 7) + y) & MASK16) ^ k)
+        y = _rol16(y, 2) ^ x
+    return (x << 16) | y
+
+
+def sample_key(seed: int, sample: int) -> int:
+    """Per-sample key: the hash of the sample counter under the config's seed."""
+    return arx_hash(seed & MASK32, sample & MASK32)
+
+
+def weight_counter(layer, i, j):
+    """Counter of weight (i, j) of layer n: layer in bits 31..28, i in 27..14, j in 13..0.
+
+    The bias of neuron i of layer n uses j = fan-in of that layer.
+    """
+    return (layer << 28) | (i << 14) | j
+
+
+def beta_sign_negative(key: int) -> bool:
+    """Random-sign nudging: True when this sample's beta is negative (bit 0 of hash(key, ~0))."""
+    return bool(arx_hash(key, SIGN_COUNTER) & 1)
