@@ -157,10 +157,15 @@ class EPConfig:
 
     def __post_init__(self):
         # Accept lists from JSON; store tuples so the object stays hashable and immutable.
-        object.__setattr__(self, "sizes", tuple(self.sizes))
-        object.__setattr__(self, "lrs", tuple(self.lrs))
+        for name in ("sizes", "lrs"):
+            v = getattr(self, name)
+            if isinstance(v, (str, bytes, dict)) or not hasattr(v, "__iter__"):
+                _fail(name, v, "must be a list of numbers")
+            object.__setattr__(self, name, tuple(v))
         if isinstance(self.fixed, dict):
             object.__setattr__(self, "fixed", FixedConfig(**self.fixed))
+        if not isinstance(self.fixed, FixedConfig):
+            _fail("fixed", self.fixed, "must be an object of fixed-point fields")
         if not isinstance(self.name, str) or not self.name:
             _fail("name", self.name, "must be a non-empty string")
         if len(self.sizes) < 3 or not all(_is_int(s) and 1 <= s <= MAX_WIDTH for s in self.sizes):
