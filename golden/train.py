@@ -68,6 +68,9 @@ class Trainer:
                  test_limit: int | None = None, progress: bool = True, log=print):
         self.cfg, self.arith, self.log, self.progress = cfg, arith, log, progress
         self.dtype = DTYPES[dtype]
+        if cfg.sizes[0] != 784 or cfg.sizes[-1] != 10:
+            raise ValueError(f"config {cfg.name!r} has {cfg.sizes[0]} inputs and {cfg.sizes[-1]} outputs; "
+                             "MNIST needs 784 inputs and 10 outputs (sizes = [784, ..., 10])")
         data = data or load_mnist()
         n_train = min(limit or len(data.train_labels), len(data.train_labels))
         n_test = min(test_limit or len(data.test_labels), len(data.test_labels))
