@@ -104,6 +104,9 @@ class FixedEP:
         self.state_off = _col([(1 << f.weight_frac) >> 1 if f.state_rounding == "nearest" else 0
                                for f in fixed])
         self.update_mode = [f.update_rounding for f in fixed]
+        self._is_nearest = torch.tensor([m == "nearest" for m in self.update_mode])
+        self._is_stochastic = torch.tensor([m == "stochastic" for m in self.update_mode])
+        self._any_stochastic = bool(self._is_stochastic.any())
         if weights is None:
             from .float_model import init_params
             wf, bf = init_params(cfg, torch.float64)
@@ -227,14 +230,16 @@ class FixedEP:
         return self._ctr[n]
 
     def _round_update(self, diff, sh, key, ctr):
-        """Round each net's update with its own mode; stochastic bits from hash(key, counter)."""
-        out = torch.empty_like(diff)
-        rand = None
-        for m, mode in enumerate(self.update_mode):
-            if mode == "stochastic" and rand is None:
-                rand = arx_hash(key, ctr)
-            out[m] = shift_round(diff[m], int(sh[m]), mode, rand)
-        return out
+        """Round each net's update with its own shift and mode; stochastic bits from hash(key, counter)."""
+        shape = (-1,) + (1,) * (diff.dim() - 1)
+        sh = sh.view(shape)
+        rsh = sh.clamp(min=0)
+        offset = torch.zeros_like(rsh)
+        offset = torch.where(self._is_nearest.view(shape), (1 << rsh) >> 1, offset)
+        if self._any_stochastic:
+            rand = arx_hash(key, ctr).unsqueeze(0)
+            offset = torch.where(self._is_stochastic.view(shape), rand & ((1 << rsh) - 1), offset)
+        return shift_round(diff, sh, offset=offset)
 
     def update(self, xi, ph: FixedPhases, sample: int):
         """The EP rule on every weight and bias: round, saturate the update, add, saturate."""

@@ -60,6 +60,34 @@ def cmd_golden_eval(args):
                       "test_samples": n, "test_error": err}, indent=2))
 
 
+def cmd_golden_study(args):
+    from eqfpga.golden.config import load_config
+    from eqfpga.golden.data import load_mnist
+    from eqfpga.golden.study import precision_study
+    cfg = load_config(args.config)
+    lo, hi = (int(v) for v in args.widths.split("-"))
+    precision_study(cfg, range(lo, hi + 1), args.roundings.split(","), epochs=args.epochs,
+                    limit=args.limit, test_limit=args.test_limit, data=load_mnist(args.data),
+                    out_dir=args.out, progress=not args.no_progress)
+    print(f"written: {args.out}/study.json, study.md, study.png")
+
+
+def cmd_demo(args):
+    """The main job, for now: train the fixed-point golden model briefly on MNIST and score it."""
+    from eqfpga.golden.config import load_config
+    from eqfpga.golden.data import load_mnist
+    from eqfpga.golden.train import Trainer
+    cfg = load_config(args.config)
+    data = load_mnist()
+    print(f"eqfpga demo: {cfg.name} {list(cfg.sizes)}, fixed point, {args.samples} MNIST training samples")
+    m = Trainer(cfg, "fixed", data=data, out_dir=args.out, limit=args.samples).fit(1)
+    print(f"fixed-point golden model after {args.samples} samples: test error "
+          f"{100 * m['final_test_error']:.2f}% on {m['test_samples']} test images; "
+          f"{m['history'][-1]['samples_per_s']:.0f} training samples/s; counters "
+          f"{json.dumps(m['history'][-1]['counters'])}")
+    return 0
+
+
 def build_parser():
     ap = argparse.ArgumentParser(prog="eqfpga", description="Equilibrium Propagation on FPGAs")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -84,6 +112,18 @@ def build_parser():
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=cmd_golden_train)
 
+    p = g.add_parser("study", help="precision study: weight width x update rounding -> test error")
+    _add_config(p)
+    p.add_argument("--widths", default="8-16", help="weight widths, lo-hi (default 8-16)")
+    p.add_argument("--roundings", default="truncate,nearest,stochastic")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--limit", type=int)
+    p.add_argument("--test-limit", type=int)
+    p.add_argument("--out", default="runs/study")
+    p.add_argument("--data")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=cmd_golden_study)
+
     p = g.add_parser("eval", help="score saved weights on the MNIST test set")
     p.add_argument("weights", help="a .npz or torch state_dict file")
     p.add_argument("--config", help="needed for a plain state_dict")
@@ -92,6 +132,12 @@ def build_parser():
     p.add_argument("--test-limit", type=int)
     p.add_argument("--data")
     p.set_defaults(fn=cmd_golden_eval)
+
+    p = sub.add_parser("demo", help="the main job (see README)")
+    p.add_argument("--config", default="mnist-1h")
+    p.add_argument("--samples", type=int, default=5000)
+    p.add_argument("--out", default="runs/demo")
+    p.set_defaults(fn=cmd_demo)
     return ap
 
 
