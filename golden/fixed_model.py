@@ -136,9 +136,18 @@ class FixedEP:
 
     # ---- inputs ------------------------------------------------------------------------------
     def encode_input(self, x):
-        """Pixels in [0, 1) -> UQ(0, input_frac) LSBs, truncating (MNIST bytes/256 are exact at 8)."""
+        """Pixels in [0, 1) -> UQ(0, input_frac) LSBs, truncating (MNIST bytes/256 are exact at 8).
+
+        Integer pixels are taken as UQ(0, input_frac) LSBs already (MNIST bytes when input_frac = 8)
+        and must lie in [0, 2**input_frac - 1]: the accumulator width is checked for that range.
+        """
         if x.dtype in (torch.int64, torch.int32, torch.uint8):
-            return x.to(torch.int64)
+            xi = x.to(torch.int64)
+            if xi.numel() and (int(xi.min()) < 0 or int(xi.max()) > (1 << self.fx) - 1):
+                raise ValueError(f"integer pixels are UQ(0, {self.fx}) LSBs (fixed.input_frac = {self.fx}), "
+                                 f"0..{(1 << self.fx) - 1}, but range over {int(xi.min())}..{int(xi.max())}; "
+                                 "pass floats in [0, 1) or bytes with input_frac = 8")
+            return xi
         return torch.floor(x.double() * (1 << self.fx)).clamp(0, (1 << self.fx) - 1).to(torch.int64)
 
     def encode_target(self, labels):
