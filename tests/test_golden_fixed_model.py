@@ -380,7 +380,16 @@ def test_encoding_and_float_params():
     net = make_net(cfg)
     x = torch.tensor([[0.0, 0.5, 0.999, 1.0, 0.0156, 0.0157, 0.3]])
     assert net.encode_input(x).tolist() == [[0, 32, 63, 63, 0, 1, 19]]
-    assert net.encode_input(torch.tensor([[3, 200]], dtype=torch.uint8)).tolist() == [[3, 200]]
+    assert net.encode_input(torch.tensor([[3, 63]], dtype=torch.uint8)).tolist() == [[3, 63]]
+    # integers are UQ(0, input_frac) LSBs: out of range (e.g. raw bytes with input_frac = 6) is refused,
+    # since the accumulator width (acc_bits_needed) assumes x <= 2^fx - 1
+    for bad in ([[3, 200]], [[-1, 0]]):
+        with pytest.raises(ValueError, match="input_frac"):
+            net.encode_input(torch.tensor(bad))
+        with pytest.raises(ValueError, match="input_frac"):
+            net.train_sample(torch.tensor(bad[0]), 0)
+    net8 = make_net(make_cfg(1, input_frac=8))
+    assert net8.encode_input(torch.tensor([[0, 255]], dtype=torch.uint8)).tolist() == [[0, 255]]
     assert net.encode_target(torch.tensor([2, 0])).tolist() == [[0, 0, 256], [256, 0, 0]]
     Wf, bf = net.float_params()
     assert torch.equal(Wf[0] * 2 ** cfg.fixed.weight_frac, net.weights[0][0].double())
