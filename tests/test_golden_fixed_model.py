@@ -432,3 +432,53 @@ def test_constructor_rejects_bad_configs():
     other = FixedConfig(**{**cfg.fixed.__dict__, "state_frac": 7, "input_frac": 6})
     with pytest.raises(ValueError, match="share"):
         FixedEP(cfg, [cfg.fixed, other])
+
+
+def random_spec_case(seed):
+    g = random.Random(seed)
+    hidden = g.randint(1, 2)
+    sizes = tuple([g.randint(1, 5)] + [g.randint(1, 4) for _ in range(hidden)] + [g.randint(1, 4)])
+    fs = g.randint(2, 9)
+    fx = g.randint(1, min(fs, 8))
+    wb = g.randint(4, 16)
+    fw = g.randint(1, wb - 1)
+    bb = g.randint(3, 16)
+    fb = g.randint(0, min(bb - 1, fw + fs))
+    cfg = make_cfg(sizes=sizes, nudging=g.choice(["one_sided", "random_sign", "symmetric"]), T1=g.randint(1, 6),
+                   T2=g.randint(1, 4), beta=2.0 ** -g.randint(0, min(fw, 4)),
+                   lrs=tuple(2.0 ** -g.randint(-4, 6) for _ in range(len(sizes) - 1)), seed=g.randrange(2**32),
+                   input_frac=fx, state_frac=fs, weight_bits=wb, weight_frac=fw, bias_bits=bb, bias_frac=fb,
+                   update_bits=g.randint(2, wb), state_rounding=g.choice(["truncate", "nearest"]),
+                   update_rounding=g.choice(["truncate", "nearest", "stochastic"]))
+    return cfg, g.uniform(0.5, 3.0)
+
+
+def test_random_formats_match_spec():
+    """60 random formats (shifts of both signs, every rounding, saturation) against the pure-Python spec."""
+    shifts = set()
+    sats = 0
+    for seed in range(60):
+        cfg, scale = random_spec_case(seed)
+        f = cfg.fixed
+        net = make_net(cfg, seed=seed, scale=scale)
+        W, b = net_params(net)
+        for t in range(2):
+            x = make_input(cfg, seed=100 * seed + t)
+            label = (seed + t) % cfg.sizes[-1]
+            xi = ints(net.encode_input(x.view(1, -1))[0])
+            y = [(1 << f.state_frac) if i == label else 0 for i in range(cfg.sizes[-1])]
+            sign = -1 if cfg.nudging == "random_sign" and beta_sign_negative(sample_key(cfg.seed, t)) else 1
+            free, nudged, negative, trace = spec_phases(cfg, f, W, b, xi, y, sign)
+            ph = net.train_sample(x, label, keep_trace=True)
+            assert [phase_ints(s) for s in ph.trace] == [s[1:] for s in trace], (seed, t)
+            W, b = spec_update(cfg, f, W, b, xi, free, nudged, negative, sign, t, order_seed=seed)
+            assert net_params(net) == (W, b), (seed, t)
+        sym = 1 if cfg.nudging == "symmetric" else 0
+        for n, ke in enumerate(cfg.lr_shifts):
+            f_pre = f.input_frac if n == 0 else f.state_frac
+            shifts.add(f.state_frac + f_pre + ke - cfg.beta_shift + sym - f.weight_frac > 0)
+            shifts.add(f.state_frac + ke - cfg.beta_shift + sym - f.bias_frac > 0)
+        c = net.counters.as_dict()
+        sats += sum(c["update_sat"]) + sum(c["weight_sat"]) + sum(c["bias_sat"]) > 0
+    assert shifts == {True, False}          # right shifts (rounding) and exact left shifts both occur
+    assert sats > 5                         # and saturation happens in some of them
