@@ -119,6 +119,7 @@ class FixedEP:
         self.samples_seen = 0
         self.counters = Counters.zeros(self.M, cfg.n_layers)
         self._ctr = None
+        self._wcache = {}
 
     @classmethod
     def from_float(cls, cfg, weights, biases, fixed: list | None = None):
@@ -162,15 +163,24 @@ class FixedEP:
     # equals the arithmetic shift a >> k. Results are handed out as int64.
     def input_drive(self, xi):
         """W_0 x aligned to the accumulator's fraction (fw + fs): computed once per sample."""
-        return imatmul(xi, self.weights[0].transpose(1, 2)) << (self.fs - self.fx)
+        return torch.matmul(xi.double(), self._dbl(0).transpose(1, 2)).to(torch.int64) << (self.fs - self.fx)
 
     def zero_states(self, B):
         return [torch.zeros(self.M, B, n, dtype=torch.float64) for n in self.cfg.sizes[1:]]
 
+    def _dbl(self, n):
+        """float64 copy of weights[n], cached until the tensor is replaced or modified in place."""
+        w = self.weights[n]
+        key = (id(w), w._version)
+        hit = self._wcache.get(n)
+        if hit is None or hit[0] != key:
+            hit = self._wcache[n] = (key, w.double())
+        return hit[1]
+
     def _prepare(self):
         """Per-sample constants (the weights do not change within a sample)."""
-        self._Wt = [w.double().transpose(1, 2) for w in self.weights]     # for forward products
-        self._W = [w.double() for w in self.weights]                      # for feedback products
+        self._W = [self._dbl(n) for n in range(self.cfg.n_layers)]       # for feedback products
+        self._Wt = [w.transpose(1, 2) for w in self._W]                   # for forward products
         self._bias = [(b.unsqueeze(1) << (self.fw + self.fs - self.fb)).double() for b in self.biases]
         self._off = self.state_off.double()
         self._inv = 2.0 ** (-self.fw.double())
@@ -276,7 +286,10 @@ class FixedEP:
             W = self.weights[n][:, :, cols] if n == 0 else self.weights[n]
             W, us, ps = _add_saturating(W, dW, self.umin, self.umax, self.wmin, self.wmax)
             if n == 0:
-                self.weights[n][:, :, cols] = W
+                cached = self._dbl(0)
+                self.weights[0][:, :, cols] = W
+                cached[:, :, cols] = W.double()    # keep the float64 copy in step
+                self._wcache[0] = ((id(self.weights[0]), self.weights[0]._version), cached)
             else:
                 self.weights[n] = W
             self.counters.update_sat[n] += us
