@@ -230,6 +230,12 @@ class EPConfig:
                   f"= {self.fixed.weight_frac} (the nudge is an exact left shift)")
         for n, lr in enumerate(self.lrs):
             power_of_two_shift(lr, f"lrs[{n}]")
+        for n, (sh_w, sh_b) in enumerate(self.update_shifts()):
+            for what, sh in (("weight", sh_w), ("bias", sh_b)):
+                if not -16 <= sh <= 32:
+                    _fail(f"lrs[{n}]", self.lrs[n],
+                          f"gives a {what} update shift of {sh}; it must lie in [-16, 32] (the random source "
+                          "has 32 bits): choose a learning rate, beta or fraction nearer each other")
         need = self.acc_bits_needed()
         if self.fixed.acc_bits < need:
             _fail("fixed.acc_bits", self.fixed.acc_bits,
@@ -242,6 +248,17 @@ class EPConfig:
     @property
     def lr_shifts(self) -> tuple:
         return tuple(power_of_two_shift(lr, f"lrs[{n}]") for n, lr in enumerate(self.lrs))
+
+    def update_shifts(self) -> list:
+        """Per weight layer: the right shifts (sh_W, sh_b) of docs/fixed-point.md's update."""
+        f, kb = self.fixed, self.beta_shift
+        sym = 1 if self.nudging == "symmetric" else 0
+        out = []
+        for n, ke in enumerate(self.lr_shifts):
+            f_pre = f.input_frac if n == 0 else f.state_frac
+            out.append((f.state_frac + f_pre + ke - kb + sym - f.weight_frac,
+                        f.state_frac + ke - kb + sym - f.bias_frac))
+        return out
 
     def acc_bits_needed(self) -> int:
         """Bits (with sign) of an accumulator that cannot overflow for any weights and states."""
