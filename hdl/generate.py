@@ -1,0 +1,151 @@
+"""Generate the core's Verilog for a config, with a resource and schedule report.
+
+``generate(cfg, out_dir)`` writes ``<out_dir>/eqfpga_top.v`` (amaranth.back.verilog) and
+``<out_dir>/report.json``, prints a table and returns the report. It refuses, with the error of
+``EPConfig.check_fixed`` naming the field, every config the fixed-point model cannot run. The
+top's ports are listed in ``eqfpga.hdl.core``'s docstring.
+
+The report counts memory bits (allocated, lanes included), multipliers, an estimate of flip-flops
+(the registers of the generated Verilog, memories excluded) and the cycles of one sample from the
+controller's schedule, next to the ideal bound of P products a cycle.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.utils import ceil_log2
+
+from eqfpga.golden.config import ConfigError, EPConfig, load_config
+
+from .core import EPCore
+from .plan import N_SLOTS, Plan
+
+TOP = "eqfpga_top"
+DEFAULT_NNZ = 150       # average non-zero pixels of an MNIST digit, used when no data is given
+
+
+def check_hardware(cfg: EPConfig) -> None:
+    """Raise ConfigError unless the hardware implements this config (fixed-point rules first)."""
+    if not isinstance(cfg, EPConfig):
+        raise TypeError(f"cfg must be an EPConfig, not {cfg!r}")
+    cfg.check_fixed()
+    if cfg.fixed.weight_bits > 32 or cfg.fixed.bias_bits > 32:
+        raise ConfigError(f"config field 'fixed.weight_bits' = {cfg.fixed.weight_bits!r} is invalid: "
+                          "the access port carries at most 32 bits")
+
+
+def memory_bits(cfg: EPConfig) -> dict:
+    pl, f = Plan(cfg), cfg.fixed
+    P, N = pl.P, pl.N
+    out = {}
+    for n in range(N):
+        out[f"W{n}"] = max(2, pl.w_depth(n)) * P * f.weight_bits
+        out[f"b{n}"] = max(2, pl.b_depth(n)) * P * f.bias_bits
+    out["d0"] = max(2, pl.blocks(1)) * P * f.acc_bits
+    out["states"] = N_SLOTS * pl.S * P * (f.state_frac + 1)
+    out["pixels"] = max(2, cfg.sizes[0]) * (max(1, ceil_log2(cfg.sizes[0])) + f.input_frac)
+    out["total"] = sum(out.values())
+    out["weights_and_biases_needed"] = sum(
+        cfg.sizes[n] * cfg.sizes[n + 1] * f.weight_bits + cfg.sizes[n + 1] * f.bias_bits for n in range(N))
+    return out
+
+
+def multipliers(cfg: EPConfig) -> dict:
+    f, P = cfg.fixed, cfg.parallelism
+    sw = f.state_frac + 1
+    return {
+        "mac": {"count": P, "width": f"{f.weight_bits}s x {sw}u"},
+        "update": {"count": 2 * P, "width": f"{sw}u x {max(sw, f.input_frac)}u"},
+        "total": 3 * P,
+    }
+
+
+def register_bits(text: str) -> int:
+    """Flip-flop bits of the generated Verilog: targets of posedge blocks, memories excluded."""
+    widths, memories = {}, set()
+    for mt in re.finditer(r"^\s*reg\s+(?:\[(\d+):(\d+)\]\s+)?(\\?\S+)\s*(\[[^\]]*\])?", text, re.M):
+        hi, lo, name, dims = mt.groups()
+        if dims:
+            memories.add(name)
+        widths[name] = (int(hi) - int(lo) + 1) if hi is not None else 1
+    regs = set()
+    for blk in re.finditer(r"always @\(posedge clk\)(.*?)\n  end\n", text, re.S):
+        for mt in re.finditer(r"^\s*(\\?[^\s\[]+)\s*(?:\[[^\]]*\])*\s*<=", blk.group(1), re.M):
+            if mt.group(1) not in memories:
+                regs.add(mt.group(1))
+    return sum(widths.get(r, 1) for r in regs)
+
+
+def schedule(cfg: EPConfig, nnz: int) -> dict:
+    pl = Plan(cfg)
+    train = pl.sample_cycles(nnz, learn=True)
+    infer = pl.sample_cycles(nnz, learn=False)
+    return {
+        "nonzero_pixels": nnz,
+        "train_cycles": train,
+        "infer_cycles": infer["total"],
+        "ideal_train_cycles": pl.ideal_cycles(nnz, learn=True),
+        "ideal_infer_cycles": pl.ideal_cycles(nnz, learn=False),
+        "train_efficiency": round(pl.ideal_cycles(nnz, learn=True) / train["total"], 3),
+    }
+
+
+def generate(cfg, out_dir, *, nnz: int | None = None, weights=None, biases=None, quiet: bool = False) -> dict:
+    """Write the Verilog and report of ``cfg`` (an EPConfig or a preset name) into ``out_dir``.
+
+    ``nnz``: average non-zero input pixels for the cycle count (default 150, an MNIST average;
+    the report says which). ``weights`` / ``biases``: optional initial memory contents.
+    """
+    cfg = load_config(cfg)
+    check_hardware(cfg)
+    if nnz is not None and not (isinstance(nnz, int) and 0 <= nnz <= cfg.sizes[0]):
+        raise ValueError(f"nnz must be an integer from 0 to {cfg.sizes[0]}, not {nnz!r}")
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = verilog.convert(EPCore(cfg=cfg, weights=weights, biases=biases), name=TOP)
+    (out / f"{TOP}.v").write_text(text)
+    used_nnz = DEFAULT_NNZ if nnz is None else nnz
+    used_nnz = min(used_nnz, cfg.sizes[0])
+    report = {
+        "config": cfg.to_dict(),
+        "verilog": str(out / f"{TOP}.v"),
+        "parallelism": cfg.parallelism,
+        "memory_bits": memory_bits(cfg),
+        "multipliers": multipliers(cfg),
+        "register_bits_estimate": register_bits(text),
+        "schedule": schedule(cfg, used_nnz),
+        "nnz_source": "given" if nnz is not None else
+                      f"assumed average of {DEFAULT_NNZ} non-zero pixels (no data given)",
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    if not quiet:
+        print(format_table(report))
+    return report
+
+
+def format_table(r: dict) -> str:
+    s, mb = r["schedule"], r["memory_bits"]
+    rows = [
+        ("config", r["config"]["name"] + " " + "-".join(map(str, r["config"]["sizes"]))),
+        ("parallelism P", r["parallelism"]),
+        ("memory bits (allocated)", f"{mb['total']:,}"),
+        ("  of which W, b needed", f"{mb['weights_and_biases_needed']:,}"),
+        ("multipliers", f"{r['multipliers']['total']} ({r['multipliers']['mac']['count']} MAC "
+                        f"{r['multipliers']['mac']['width']}, {r['multipliers']['update']['count']} "
+                        f"update {r['multipliers']['update']['width']})"),
+        ("registers (estimate, bits)", f"{r['register_bits_estimate']:,}"),
+        ("non-zero pixels", f"{s['nonzero_pixels']} ({r['nnz_source']})"),
+        ("cycles / training sample", f"{s['train_cycles']['total']:,} (ideal {s['ideal_train_cycles']:,}, "
+                                     f"efficiency {s['train_efficiency']:.0%})"),
+        ("cycles / inference sample", f"{s['infer_cycles']:,} (ideal {s['ideal_infer_cycles']:,})"),
+    ]
+    for k, v in s["train_cycles"].items():
+        if k != "total":
+            rows.append((f"  {k}", f"{v:,}"))
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
