@@ -72,6 +72,13 @@ def cmd_golden_study(args):
     print(f"written: {args.out}/study.json, study.md, study.png")
 
 
+def cmd_generate(args):
+    from eqfpga.golden.config import load_config
+    from eqfpga.hdl.generate import generate
+    generate(load_config(args.config), args.out, nnz=args.nnz)
+    return 0
+
+
 def cmd_demo(args):
     """The main job, for now: train the fixed-point golden model briefly on MNIST and score it."""
     from eqfpga.golden.config import load_config
@@ -134,6 +141,12 @@ def build_parser():
     p.add_argument("--test-limit", type=int)
     p.add_argument("--data")
     p.set_defaults(fn=cmd_golden_eval)
+
+    p = sub.add_parser("generate", help="write the core's Verilog and a resource/schedule report")
+    _add_config(p)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--nnz", type=int, help="non-zero pixels per sample for the cycle estimate (default 150)")
+    p.set_defaults(fn=cmd_generate)
 
     p = sub.add_parser("demo", help="the main job (see README)")
     p.add_argument("--config", default="mnist-1h")
