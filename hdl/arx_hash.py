@@ -4,7 +4,6 @@ Eight rounds of add-rotate-xor on two 16-bit halves: adders, xors and wiring onl
 is combinational (the core registers its output); ``arx_hash_expr`` builds the same logic inline
 so the core can instantiate one per lane. Bit-exact to ``eqfpga.golden.fixedpoint.arx_hash``.
 """
-from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Signal, Value
 from amaranth.lib import wiring

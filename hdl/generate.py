@@ -110,7 +110,13 @@ def generate(cfg, out_dir, *, nnz: int | None = None, weights=None, biases=None,
     text = verilog.convert(EPCore(cfg=cfg, weights=weights, biases=biases), name=TOP)
     (out / f"{TOP}.v").write_text(text)
     used_nnz = DEFAULT_NNZ if nnz is None else nnz
-    used_nnz = min(used_nnz, cfg.sizes[0])
+    if nnz is not None:
+        source = "given"
+    elif cfg.sizes[0] >= DEFAULT_NNZ:
+        source = f"assumed average of {DEFAULT_NNZ} non-zero pixels (no data given)"
+    else:
+        used_nnz = cfg.sizes[0]
+        source = f"assumed all {used_nnz} pixels non-zero (no data given, fewer than {DEFAULT_NNZ} inputs)"
     report = {
         "config": cfg.to_dict(),
         "verilog": str(out / f"{TOP}.v"),
@@ -119,8 +125,7 @@ def generate(cfg, out_dir, *, nnz: int | None = None, weights=None, biases=None,
         "multipliers": multipliers(cfg),
         "register_bits_estimate": register_bits(text),
         "schedule": schedule(cfg, used_nnz),
-        "nnz_source": "given" if nnz is not None else
-                      f"assumed average of {DEFAULT_NNZ} non-zero pixels (no data given)",
+        "nnz_source": source,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
     if not quiet:

@@ -43,7 +43,7 @@ def build(cfg: EPConfig, root: Path | None = None, *, weights=None, biases=None)
     if not fresh:
         vfile.write_text(text)
         runner.build(verilog_sources=[vfile], hdl_toplevel=TOP, build_dir=bdir, always=True,
-                     build_args=VERILATOR_WARNINGS + ["-CFLAGS", "-O1"], log_file=bdir / "build.log")
+                     build_args=VERILATOR_WARNINGS, log_file=bdir / "build.log")
         stamp.write_text(digest)
     else:
         runner.build_dir = bdir
@@ -67,7 +67,7 @@ def run(cfg: EPConfig, plan: dict, name: str, root: Path | None = None, *,
     (tdir / "plan.json").write_text(json.dumps(plan))
     env = {"EQFPGA_TEST_PLAN": str(tdir / "plan.json"), "AMARANTH_USE_YOSYS": "builtin"}
     try:
-        runner.test(test_module=module, hdl_toplevel=TOP, build_dir=bdir, test_dir=tdir,
+        runner.test(test_module=module, hdl_toplevel=TOP, hdl_toplevel_lang="verilog", build_dir=bdir, test_dir=tdir,
                     extra_env=env, results_xml=str(tdir / "results.xml"), log_file=tdir / "sim.log")
     except SystemExit as e:  # cocotb's runner exits on a failing test under pytest
         if not report.exists():

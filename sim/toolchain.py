@@ -30,7 +30,8 @@ def setup_verilator() -> Path:
     if path.split(os.pathsep)[0] != d:
         os.environ["PATH"] = d + os.pathsep + path
     # verilated.mk of the wheel leaves CFG_CXXFLAGS_PCH_I empty: "Vtop__pch.h.slow: linker input"
-    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+    # -O0: these models run a few thousand cycles; compile time dominates (2 shared cores)
+    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     exe = shutil.which("verilator")
     if exe is None or Path(exe).parent != Path(d):

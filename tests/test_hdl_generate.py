@@ -1,0 +1,59 @@
+"""generate(): refuses what the hardware cannot run (naming the field), writes Verilog and report."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from eqfpga.golden.config import ConfigError, load_config
+from eqfpga.hdl.generate import DEFAULT_NNZ, generate
+from eqfpga.hdl.plan import Plan
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"activation": "sigmoid"}, "activation"),
+    ({"nudge_placement": "outside"}, "nudge_placement"),
+    ({"continual": True}, "continual"),
+    ({"batch_size": 4}, "batch_size"),
+    ({"beta": 0.3}, "beta"),
+    ({"lrs": (0.3, 0.125)}, "lrs[0]"),
+    ({"fixed": {"acc_bits": 12}}, "fixed.acc_bits"),
+])
+def test_generate_refuses_with_the_field(tmp_path, change, field):
+    cfg = load_config("tiny").replace(**change)
+    with pytest.raises(ConfigError, match=f"'{field}'" if "[" not in field else "lrs\\[0\\]"):
+        generate(cfg, tmp_path)
+    assert not (tmp_path / "eqfpga_top.v").exists()
+
+
+def test_generate_writes_verilog_and_report(tmp_path, capsys):
+    rep = generate("tiny", tmp_path)
+    text = (tmp_path / "eqfpga_top.v").read_text()
+    assert "module eqfpga_top" in text
+    for port in ("sample__payload", "result__valid", "access__payload", "access_rsp__payload", "t_set",
+                 "cycles", "update_sat", "unsettled"):
+        assert port in text, port
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert on_disk["schedule"] == rep["schedule"]
+    assert rep["schedule"]["nonzero_pixels"] == 12 and "all 12 pixels" in rep["nnz_source"]
+    assert generate("mnist-1h", tmp_path / "m", quiet=True)["schedule"]["nonzero_pixels"] == DEFAULT_NNZ
+    assert rep["multipliers"]["total"] == 3 * 4
+    assert rep["register_bits_estimate"] > 0
+    assert rep["memory_bits"]["total"] >= rep["memory_bits"]["weights_and_biases_needed"]
+    out = capsys.readouterr().out
+    assert "cycles / training sample" in out
+
+
+def test_schedule_of_the_board_net():
+    """mnist-1h at P = 16 with 150 non-zero pixels: the controller's schedule vs the ideal bound."""
+    pl = Plan(load_config("mnist-1h"))
+    cyc = pl.sample_cycles(150)
+    assert cyc["steps"] == 28 * pl.step_cycles()
+    assert cyc["total"] - cyc["load"] <= 1.1 * pl.ideal_cycles(150)
+    assert pl.ideal_cycles(150) == -(-(150 * 128 * 2 + 28 * 2 * 128 * 10 + 128 * 10 + 138) // 16)
+
+
+def test_hdl_never_imports_torch():
+    code = ("import sys, eqfpga.hdl.core, eqfpga.hdl.generate, eqfpga.hdl.fixed, eqfpga.hdl.arx_hash; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
