@@ -42,7 +42,7 @@ def build(cfg: EPConfig, root: Path | None = None, *, weights=None, biases=None)
     fresh = stamp.exists() and stamp.read_text() == digest and (bdir / TOP).exists()
     if not fresh:
         vfile.write_text(text)
-        runner.build(verilog_sources=[vfile], hdl_toplevel=TOP, build_dir=bdir, always=True,
+        runner.build(sources=[vfile], hdl_toplevel=TOP, build_dir=bdir, always=True,
                      build_args=VERILATOR_WARNINGS, log_file=bdir / "build.log")
         stamp.write_text(digest)
     else:
