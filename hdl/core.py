@@ -94,12 +94,17 @@ class EPCore(wiring.Component):
 
     ``weights`` / ``biases`` (optional): integer lists per layer (W_n as rows) baked in as the
     memories' initial contents; otherwise every parameter starts at 0 and is loaded over ``access``.
+    ``train=False`` builds an inference-only core: no nudged phases, no update unit (``learn`` is
+    ignored, ``t`` never advances).
     """
 
-    def __init__(self, *, cfg, weights=None, biases=None):
+    def __init__(self, *, cfg, weights=None, biases=None, train=True):
         if not isinstance(cfg, EPConfig):
             raise TypeError(f"cfg must be an EPConfig, not {cfg!r}")
+        if not isinstance(train, bool):
+            raise TypeError(f"train must be True or False, not {train!r}")
         cfg.check_fixed()
+        self.train = train
         self.cfg, self.plan = cfg, Plan(cfg)
         f = cfg.fixed
         n_out = cfg.sizes[-1]
@@ -155,7 +160,7 @@ class EPCore(wiring.Component):
         one = 1 << fs
         S, off = pl.S, pl.state_offsets
         sym = pl.symmetric
-        stochastic = f.update_rounding == "stochastic"
+        stochastic = f.update_rounding == "stochastic" and self.train
 
         # ---- memories ---------------------------------------------------------------------
         wmem, wrd, wwr = [], [], []
@@ -315,42 +320,27 @@ class EPCore(wiring.Component):
                 m.d.sync += [best.eq(cb), best_idx.eq(ci), have.eq(ch)]
 
         # Update unit: D = m1 - m2 with operands chosen by the op; g = -1 for a negative beta.
-        ra, rc = Signal(SW), Signal(SW)
-        la = [Signal(SW, name=f"la{p}") for p in range(P)]
-        lc = [Signal(SW, name=f"lc{p}") for p in range(P)]
-        with m.If(k_is(Kind.UROW)):
-            m.d.sync += [ra.eq(srd0.data.word_select(opC.lane, SW)), rc.eq(srd1.data.word_select(opC.lane, SW))]
-        with m.If(k_is(Kind.U0ROW)):
-            m.d.sync += [la[p].eq(s0raw[p]) for p in range(P)] + [lc[p].eq(s1raw[p]) for p in range(P)]
         gneg = Signal()
-        diffs = []
-        for p in range(P):
-            a1, a2, c1, c2 = (Signal(SW, name=f"ua{p}"), Signal(max(SW, fx, 1), name=f"ub{p}"),
-                              Signal(SW, name=f"uc{p}"), Signal(max(SW, fx, 1), name=f"ud{p}"))
-            with m.Switch(opC.kind):
-                with m.Case(Kind.UW):
-                    m.d.comb += [a1.eq(ra), a2.eq(s0raw[p]), c1.eq(rc), c2.eq(s1raw[p])]
-                with m.Case(Kind.U0):
-                    m.d.comb += [a1.eq(la[p]), a2.eq(opC.lx), c1.eq(lc[p]), c2.eq(opC.lx)]
-                with m.Case(Kind.UB):
-                    m.d.comb += [a1.eq(s0raw[p]), a2.eq(1), c1.eq(s1raw[p]), c2.eq(1)]
-            d = Signal(signed(len(a1) + len(a2) + 2), name=f"diff{p}")
-            m.d.comb += d.eq(Mux(gneg, c1 * c2 - a1 * a2, a1 * a2 - c1 * c2))
-            diffs.append(d)
+        if self.train:
+            diffs = self._update_diffs(m, opC=opC, srd0=srd0, srd1=srd1, s0raw=s0raw, s1raw=s1raw, gneg=gneg)
         bl = [v.as_signed() for v in _lanes(bsel, bb, P)]
-        is_w, is_b = k_is(Kind.UW) | k_is(Kind.U0), k_is(Kind.UB)
+        is_w = (k_is(Kind.UW) | k_is(Kind.U0)) if self.train else Const(0, 1)
+        is_b = k_is(Kind.UB) if self.train else Const(0, 1)
         usat_n, psat_n = [], []
         for n in range(N):
-            wnew, bnew, wus, wps, bus, bps = [], [], [], [], [], []
-            for p in range(P):
+            wnew, bnew = [opC.hdata[:wb]] * P, [opC.hdata[:bb]] * P
+            wus, wps, bus, bps = [Const(0, 1)], [Const(0, 1)], [Const(0, 1)], [Const(0, 1)]
+            for p in range(P if self.train else 0):
                 common = dict(mode=f.update_rounding, rand=rnd[p],
                               update_range=(f.update_min, f.update_max))
                 v, us, ps = update_lane(diff=diffs[p], sh=pl.sh_w(n), old=wl[p],
                                         value_range=(f.weight_min, f.weight_max), **common)
-                wnew.append(v[:wb]), wus.append(us & mask[p]), wps.append(ps & mask[p])
+                wnew[p] = v[:wb]
+                wus.append(us & mask[p]), wps.append(ps & mask[p])
                 v, us, ps = update_lane(diff=diffs[p], sh=pl.sh_b(n), old=bl[p],
                                         value_range=(f.bias_min, f.bias_max), **common)
-                bnew.append(v[:bb]), bus.append(us & mask[p]), bps.append(ps & mask[p])
+                bnew[p] = v[:bb]
+                bus.append(us & mask[p]), bps.append(ps & mask[p])
             here = opC.layer == n
             hw = k_is(Kind.HWR) & (opC.layer == n)
             m.d.comb += [
@@ -411,6 +401,34 @@ class EPCore(wiring.Component):
         self._controller(m, opA=opA, key=key, label=label, learn_r=learn_r, gneg=gneg, moved=moved,
                          have=have, best_idx=best_idx, lwr=lwr, JW=JW, cnt_r=cnt_r, rsp_valid=rsp_valid)
         return m
+
+    def _update_diffs(self, m, *, opC, srd0, srd1, s0raw, s1raw, gneg):
+        """The exact differences D of the update, one per lane (latches hold the row operands)."""
+        f, P = self.cfg.fixed, self.plan.P
+        SW, fx = f.state_frac + 1, f.input_frac
+        k_is = lambda kind: opC.kind == kind  # noqa: E731
+        ra, rc = Signal(SW), Signal(SW)
+        la = [Signal(SW, name=f"la{p}") for p in range(P)]
+        lc = [Signal(SW, name=f"lc{p}") for p in range(P)]
+        with m.If(k_is(Kind.UROW)):
+            m.d.sync += [ra.eq(srd0.data.word_select(opC.lane, SW)), rc.eq(srd1.data.word_select(opC.lane, SW))]
+        with m.If(k_is(Kind.U0ROW)):
+            m.d.sync += [la[p].eq(s0raw[p]) for p in range(P)] + [lc[p].eq(s1raw[p]) for p in range(P)]
+        diffs = []
+        for p in range(P):
+            a1, a2, c1, c2 = (Signal(SW, name=f"ua{p}"), Signal(max(SW, fx, 1), name=f"ub{p}"),
+                              Signal(SW, name=f"uc{p}"), Signal(max(SW, fx, 1), name=f"ud{p}"))
+            with m.Switch(opC.kind):
+                with m.Case(Kind.UW):
+                    m.d.comb += [a1.eq(ra), a2.eq(s0raw[p]), c1.eq(rc), c2.eq(s1raw[p])]
+                with m.Case(Kind.U0):
+                    m.d.comb += [a1.eq(la[p]), a2.eq(opC.lx), c1.eq(lc[p]), c2.eq(opC.lx)]
+                with m.Case(Kind.UB):
+                    m.d.comb += [a1.eq(s0raw[p]), a2.eq(1), c1.eq(s1raw[p]), c2.eq(1)]
+            d = Signal(signed(len(a1) + len(a2) + 2), name=f"diff{p}")
+            m.d.comb += d.eq(Mux(gneg, c1 * c2 - a1 * a2, a1 * a2 - c1 * c2))
+            diffs.append(d)
+        return diffs
 
     def _controller(self, m, *, opA, key, label, learn_r, gneg, moved, have, best_idx, lwr, JW,
                     cnt_r, rsp_valid):
@@ -505,7 +523,7 @@ class EPCore(wiring.Component):
                     self._host_op(m, emit, acc_in)
                     m.next = "HOST"
                 with m.Elif(self.sample.valid):
-                    m.d.sync += [pidx.eq(0), nnz.eq(0), learn_r.eq(self.learn), moved.eq(0), have.eq(0)]
+                    m.d.sync += [pidx.eq(0), nnz.eq(0), learn_r.eq(self.learn if self.train else 0), moved.eq(0), have.eq(0)]
                     m.next = "LOAD"
             with m.State("HOST"):
                 with m.If(rsp_valid & self.access_rsp.ready):
@@ -599,72 +617,21 @@ class EPCore(wiring.Component):
                              lastfree.eq((phase == 0) & (steps_left == 2))]
                 with m.If(steps_left != 1):
                     enter_layer(1, 0, 0)
-                with m.Elif((phase == 0) & learn_r):
-                    start_phase("nudged")
+                if self.train:
+                    with m.Elif((phase == 0) & learn_r):
+                        start_phase("nudged")
                 with m.Elif(phase == 0):
                     m.d.sync += drain.eq(0)
                     m.next = "FINISH"
-                with m.Elif((phase == 1) & (1 if sym else 0)):
-                    start_phase("negative")
-                with m.Else():
-                    start_update()
-            # update of W_0 / b_0: per block of layer 1, bias word, latch, then non-zero pixels
-            with m.State("U0_B"):
-                m.d.comb += busy.eq(1)
-                emit(Kind.UB, layer=0, sa0=abase + off[1] + ib, sa1=cbase + off[1] + ib, baddr=ib,
-                     ibase=ibP, jbase=s[0], lane_i=1, nvalid=nv_block(1, ib))
-                m.next = "U0_R"
-            with m.State("U0_R"):
-                m.d.comb += busy.eq(1)
-                emit(Kind.U0ROW, sa0=abase + off[1] + ib, sa1=cbase + off[1] + ib)
-                m.d.sync += e.eq(0)
-                with m.If(nnz != 0):
-                    m.next = "U0_W"
-                with m.Elif(ib == pl.blocks(1) - 1):
-                    next_update_layer(0)
-                with m.Else():
-                    m.d.sync += [ib.eq(ib + 1), ibP.eq(ibP + P), wa.eq(wa + s[0])]
-                    m.next = "U0_B"
-            with m.State("U0_W"):
-                m.d.comb += busy.eq(1)
-                emit(Kind.U0, layer=0, wl=0, waddr=wa, e=e, ibase=ibP, lane_i=1, nvalid=nv_block(1, ib))
-                m.d.sync += e.eq(e + 1)
-                with m.If(e == nnz - 1):
-                    with m.If(ib == pl.blocks(1) - 1):
-                        next_update_layer(0)
+                if self.train:
+                    with m.Elif((phase == 1) & (1 if sym else 0)):
+                        start_phase("negative")
                     with m.Else():
-                        m.d.sync += [ib.eq(ib + 1), ibP.eq(ibP + P), wa.eq(wa + s[0])]
-                        m.next = "U0_B"
-            for n in range(1, N):
-                C = pl.row_words(n)
-                with m.State(f"U{n}_R"):
-                    m.d.comb += busy.eq(1)
-                    emit(Kind.UROW, layer=n, sa0=abase + off[n + 1] + iw, sa1=cbase + off[n + 1] + iw, lane=il)
-                    m.d.sync += [jb.eq(0), jbP.eq(0)]
-                    m.next = f"U{n}_W"
-                with m.State(f"U{n}_W"):
-                    m.d.comb += busy.eq(1)
-                    emit(Kind.UW, layer=n, wl=n, waddr=wa, sa0=abase + off[n] + jb, sa1=cbase + off[n] + jb,
-                         nvalid=Mux(jb == C - 1, pl.last_lanes(n), P), ibase=i, jbase=jbP, lane_i=0)
-                    m.d.sync += [wa.eq(wa + 1), jb.eq(jb + 1), jbP.eq(jbP + P)]
-                    with m.If(jb == C - 1):
-                        m.d.sync += i.eq(i + 1)
-                        with m.If(il == P - 1):
-                            m.d.sync += [il.eq(0), iw.eq(iw + 1)]
-                        with m.Else():
-                            m.d.sync += il.eq(il + 1)
-                        with m.If(i == s[n + 1] - 1):
-                            m.d.sync += [ib.eq(0), ibP.eq(0)]
-                            m.next = f"U{n}_B"
-                        with m.Else():
-                            m.next = f"U{n}_R"
-                with m.State(f"U{n}_B"):
-                    m.d.comb += busy.eq(1)
-                    emit(Kind.UB, layer=n, sa0=abase + off[n + 1] + ib, sa1=cbase + off[n + 1] + ib,
-                         baddr=ib, ibase=ibP, jbase=s[n], lane_i=1, nvalid=nv_block(n + 1, ib))
-                    m.d.sync += [ib.eq(ib + 1), ibP.eq(ibP + P)]
-                    with m.If(ib == pl.blocks(n + 1) - 1):
-                        next_update_layer(n)
+                        start_update()
+            if self.train:
+                self._update_states(m, emit=emit, busy=busy, nv_block=nv_block, next_update_layer=next_update_layer,
+                                    c=dict(ib=ib, ibP=ibP, i=i, jb=jb, jbP=jbP, e=e, il=il, iw=iw, wa=wa, nnz=nnz),
+                                    abase=abase, cbase=cbase)
             with m.State("FINISH"):
                 # let the last ops leave the pipeline, then count the sample
                 m.d.comb += busy.eq(1)
@@ -678,6 +645,70 @@ class EPCore(wiring.Component):
                 m.d.comb += [busy.eq(1), self.result.valid.eq(1), self.result.payload.eq(best_idx)]
                 with m.If(self.result.ready):
                     m.next = "IDLE"
+
+    def _update_states(self, m, *, emit, busy, nv_block, next_update_layer, c, abase, cbase):
+        """Controller states of the update: every weight and bias once, from the phase states."""
+        pl = self.plan
+        P, N, s, off = pl.P, pl.N, pl.sizes, pl.state_offsets
+        ib, ibP, i, jb, jbP, e, il, iw, wa, nnz = (c[k] for k in ("ib", "ibP", "i", "jb", "jbP", "e", "il", "iw",
+                                                               "wa", "nnz"))
+        # update of W_0 / b_0: per block of layer 1, bias word, latch, then non-zero pixels
+        with m.State("U0_B"):
+            m.d.comb += busy.eq(1)
+            emit(Kind.UB, layer=0, sa0=abase + off[1] + ib, sa1=cbase + off[1] + ib, baddr=ib,
+                 ibase=ibP, jbase=s[0], lane_i=1, nvalid=nv_block(1, ib))
+            m.next = "U0_R"
+        with m.State("U0_R"):
+            m.d.comb += busy.eq(1)
+            emit(Kind.U0ROW, sa0=abase + off[1] + ib, sa1=cbase + off[1] + ib)
+            m.d.sync += e.eq(0)
+            with m.If(nnz != 0):
+                m.next = "U0_W"
+            with m.Elif(ib == pl.blocks(1) - 1):
+                next_update_layer(0)
+            with m.Else():
+                m.d.sync += [ib.eq(ib + 1), ibP.eq(ibP + P), wa.eq(wa + s[0])]
+                m.next = "U0_B"
+        with m.State("U0_W"):
+            m.d.comb += busy.eq(1)
+            emit(Kind.U0, layer=0, wl=0, waddr=wa, e=e, ibase=ibP, lane_i=1, nvalid=nv_block(1, ib))
+            m.d.sync += e.eq(e + 1)
+            with m.If(e == nnz - 1):
+                with m.If(ib == pl.blocks(1) - 1):
+                    next_update_layer(0)
+                with m.Else():
+                    m.d.sync += [ib.eq(ib + 1), ibP.eq(ibP + P), wa.eq(wa + s[0])]
+                    m.next = "U0_B"
+        for n in range(1, N):
+            C = pl.row_words(n)
+            with m.State(f"U{n}_R"):
+                m.d.comb += busy.eq(1)
+                emit(Kind.UROW, layer=n, sa0=abase + off[n + 1] + iw, sa1=cbase + off[n + 1] + iw, lane=il)
+                m.d.sync += [jb.eq(0), jbP.eq(0)]
+                m.next = f"U{n}_W"
+            with m.State(f"U{n}_W"):
+                m.d.comb += busy.eq(1)
+                emit(Kind.UW, layer=n, wl=n, waddr=wa, sa0=abase + off[n] + jb, sa1=cbase + off[n] + jb,
+                     nvalid=Mux(jb == C - 1, pl.last_lanes(n), P), ibase=i, jbase=jbP, lane_i=0)
+                m.d.sync += [wa.eq(wa + 1), jb.eq(jb + 1), jbP.eq(jbP + P)]
+                with m.If(jb == C - 1):
+                    m.d.sync += i.eq(i + 1)
+                    with m.If(il == P - 1):
+                        m.d.sync += [il.eq(0), iw.eq(iw + 1)]
+                    with m.Else():
+                        m.d.sync += il.eq(il + 1)
+                    with m.If(i == s[n + 1] - 1):
+                        m.d.sync += [ib.eq(0), ibP.eq(0)]
+                        m.next = f"U{n}_B"
+                    with m.Else():
+                        m.next = f"U{n}_R"
+            with m.State(f"U{n}_B"):
+                m.d.comb += busy.eq(1)
+                emit(Kind.UB, layer=n, sa0=abase + off[n + 1] + ib, sa1=cbase + off[n + 1] + ib,
+                     baddr=ib, ibase=ibP, jbase=s[n], lane_i=1, nvalid=nv_block(n + 1, ib))
+                m.d.sync += [ib.eq(ib + 1), ibP.eq(ibP + P)]
+                with m.If(ib == pl.blocks(n + 1) - 1):
+                    next_update_layer(n)
 
     def _host_op(self, m, emit, a):
         """Turn one access command into a host op (addresses as in ``Plan``)."""

@@ -54,13 +54,14 @@ def memory_bits(cfg: EPConfig) -> dict:
     return out
 
 
-def multipliers(cfg: EPConfig) -> dict:
+def multipliers(cfg: EPConfig, train: bool = True) -> dict:
     f, P = cfg.fixed, cfg.parallelism
     sw = f.state_frac + 1
+    upd = 2 * P if train else 0
     return {
         "mac": {"count": P, "width": f"{f.weight_bits}s x {sw}u"},
-        "update": {"count": 2 * P, "width": f"{sw}u x {max(sw, f.input_frac)}u"},
-        "total": 3 * P,
+        "update": {"count": upd, "width": f"{sw}u x {max(sw, f.input_frac)}u"},
+        "total": P + upd,
     }
 
 
@@ -80,10 +81,13 @@ def register_bits(text: str) -> int:
     return sum(widths.get(r, 1) for r in regs)
 
 
-def schedule(cfg: EPConfig, nnz: int) -> dict:
+def schedule(cfg: EPConfig, nnz: int, train_unit: bool = True) -> dict:
     pl = Plan(cfg)
     train = pl.sample_cycles(nnz, learn=True)
     infer = pl.sample_cycles(nnz, learn=False)
+    if not train_unit:
+        return {"nonzero_pixels": nnz, "infer_cycles": infer["total"], "infer_parts": infer,
+                "ideal_infer_cycles": pl.ideal_cycles(nnz, learn=False)}
     return {
         "nonzero_pixels": nnz,
         "train_cycles": train,
@@ -94,11 +98,13 @@ def schedule(cfg: EPConfig, nnz: int) -> dict:
     }
 
 
-def generate(cfg, out_dir, *, nnz: int | None = None, weights=None, biases=None, quiet: bool = False) -> dict:
+def generate(cfg, out_dir, *, nnz: int | None = None, weights=None, biases=None, train: bool = True,
+             quiet: bool = False) -> dict:
     """Write the Verilog and report of ``cfg`` (an EPConfig or a preset name) into ``out_dir``.
 
     ``nnz``: average non-zero input pixels for the cycle count (default 150, an MNIST average;
     the report says which). ``weights`` / ``biases``: optional initial memory contents.
+    ``train=False``: the inference-only core (no update unit; training cycles are not reported).
     """
     cfg = load_config(cfg)
     check_hardware(cfg)
@@ -107,7 +113,7 @@ def generate(cfg, out_dir, *, nnz: int | None = None, weights=None, biases=None,
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(EPCore(cfg=cfg, weights=weights, biases=biases), name=TOP)
+    text = verilog.convert(EPCore(cfg=cfg, weights=weights, biases=biases, train=train), name=TOP)
     (out / f"{TOP}.v").write_text(text)
     used_nnz = DEFAULT_NNZ if nnz is None else nnz
     if nnz is not None:
@@ -122,9 +128,10 @@ def generate(cfg, out_dir, *, nnz: int | None = None, weights=None, biases=None,
         "verilog": str(out / f"{TOP}.v"),
         "parallelism": cfg.parallelism,
         "memory_bits": memory_bits(cfg),
-        "multipliers": multipliers(cfg),
+        "train": train,
+        "multipliers": multipliers(cfg, train),
         "register_bits_estimate": register_bits(text),
-        "schedule": schedule(cfg, used_nnz),
+        "schedule": schedule(cfg, used_nnz, train),
         "nnz_source": source,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
@@ -145,11 +152,14 @@ def format_table(r: dict) -> str:
                         f"update {r['multipliers']['update']['width']})"),
         ("registers (estimate, bits)", f"{r['register_bits_estimate']:,}"),
         ("non-zero pixels", f"{s['nonzero_pixels']} ({r['nnz_source']})"),
-        ("cycles / training sample", f"{s['train_cycles']['total']:,} (ideal {s['ideal_train_cycles']:,}, "
-                                     f"efficiency {s['train_efficiency']:.0%})"),
-        ("cycles / inference sample", f"{s['infer_cycles']:,} (ideal {s['ideal_infer_cycles']:,})"),
     ]
-    for k, v in s["train_cycles"].items():
+    if "train_cycles" in s:
+        rows.append(("cycles / training sample", f"{s['train_cycles']['total']:,} (ideal {s['ideal_train_cycles']:,}, "
+                                                 f"efficiency {s['train_efficiency']:.0%})"))
+    else:
+        rows.append(("training", "not built (inference-only core)"))
+    rows.append(("cycles / inference sample", f"{s['infer_cycles']:,} (ideal {s['ideal_infer_cycles']:,})"))
+    for k, v in s.get("train_cycles", s.get("infer_parts", {})).items():
         if k != "total":
             rows.append((f"  {k}", f"{v:,}"))
     w = max(len(k) for k, _ in rows)

@@ -26,15 +26,18 @@ def config_tag(cfg: EPConfig) -> str:
     return f"{cfg.name}-{hashlib.sha256(cfg.to_json().encode()).hexdigest()[:10]}"
 
 
-def build(cfg: EPConfig, root: Path | None = None, *, weights=None, biases=None):
-    """Generate the Verilog and build the Verilator model; returns (runner, build_dir)."""
+def build(cfg: EPConfig, root: Path | None = None, *, weights=None, biases=None, train: bool = True):
+    """Generate the Verilog and build the Verilator model; returns (runner, build_dir).
+
+    ``train=False`` builds the inference-only core.
+    """
     setup_verilator()
     from cocotb_tools.runner import get_runner
 
     root = Path(root or DEFAULT_ROOT)
-    bdir = root / config_tag(cfg)
+    bdir = root / (config_tag(cfg) + ("" if train else "-infer"))
     bdir.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(EPCore(cfg=cfg, weights=weights, biases=biases), name=TOP)
+    text = verilog.convert(EPCore(cfg=cfg, weights=weights, biases=biases, train=train), name=TOP)
     vfile = bdir / f"{TOP}.v"
     stamp = bdir / "verilog.sha256"
     digest = hashlib.sha256(text.encode()).hexdigest()
@@ -51,13 +54,13 @@ def build(cfg: EPConfig, root: Path | None = None, *, weights=None, biases=None)
 
 
 def run(cfg: EPConfig, plan: dict, name: str, root: Path | None = None, *,
-        module: str = "eqfpga.sim.cocotb_core") -> dict:
+        module: str = "eqfpga.sim.cocotb_core", train: bool = True) -> dict:
     """Run the cocotb test ``module`` against the core built for ``cfg``; returns its JSON report.
 
     ``plan`` (JSON-able) tells the test what to do; the test writes ``report.json`` in its run
     directory, whether it passes or fails.
     """
-    runner, bdir = build(cfg, root)
+    runner, bdir = build(cfg, root, train=train)
     tdir = bdir / f"run-{name}"
     tdir.mkdir(parents=True, exist_ok=True)
     report = tdir / "report.json"

@@ -38,3 +38,10 @@ def test_mutation_is_detected_and_named():
     assert rep["mismatches"], "a flipped weight bit went unnoticed"
     later = [m for m in rep["mismatches"] if not m.startswith("after load")]
     assert later, "training with a flipped weight matched the golden model"
+
+
+def test_inference_only_core():
+    """train=False: no update unit; predictions and free states equal the golden, t never moves."""
+    rep = run(CONFIGS["p3-random-stoch"], {"train": 0, "infer": 4, "t0": 9, "seed": 5}, "infer", train=False)
+    assert not rep["mismatches"], rep["mismatches"][0]
+    assert rep["counters"]["t"] == 9 and rep["counters"]["samples"] == 4

@@ -57,3 +57,9 @@ def test_hdl_never_imports_torch():
     code = ("import sys, eqfpga.hdl.core, eqfpga.hdl.generate, eqfpga.hdl.fixed, eqfpga.hdl.arx_hash; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_generate_inference_only(tmp_path, capsys):
+    rep = generate("tiny", tmp_path, train=False)
+    assert rep["multipliers"]["total"] == 4 and "train_cycles" not in rep["schedule"]
+    assert "inference-only" in capsys.readouterr().out
