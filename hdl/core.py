@@ -26,6 +26,7 @@ weight_sat         out  32         weights saturated after their update
 bias_sat           out  32         biases saturated after their update
 act_low, act_high  out  32         hard-sigmoid clamps at 0 / at 1 (training samples)
 unsettled          out  32         training samples whose free phase had not settled
+cycling            out  32         ...of which s_T1 == s_(T1-2) (integer period-2 cycle)
 =================  ===  =========  ======================================================
 
 Pipeline: the controller emits one op a cycle into register A; stage B turns it into memory
@@ -123,7 +124,7 @@ class EPCore(wiring.Component):
             "busy": Out(1),
         }
         for name in ("cycles", "samples", "update_sat", "weight_sat", "bias_sat", "act_low",
-                     "act_high", "unsettled"):
+                     "act_high", "unsettled", "cycling"):
             sig[name] = Out(32)
         super().__init__(sig)
 
@@ -305,10 +306,15 @@ class EPCore(wiring.Component):
                      swr.en.eq(Mux(fin, Cat(*mask), 0))]
 
         # Residual (settling) and prediction, both from the last free step.
-        moved = Signal()
+        moved = Signal()       # s_T1 != s_(T1-1): the free phase has not settled
+        moved2 = Signal()      # s_T1 != s_(T1-2): not a period-2 cycle either
+        # s_(T1-2) is the old content of the slot the last free step writes (read on port 1);
+        # for T1 == 2 it is the zero initial state.
+        old2 = [Const(0, SW)] * P if cfg.T1 == 2 else s1raw
         best, best_idx, have = Signal(SW), Signal(IDX_BITS), Signal()
         with m.If(fin & opC.lastfree):
             m.d.sync += moved.eq(moved | Cat(*[mask[p] & (new_state[p] != s0[p]) for p in range(P)]).any())
+            m.d.sync += moved2.eq(moved2 | Cat(*[mask[p] & (new_state[p] != old2[p]) for p in range(P)]).any())
             with m.If(opC.layer == N):
                 cb, ci, ch = best, best_idx, have
                 for p in range(P):
@@ -358,7 +364,8 @@ class EPCore(wiring.Component):
 
         # ---- counters ----------------------------------------------------------------------
         cnt = {name: getattr(self, name) for name in ("cycles", "samples", "update_sat", "weight_sat",
-                                                      "bias_sat", "act_low", "act_high", "unsettled")}
+                                                      "bias_sat", "act_low", "act_high", "unsettled",
+                                                      "cycling")}
         cnt_r = {name: Signal(32, name=f"cnt_{name}") for name in cnt}
         for name in cnt:
             m.d.comb += cnt[name].eq(cnt_r[name])
@@ -398,7 +405,7 @@ class EPCore(wiring.Component):
                         m.d.sync += rsp_data.eq(0)
 
         # ---- controller ------------------------------------------------------------------
-        self._controller(m, opA=opA, key=key, label=label, learn_r=learn_r, gneg=gneg, moved=moved,
+        self._controller(m, opA=opA, key=key, label=label, learn_r=learn_r, gneg=gneg, moved=moved, moved2=moved2,
                          have=have, best_idx=best_idx, lwr=lwr, JW=JW, cnt_r=cnt_r, rsp_valid=rsp_valid)
         return m
 
@@ -430,7 +437,7 @@ class EPCore(wiring.Component):
             diffs.append(d)
         return diffs
 
-    def _controller(self, m, *, opA, key, label, learn_r, gneg, moved, have, best_idx, lwr, JW,
+    def _controller(self, m, *, opA, key, label, learn_r, gneg, moved, moved2, have, best_idx, lwr, JW,
                     cnt_r, rsp_valid):
         cfg, pl, f = self.cfg, self.plan, self.cfg.fixed
         P, N, s, S, off = pl.P, pl.N, pl.sizes, pl.S, pl.state_offsets
@@ -523,7 +530,7 @@ class EPCore(wiring.Component):
                     self._host_op(m, emit, acc_in)
                     m.next = "HOST"
                 with m.Elif(self.sample.valid):
-                    m.d.sync += [pidx.eq(0), nnz.eq(0), learn_r.eq(self.learn if self.train else 0), moved.eq(0), have.eq(0)]
+                    m.d.sync += [pidx.eq(0), nnz.eq(0), learn_r.eq(self.learn if self.train else 0), moved.eq(0), moved2.eq(0), have.eq(0)]
                     m.next = "LOAD"
             with m.State("HOST"):
                 with m.If(rsp_valid & self.access_rsp.ready):
@@ -599,7 +606,8 @@ class EPCore(wiring.Component):
                             m.next = f"L{k}_FIN"
                 with m.State(f"L{k}_FIN"):
                     m.d.comb += busy.eq(1)
-                    emit(Kind.FIN, layer=k, sa0=rbase + off[k] + ib, swa=wbase + off[k] + ib, baddr=ib,
+                    emit(Kind.FIN, layer=k, sa0=rbase + off[k] + ib, swa=wbase + off[k] + ib, sa1=wbase + off[k] + ib,
+                         baddr=ib,
                          ibase=ibP, nvalid=nv_block(k, ib), zero=zero, nudge=nudge if k == N else 0,
                          neg=neg, lastfree=lastfree, clear=0)
                     with m.If(ib == pl.blocks(k) - 1):
@@ -639,7 +647,8 @@ class EPCore(wiring.Component):
                 with m.If(drain == PIPE_DEPTH - 1):
                     m.d.sync += cnt_r["samples"].eq(cnt_r["samples"] + 1)
                     with m.If(learn_r):
-                        m.d.sync += [t.eq(t + 1), cnt_r["unsettled"].eq(cnt_r["unsettled"] + moved)]
+                        m.d.sync += [t.eq(t + 1), cnt_r["unsettled"].eq(cnt_r["unsettled"] + moved),
+                                     cnt_r["cycling"].eq(cnt_r["cycling"] + (moved & ~moved2 & (cfg.T1 >= 2)))]
                     m.next = "RESULT"
             with m.State("RESULT"):
                 m.d.comb += [busy.eq(1), self.result.valid.eq(1), self.result.payload.eq(best_idx)]

@@ -2,7 +2,8 @@
 
 Driven by a JSON plan (env ``EQFPGA_TEST_PLAN``, written by ``eqfpga.sim.runner.run``):
 ``cfg``, ``train`` (samples to train), ``infer`` (inference samples first), ``t0`` (initial
-sample counter), ``seed`` (data), ``zero_frac`` (fraction of zero pixels), ``mutate`` (optional
+sample counter), ``seed`` (data), ``zero_frac`` (fraction of zero pixels), ``init_seed``
+(optional: large random parameters instead of the config's init), ``mutate`` (optional
 [layer, i, j, bit]: flip one weight bit in the RTL through the access port), ``report`` (path).
 The report names the first value that differs (state, prediction, weight, bias, counter).
 """
@@ -70,7 +71,17 @@ async def core_matches_golden(dut):
     drv = CoreDriver(dut, cfg)
     await drv.reset()
 
-    g = FixedEP(cfg)
+    if plan.get("init_seed") is not None:
+        # large random parameters (half the weight range): strongly coupled, the integer
+        # dynamics may cycle instead of settling
+        f, r = cfg.fixed, np.random.default_rng(plan["init_seed"])
+        W = [torch.as_tensor(r.integers(f.weight_min // 2, f.weight_max // 2, size=(1, s[n + 1], s[n])))
+             for s in [cfg.sizes] for n in range(cfg.n_layers)]
+        B = [torch.as_tensor(r.integers(-(1 << (f.bias_bits - 6)), 1 << (f.bias_bits - 6), size=(1, cfg.sizes[n + 1])))
+             for n in range(cfg.n_layers)]
+        g = FixedEP(cfg, weights=W, biases=B)
+    else:
+        g = FixedEP(cfg)
     gold0 = _golden_params(g)
     await drv.load_params(*gold0)
     rep["first_param_diff_after_load"] = None
@@ -153,6 +164,7 @@ async def core_matches_golden(dut):
     rep["golden_counters"] = gsum
     expect = {"update_sat": gsum["update_sat"], "weight_sat": gsum["weight_sat"], "bias_sat": gsum["bias_sat"],
               "act_low": gsum["act_low"], "act_high": gsum["act_high"], "unsettled": gsum["unsettled"],
+              "cycling": gsum["cycling"],
               "t": g.samples_seen, "samples": int(plan.get("infer", 0)) + int(plan.get("train", 0))}
     for k, v in expect.items():
         if hc[k] != v:

@@ -18,7 +18,8 @@ from .runner import DEFAULT_ROOT, TOP, config_tag
 from .toolchain import VERILATOR_WARNINGS, setup_verilator
 
 MAIN = Path(__file__).resolve().parent / "fast" / "main.cpp"
-COUNTERS = ("cycles", "samples", "update_sat", "weight_sat", "bias_sat", "act_low", "act_high", "unsettled", "t")
+COUNTERS = ("cycles", "samples", "update_sat", "weight_sat", "bias_sat", "act_low", "act_high", "unsettled",
+            "cycling", "t")
 
 
 def _layout_header(cfg: EPConfig) -> str:

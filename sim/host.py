@@ -10,7 +10,7 @@ from eqfpga.hdl.core import ACCESS_LAYOUT, Access
 
 PHASES = {"free": 0, "nudged": 1, "negative": 2}
 COUNTERS = ("cycles", "samples", "update_sat", "weight_sat", "bias_sat", "act_low", "act_high",
-            "unsettled")
+            "unsettled", "cycling")
 
 
 def pack_access(op: Access, layer: int, row: int = 0, col: int = 0, data: int = 0) -> int:

@@ -45,3 +45,10 @@ def test_inference_only_core():
     rep = run(CONFIGS["p3-random-stoch"], {"train": 0, "infer": 4, "t0": 9, "seed": 5}, "infer", train=False)
     assert not rep["mismatches"], rep["mismatches"][0]
     assert rep["counters"]["t"] == 9 and rep["counters"]["samples"] == 4
+
+
+def test_unsettled_and_cycling_counters():
+    """Large random weights make the integer dynamics cycle: both counters equal the golden, > 0."""
+    rep = run(CONFIGS["tiny"], {"train": 8, "t0": 0, "seed": 7, "init_seed": 1}, "cycling")
+    assert not rep["mismatches"], rep["mismatches"][0]
+    assert rep["counters"]["cycling"] > 0 and rep["counters"]["unsettled"] >= rep["counters"]["cycling"]

@@ -49,5 +49,5 @@ def test_fast_harness_trains_bit_exact():
     gc = {k: (sum(v) if isinstance(v, list) else v) for k, v in g.counters.as_dict().items()}
     c = out["counters"]
     assert c["t"] == 100 + sum(1 for k in range(40) if k % 5 != 4)
-    for k in ("update_sat", "weight_sat", "bias_sat", "act_low", "act_high", "unsettled"):
+    for k in ("update_sat", "weight_sat", "bias_sat", "act_low", "act_high", "unsettled", "cycling"):
         assert c[k] == gc[k], k

@@ -6,7 +6,7 @@
 //   T t            set the sample counter          S learn label p0 .. p_{in-1}   run one sample
 //   D              dump every weight and bias      Q n         read n-th phase states (0 free, 1 nudged, 2 neg)
 // Answers (stdout): "P pred cycles" per sample, "w n i j v" / "b n i v" per dump line, "q phase k i v",
-// and at the end "C cycles samples update_sat weight_sat bias_sat act_low act_high unsettled t".
+// and at the end "C cycles samples update_sat weight_sat bias_sat act_low act_high unsettled cycling t".
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -114,8 +114,8 @@ int main(int argc, char** argv) {
                 for (int i = 0; i < sizes[k]; i++) std::printf("q %d %d %d %d\n", ph, k, i, access(4, k, ph, i, 0));
         }
     }
-    std::printf("C %u %u %u %u %u %u %u %u %u\n", top->cycles, top->samples, top->update_sat, top->weight_sat,
-                top->bias_sat, top->act_low, top->act_high, top->unsettled, top->t);
+    std::printf("C %u %u %u %u %u %u %u %u %u %u\n", top->cycles, top->samples, top->update_sat, top->weight_sat,
+                top->bias_sat, top->act_low, top->act_high, top->unsettled, top->cycling, top->t);
     top->final();
     delete top;
     return 0;
