@@ -10,7 +10,7 @@ A build is reused while the Verilog, the harness and the build flags are unchang
 port, read raw memories, set t, run a batch of samples (learn on or off) returning predictions,
 cycles and the checksum of all weights and biases after every sample, computed in C++ from the
 RTL's memory arrays (exposed read-only by a .vlt file, nothing else is public), read states,
-snapshot the state memory at chosen cycles, and dump FST waveforms on request.
+snapshot the state memory at chosen cycles, and dump FST or VCD waveforms on request.
 
 ``param_checksum`` is the same checksum computed in Python (numpy) on any weights and biases.
 """
@@ -166,6 +166,25 @@ def _vlt(cfg: EPConfig) -> str:
         f'public_flat_rd -module "{TOP}" -var "{nm}"\n' for nm in names)
 
 
+def wave_format() -> str:
+    """'fst' when the C library FST needs (lz4) is installed, else 'vcd' (no dependency)."""
+    return "fst" if Path("/usr/include/lz4.h").exists() else "vcd"
+
+
+def _sources_digest(cfg: EPConfig, wave: bool) -> str:
+    import amaranth
+
+    h = hashlib.sha256()
+    h.update(cfg.to_json().encode())
+    h.update(f"{amaranth.__version__} {wave and wave_format()} {BUILD_FLAGS} {VERILATOR_WARNINGS} {CXX_OPT}".encode())
+    for pkg in ("hdl", "golden"):
+        for f in sorted((REPO / pkg).glob("*.py")):
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    h.update(HARNESS.read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()
+
+
 def build(cfg: EPConfig, *, wave: bool = False, root: Path | None = None, quiet: bool = True) -> Path:
     """Build (or reuse) the harness binary for ``cfg``; returns its path."""
     from amaranth.back import verilog
@@ -177,26 +196,35 @@ def build(cfg: EPConfig, *, wave: bool = False, root: Path | None = None, quiet:
     root = Path(root or DEFAULT_ROOT)
     bdir = root / (config_tag(cfg) + ("-wave" if wave else ""))
     bdir.mkdir(parents=True, exist_ok=True)
+    exe = bdir / "obj" / "fastsim"
+    stamp = bdir / "build.sha256"
+    # Shortcut: the Verilog conversion alone takes seconds; skip it while none of its inputs changed
+    # (the config, every source of the hdl and golden packages, Amaranth's version, the harness).
+    src_stamp = bdir / "sources.sha256"
+    src_digest = _sources_digest(cfg, wave)
+    if exe.exists() and stamp.exists() and src_stamp.exists() and src_stamp.read_text() == src_digest:
+        return exe
     text = verilog.convert(EPCore(cfg=cfg), name=TOP)
     header = _header(cfg, _memories(text))
     vlt = _vlt(cfg)
     harness = HARNESS.read_text()
-    flags = BUILD_FLAGS + VERILATOR_WARNINGS + (["--trace-fst"] if wave else [])
+    trace = wave_format() if wave else None
+    flags = BUILD_FLAGS + VERILATOR_WARNINGS + ({"fst": ["--trace-fst"], "vcd": ["--trace"]}[trace] if wave else [])
     digest = hashlib.sha256("\0".join([text, header, vlt, harness, " ".join(flags), CXX_OPT,
                                        str(wave)]).encode()).hexdigest()
-    exe = bdir / "obj" / "fastsim"
-    stamp = bdir / "build.sha256"
     if exe.exists() and stamp.exists() and stamp.read_text() == digest:
+        src_stamp.write_text(src_digest)
         return exe
-    if stamp.exists():
-        stamp.unlink()
+    for st in (stamp, src_stamp):
+        if st.exists():
+            st.unlink()
     (bdir / f"{TOP}.v").write_text(text)
     (bdir / "fastsim_cfg.h").write_text(header)
     (bdir / "fastsim.vlt").write_text(vlt)
     shutil.copyfile(HARNESS, bdir / "fastsim_main.cpp")
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "--top-module", TOP, "--prefix", "Vtop",
            "--Mdir", "obj", "-o", "fastsim", *flags,
-           "-CFLAGS", f"{CXX_OPT} -I{bdir} -DFS_TRACE={1 if wave else 0}",
+           "-CFLAGS", f"{CXX_OPT} -I{bdir} -DFS_TRACE={ {None: 0, 'vcd': 1, 'fst': 2}[trace] }",
            "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", "-MAKEFLAGS", f"OPT_FAST={CXX_OPT}",
            "fastsim.vlt", f"{TOP}.v", "fastsim_main.cpp"]
     t0 = time.time()
@@ -207,6 +235,7 @@ def build(cfg: EPConfig, *, wave: bool = False, root: Path | None = None, quiet:
         tail = "\n".join(log.read_text().splitlines()[-25:])
         raise FastSimError(f"verilator build failed (exit {r.returncode}); see {log}:\n{tail}")
     stamp.write_text(digest)
+    src_stamp.write_text(src_digest)
     if not quiet:
         print(f"fastsim: built {exe} in {time.time() - t0:.0f} s")
     return exe
@@ -218,7 +247,7 @@ class FastSim:
 
     def __init__(self, cfg: EPConfig, *, wave: bool = False, root: Path | None = None, quiet: bool = True):
         cfg.check_fixed()
-        self.cfg, self.plan, self.wave = cfg, Plan(cfg), wave
+        self.cfg, self.plan, self.wave_built = cfg, Plan(cfg), wave
         self.exe = build(cfg, wave=wave, root=root, quiet=quiet)
         self.layout = Layout(cfg)
         self.proc = subprocess.Popen([str(self.exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -436,7 +465,8 @@ class FastSim:
         return dict(zip(COUNTERS, self._u32(len(COUNTERS))))
 
     def wave(self, path: str | os.PathLike | None):
-        """Start an FST dump into ``path`` (None: stop it). Needs a build with ``wave=True``."""
+        """Start a waveform dump into ``path`` (None: stop it): FST or VCD (``wave_format()``,
+        the file suffix should match). Needs a build with ``wave=True``."""
         p = str(path).encode() if path is not None else b""
         self._call(b"V" + struct.pack("<BH", 1 if path is not None else 0, len(p)) + p)
 

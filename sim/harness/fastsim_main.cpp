@@ -25,7 +25,8 @@
 //                                    snapshot: the raw words of memory FS_STATES_MEM, then FS_D0_MEM
 //   'M' u32 mem                      raw memory contents -> u32 depth, u32 words_per_entry, u32 data[]
 //   'K'                              checksum of all weights and biases (read from the memories)
-//   'V' u8 on, u16 len, char path[len]   start (on = 1) or stop a waveform dump (FST)
+//   'V' u8 on, u16 len, char path[len]   start (on = 1) or stop a waveform dump (FST when built
+//                                    with FS_TRACE=2, VCD with FS_TRACE=1)
 //   'Q'                              quit
 //
 // Checksum of the parameters (the same function as eqfpga.sim.fastsim.param_checksum):
@@ -47,8 +48,12 @@
 #include "Vtop.h"
 #include "Vtop___024root.h"
 #include "verilated.h"
-#if FS_TRACE
+#if FS_TRACE == 2
 #include "verilated_fst_c.h"
+typedef VerilatedFstC TraceFile;
+#elif FS_TRACE
+#include "verilated_vcd_c.h"
+typedef VerilatedVcdC TraceFile;
 #endif
 
 // ---- value <-> 32-bit words, for every Verilator storage type ------------------------------
@@ -153,7 +158,7 @@ static Vtop* top;
 static Vtop___024root* root;
 static uint64_t nclk = 0;
 #if FS_TRACE
-static VerilatedFstC* tfp = nullptr;
+static TraceFile* tfp = nullptr;
 #endif
 static uint64_t ts = 0;
 static const uint64_t STUCK = 2000000000ull;  // cycles without progress: the core hangs
@@ -444,7 +449,7 @@ int main(int argc, char** argv) {
 #if FS_TRACE
             if (tfp) { tfp->close(); delete tfp; tfp = nullptr; }
             if (on) {
-                tfp = new VerilatedFstC;
+                tfp = new TraceFile;
                 top->trace(tfp, 99);
                 tfp->open(path.c_str());
             }
