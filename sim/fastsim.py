@@ -22,6 +22,7 @@ import re
 import shutil
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -250,7 +251,11 @@ class FastSim:
         self.cfg, self.plan, self.wave_built = cfg, Plan(cfg), wave
         self.exe = build(cfg, wave=wave, root=root, quiet=quiet)
         self.layout = Layout(cfg)
-        self.proc = subprocess.Popen([str(self.exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        # run a private copy: a rebuild of the same config (another process) cannot touch it
+        self._tmp = tempfile.TemporaryDirectory(prefix="eqfpga-fastsim-")
+        exe = Path(self._tmp.name) / "fastsim"
+        shutil.copy2(self.exe, exe)
+        self.proc = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, bufsize=0)
         self._stderr = []
         self._errthread = threading.Thread(target=self._drain_stderr, daemon=True)
@@ -337,6 +342,7 @@ class FastSim:
             except (subprocess.TimeoutExpired, OSError):
                 self.proc.kill()
                 self.proc.wait()
+        self._tmp.cleanup()
 
     def __enter__(self):
         return self
