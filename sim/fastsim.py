@@ -255,7 +255,9 @@ class FastSim:
         self._tmp = tempfile.TemporaryDirectory(prefix="eqfpga-fastsim-")
         exe = Path(self._tmp.name) / "fastsim"
         shutil.copy2(self.exe, exe)
-        self.proc = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        # a sample can never take more than its schedule with every pixel non-zero: 4x that is a hang
+        stuck = 4 * self.plan.sample_cycles(cfg.sizes[0], learn=True)["total"] + 100_000
+        self.proc = subprocess.Popen([str(exe), str(stuck)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, bufsize=0)
         self._stderr = []
         self._errthread = threading.Thread(target=self._drain_stderr, daemon=True)

@@ -1,4 +1,6 @@
 // Free-running Verilator harness of the EqProp core (eqfpga.sim.fastsim builds and drives it).
+// Usage: fastsim [STUCK] -- STUCK: clock cycles a sample or an access may take before the harness
+// reports the core as hung and exits (default 1e8).
 //
 // The clock runs here, in C++; Python talks to the process only at sample boundaries, through a
 // binary command protocol on stdin / the original stdout (everything the design or Verilator
@@ -161,7 +163,7 @@ static uint64_t nclk = 0;
 static TraceFile* tfp = nullptr;
 #endif
 static uint64_t ts = 0;
-static const uint64_t STUCK = 2000000000ull;  // cycles without progress: the core hangs
+static uint64_t STUCK = 100000000ull;  // cycles without progress: the core hangs (argv[1] sets it)
 
 static inline void half_low() {
     top->clk = 0;
@@ -298,6 +300,7 @@ int main(int argc, char** argv) {
     // the protocol keeps the original stdout; anything printed by the model goes to stderr
     out_fd = dup(1);
     dup2(2, 1);
+    if (argc > 1 && argv[1][0] >= '0' && argv[1][0] <= '9') STUCK = strtoull(argv[1], nullptr, 10);
     ctx = new VerilatedContext;
     ctx->commandArgs(argc, argv);
 #if FS_TRACE
