@@ -5,6 +5,13 @@
 ``EPConfig.check_fixed`` naming the field, every config the fixed-point model cannot run. The
 top's ports are listed in ``eqfpga.hdl.core``'s docstring.
 
+Top ports (Verilog names; streams are ``<name>__payload/__valid/__ready``; full table in
+``eqfpga.hdl.core``): ``clk``, ``rst``; ``sample`` (in: pixels then label), ``learn``; ``result``
+(out: prediction); ``access`` / ``access_rsp`` (read/write every weight and bias, read states);
+``t_set``, ``t_value``, ``t``; ``busy``; counters ``cycles``, ``samples``, ``update_sat``,
+``weight_sat``, ``bias_sat``, ``act_low``, ``act_high``, ``unsettled``, ``cycling``. The report
+lists them with their widths (``ports``).
+
 The report counts memory bits (allocated, lanes included), multipliers, an estimate of flip-flops
 (the registers of the generated Verilog, memories excluded) and the cycles of one sample from the
 controller's schedule, next to the ideal bound of P products a cycle.
@@ -17,6 +24,8 @@ import re
 from pathlib import Path
 
 from amaranth.back import verilog
+from amaranth.hdl import Shape
+from amaranth.lib import wiring
 from amaranth.utils import ceil_log2
 
 from eqfpga.golden.config import ConfigError, EPConfig, load_config
@@ -81,6 +90,15 @@ def register_bits(text: str) -> int:
     return sum(widths.get(r, 1) for r in regs)
 
 
+def port_list(core) -> list:
+    """[(Verilog name, "in"/"out", width)] of the top, clock and reset first."""
+    out = [("clk", "in", 1), ("rst", "in", 1)]
+    for path, member, value in core.signature.flatten(core):
+        out.append(("__".join(str(p) for p in path), "in" if member.flow == wiring.In else "out",
+                    Shape.cast(member.shape).width))
+    return out
+
+
 def schedule(cfg: EPConfig, nnz: int, train_unit: bool = True) -> dict:
     pl = Plan(cfg)
     train = pl.sample_cycles(nnz, learn=True)
@@ -113,7 +131,9 @@ def generate(cfg, out_dir, *, nnz: int | None = None, weights=None, biases=None,
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(EPCore(cfg=cfg, weights=weights, biases=biases, train=train), name=TOP)
+    core = EPCore(cfg=cfg, weights=weights, biases=biases, train=train)
+    ports = port_list(core)
+    text = verilog.convert(core, name=TOP)
     (out / f"{TOP}.v").write_text(text)
     used_nnz = DEFAULT_NNZ if nnz is None else nnz
     if nnz is not None:
@@ -129,6 +149,7 @@ def generate(cfg, out_dir, *, nnz: int | None = None, weights=None, biases=None,
         "parallelism": cfg.parallelism,
         "memory_bits": memory_bits(cfg),
         "train": train,
+        "ports": ports,
         "multipliers": multipliers(cfg, train),
         "register_bits_estimate": register_bits(text),
         "schedule": schedule(cfg, used_nnz, train),

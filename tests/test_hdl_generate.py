@@ -34,9 +34,14 @@ def test_generate_writes_verilog_and_report(tmp_path, capsys):
                  "cycles", "update_sat", "unsettled"):
         assert port in text, port
     on_disk = json.loads((tmp_path / "report.json").read_text())
+    names = {p[0] for p in on_disk["ports"]}
+    assert {"clk", "rst", "sample__payload", "access_rsp__valid", "cycling"} <= names
+    for name, _, width in on_disk["ports"]:
+        assert name in text
     assert on_disk["schedule"] == rep["schedule"]
     assert rep["schedule"]["nonzero_pixels"] == 12 and "all 12 pixels" in rep["nnz_source"]
-    assert generate("mnist-1h", tmp_path / "m", quiet=True)["schedule"]["nonzero_pixels"] == DEFAULT_NNZ
+    wide = load_config("tiny").replace(sizes=(200, 7, 3), fixed={"acc_bits": 32})
+    assert generate(wide, tmp_path / "w", quiet=True)["schedule"]["nonzero_pixels"] == DEFAULT_NNZ
     assert rep["multipliers"]["total"] == 3 * 4
     assert rep["register_bits_estimate"] > 0
     assert rep["memory_bits"]["total"] >= rep["memory_bits"]["weights_and_biases_needed"]
