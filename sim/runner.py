@@ -66,7 +66,10 @@ def run(cfg: EPConfig, plan: dict, name: str, root: Path | None = None, *,
     report = tdir / "report.json"
     if report.exists():
         report.unlink()
-    plan = {**plan, "cfg": cfg.to_dict(), "report": str(report)}
+    from .expect import expectations   # torch: here, not in the simulator's Python
+
+    (tdir / "expect.json").write_text(json.dumps(expectations(cfg, plan)))
+    plan = {**plan, "cfg": cfg.to_dict(), "report": str(report), "expect": str(tdir / "expect.json")}
     (tdir / "plan.json").write_text(json.dumps(plan))
     env = {"EQFPGA_TEST_PLAN": str(tdir / "plan.json"), "AMARANTH_USE_YOSYS": "builtin"}
     try:
