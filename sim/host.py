@@ -4,7 +4,7 @@ Every method is a coroutine on the simulated clock; values are integers in the s
 """
 from __future__ import annotations
 
-from cocotb.triggers import ReadOnly, RisingEdge, Timer
+from cocotb.triggers import ReadOnly, RisingEdge
 
 from eqfpga.hdl.core import ACCESS_LAYOUT, Access
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -83,6 +82,3 @@ def run(cfg: EPConfig, plan: dict, name: str, root: Path | None = None, *,
         raise RuntimeError(f"simulation of {name} wrote no report; see {tdir / 'sim.log'}")
     return json.loads(report.read_text())
 
-
-def ensure_env():
-    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
