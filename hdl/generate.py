@@ -116,16 +116,31 @@ def schedule(cfg: EPConfig, nnz: int, train_unit: bool = True) -> dict:
     }
 
 
-def generate(cfg, out_dir, *, nnz: int | None = None, weights=None, biases=None, train: bool = True,
-             quiet: bool = False) -> dict:
+def average_nnz(images) -> int:
+    """Average count of non-zero pixels of ``images`` (rows of pixels: lists, numpy or torch)."""
+    rows = [list(map(float, (r.reshape(-1).tolist() if hasattr(r, "reshape") else r))) for r in images]
+    if not rows:
+        raise ValueError("images must hold at least one row of pixels")
+    return round(sum(sum(1 for v in r if v != 0) for r in rows) / len(rows))
+
+
+def generate(cfg, out_dir, *, nnz: int | None = None, images=None, weights=None, biases=None,
+             train: bool = True, quiet: bool = False) -> dict:
     """Write the Verilog and report of ``cfg`` (an EPConfig or a preset name) into ``out_dir``.
 
-    ``nnz``: average non-zero input pixels for the cycle count (default 150, an MNIST average;
-    the report says which). ``weights`` / ``biases``: optional initial memory contents.
+    ``nnz``: average non-zero input pixels for the cycle count, or ``images`` to measure it on;
+    with neither, 150 (an MNIST average; the report says which). ``weights`` / ``biases``: optional initial memory contents.
     ``train=False``: the inference-only core (no update unit; training cycles are not reported).
     """
     cfg = load_config(cfg)
     check_hardware(cfg)
+    if images is not None:
+        if nnz is not None:
+            raise ValueError("give nnz or images, not both")
+        nnz = average_nnz(images)
+        given = f"measured on {len(images)} images"
+    else:
+        given = "given"
     if nnz is not None and not (isinstance(nnz, int) and 0 <= nnz <= cfg.sizes[0]):
         raise ValueError(f"nnz must be an integer from 0 to {cfg.sizes[0]}, not {nnz!r}")
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
@@ -137,7 +152,7 @@ def generate(cfg, out_dir, *, nnz: int | None = None, weights=None, biases=None,
     (out / f"{TOP}.v").write_text(text)
     used_nnz = DEFAULT_NNZ if nnz is None else nnz
     if nnz is not None:
-        source = "given"
+        source = given
     elif cfg.sizes[0] >= DEFAULT_NNZ:
         source = f"assumed average of {DEFAULT_NNZ} non-zero pixels (no data given)"
     else:

@@ -68,3 +68,10 @@ def test_generate_inference_only(tmp_path, capsys):
     rep = generate("tiny", tmp_path, train=False)
     assert rep["multipliers"]["total"] == 4 and "train_cycles" not in rep["schedule"]
     assert "inference-only" in capsys.readouterr().out
+
+
+def test_generate_measures_nnz_on_images(tmp_path):
+    imgs = [[0] * 150 + [7] * 50, [0] * 100 + [1] * 100]
+    wide = load_config("tiny").replace(sizes=(200, 7, 3), fixed={"acc_bits": 32})
+    rep = generate(wide, tmp_path, images=imgs, quiet=True)
+    assert rep["schedule"]["nonzero_pixels"] == 75 and "measured on 2 images" in rep["nnz_source"]
