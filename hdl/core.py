@@ -14,9 +14,12 @@ result             out  stream     the prediction (argmax of the free output, lo
 access             in   stream     host access (``ACCESS_LAYOUT``): op 0/1 read/write
                                    weight W_layer[row][col], 2/3 read/write bias
                                    b_layer[row], 4 read state s_layer[col] of phase row
-                                   (0 free, 1 nudged, 2 negative); served when idle
+                                   (0 free, 1 nudged, 2 negative), 5 read per-layer
+                                   counter ``LAYER_COUNTERS[row]`` of weight layer
+                                   ``layer`` (as the golden ``Counters`` lists); served
+                                   when idle, one response per command
 access_rsp         out  stream     signed 32: the value read (writes answer with 0)
-t_set, t_value     in   1, 32      load the sample counter t (keys the random source)
+t_set, t_value     in   1, 32      load the sample counter t (keys the random source), idle
 t                  out  32         the sample counter (trained samples)
 busy               out  1          a sample is being processed
 cycles             out  32         cycles spent processing samples
@@ -24,7 +27,9 @@ samples            out  32         samples processed (trained or not)
 update_sat         out  32         rounded updates that saturated (weights and biases)
 weight_sat         out  32         weights saturated after their update
 bias_sat           out  32         biases saturated after their update
-act_low, act_high  out  32         hard-sigmoid clamps at 0 / at 1 (training samples)
+act_low, act_high  out  32         hard-sigmoid clamps at 0 / at 1 (training samples);
+                                   these and the saturations are summed over layers
+                                   (per layer: ``access`` op 5)
 unsettled          out  32         training samples whose free phase had not settled
 cycling            out  32         ...of which s_T1 == s_(T1-2) (integer period-2 cycle)
 =================  ===  =========  ======================================================
@@ -76,6 +81,12 @@ class Access(enum.Enum, shape=3):
     READ_BIAS = 2
     WRITE_BIAS = 3
     READ_STATE = 4
+    READ_COUNTER = 5
+
+
+# Per-layer counters readable over ``access`` (op READ_COUNTER, row = id, layer = n): for weight
+# layer n, as the golden ``Counters`` lists: clamps of s_(n+1), and the saturations of W_n / b_n.
+LAYER_COUNTERS = ("act_low", "act_high", "update_sat", "weight_sat", "bias_sat")
 
 
 ACCESS_LAYOUT = data.StructLayout({
@@ -83,7 +94,7 @@ ACCESS_LAYOUT = data.StructLayout({
     "data": signed(32),
 })
 
-TARGET_WEIGHT, TARGET_BIAS, TARGET_STATE, TARGET_NONE = 0, 1, 2, 3
+TARGET_WEIGHT, TARGET_BIAS, TARGET_STATE, TARGET_NONE, TARGET_COUNTER = 0, 1, 2, 3, 4
 
 
 def _lanes(word, width, count):
@@ -196,7 +207,7 @@ class EPCore(wiring.Component):
             "sa0": unsigned(SAW), "sa1": unsigned(SAW), "swa": unsigned(SAW), "lane": unsigned(LW),
             "nvalid": unsigned(ceil_log2(P + 1)), "clear": 1, "baddr": unsigned(BAW),
             "e": unsigned(EW), "ibase": unsigned(IDX_BITS + 1), "jbase": unsigned(IDX_BITS + 1),
-            "lane_i": 1, "zero": 1, "nudge": 1, "neg": 1, "lastfree": 1, "target": 2,
+            "lane_i": 1, "zero": 1, "nudge": 1, "neg": 1, "lastfree": 1, "target": 3, "cid": 3,
             "hdata": signed(32), "lj": unsigned(JW), "lx": unsigned(max(fx, 1)),
         })
         opA = Signal(op_layout)
@@ -383,6 +394,22 @@ class EPCore(wiring.Component):
         with m.If(fin & learn_r):
             m.d.sync += [cnt_r["act_low"].eq(cnt_r["act_low"] + sum(lows)),
                          cnt_r["act_high"].eq(cnt_r["act_high"] + sum(highs))]
+        # the same events per weight layer (read over ``access``)
+        per = {(name, n): Signal(32, name=f"cnt_{name}_{n}") for name in LAYER_COUNTERS for n in range(N)}
+        for n in range(N):
+            cw, uw, cb_, ub = usat_n[n]
+            m.d.sync += [
+                per["update_sat", n].eq(per["update_sat", n] + Mux(cw, uw, 0) + Mux(cb_, ub, 0)),
+                per["weight_sat", n].eq(per["weight_sat", n] + Mux(psat_n[n][0], psat_n[n][1], 0)),
+                per["bias_sat", n].eq(per["bias_sat", n] + Mux(psat_n[n][2], psat_n[n][3], 0)),
+            ]
+            with m.If(fin & learn_r & (opC.layer == n + 1)):
+                m.d.sync += [per["act_low", n].eq(per["act_low", n] + sum(lows)),
+                             per["act_high", n].eq(per["act_high", n] + sum(highs))]
+        per_sel = Signal(32)
+        for (name, n), sig in per.items():
+            with m.If((opC.layer == n) & (opC.cid == LAYER_COUNTERS.index(name))):
+                m.d.comb += per_sel.eq(sig)
 
         # ---- host responses ------------------------------------------------------------------
         rsp_valid, rsp_data = Signal(), Signal(signed(32))
@@ -401,6 +428,8 @@ class EPCore(wiring.Component):
                         m.d.sync += rsp_data.eq(bsel.word_select(opC.lane, bb).as_signed())
                     with m.Case(TARGET_STATE):
                         m.d.sync += rsp_data.eq(srd0.data.word_select(opC.lane, SW))
+                    with m.Case(TARGET_COUNTER):
+                        m.d.sync += rsp_data.eq(per_sel)
                     with m.Default():
                         m.d.sync += rsp_data.eq(0)
 
@@ -753,3 +782,6 @@ class EPCore(wiring.Component):
                         with m.If((a.layer == k) & (row == ph) & (col < s[k])):
                             emit(Kind.HRD, target=TARGET_STATE, zero=0,
                                  sa0=slot * S + off[k] + col // P, lane=col % P)
+            with m.Case(Access.READ_COUNTER):
+                with m.If((a.layer < N) & (row < len(LAYER_COUNTERS))):
+                    emit(Kind.HRD, target=TARGET_COUNTER, layer=a.layer, cid=row)

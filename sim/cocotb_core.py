@@ -111,6 +111,11 @@ async def core_matches_golden(dut):
     for k, v in expect.items():
         if hc[k] != v:
             mismatch(f"counter {k}: hardware {hc[k]} != golden {v}")
+    per = await drv.read_layer_counters()
+    rep["layer_counters"] = per
+    for name, values in per.items():
+        if values != exp["layer_counters"][name]:
+            mismatch(f"per-layer counter {name}: hardware {values} != golden {exp['layer_counters'][name]}")
     with open(plan["report"], "w") as fh:
         json.dump(rep, fh, indent=1)
     if not plan.get("mutate"):

@@ -70,5 +70,6 @@ def expectations(cfg: EPConfig, plan: dict) -> dict:
                                "cycles": pl.sample_cycles(nnz, learn=True)["total"]})
     out["final"] = _params(g)
     out["counters"] = {k: (sum(v) if isinstance(v, list) else v) for k, v in g.counters.as_dict().items()}
+    out["layer_counters"] = {k: v for k, v in g.counters.as_dict().items() if isinstance(v, list)}
     out["t"] = g.samples_seen
     return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from eqfpga.hdl.core import ACCESS_LAYOUT, Access
+from eqfpga.hdl.core import ACCESS_LAYOUT, LAYER_COUNTERS, Access
 
 PHASES = {"free": 0, "nudged": 1, "negative": 2}
 COUNTERS = ("cycles", "samples", "update_sat", "weight_sat", "bias_sat", "act_low", "act_high",
@@ -90,6 +90,12 @@ class CoreDriver:
             W.append([[await self.read_weight(n, i, j) for j in range(s[n])] for i in range(s[n + 1])])
             B.append([await self.read_bias(n, i) for i in range(s[n + 1])])
         return W, B
+
+    async def read_layer_counters(self) -> dict:
+        """{name: [per weight layer]} for every name of ``LAYER_COUNTERS``."""
+        n_layers = len(self.cfg.sizes) - 1
+        return {name: [await self.access(Access.READ_COUNTER, n, cid) for n in range(n_layers)]
+                for cid, name in enumerate(LAYER_COUNTERS)}
 
     async def read_states(self, phase: str):
         s = self.cfg.sizes
