@@ -37,3 +37,19 @@ def spread() -> dict:
                                         "update_rounding": "stochastic"}),
     }
     return {k: _fit_acc(v) for k, v in cfgs.items()}
+
+
+def fast_spread() -> dict:
+    """More corners, run in the free-running harness: three hidden layers with P = 5; a hidden
+    layer of one neuron with T1 = T2 = 1; T1 = 2 (the cycling check compares with zero states)."""
+    tiny = load_config("tiny")
+    cfgs = {
+        "3h-p5-sym-stoch": tiny.replace(name="h3ss", sizes=(13, 7, 9, 6, 4), lrs=(0.25, 0.25, 0.125, 0.125),
+                                        parallelism=5, nudging="symmetric", fixed={"update_rounding": "stochastic"}),
+        "h1-p2-T1": tiny.replace(name="h1t1", sizes=(5, 1, 2), parallelism=2, nudging="random_sign", T1=1, T2=1,
+                                 seed=3, lrs=(1.0, 1.0)),
+        "p3-T2-trunc": tiny.replace(name="p3t2", sizes=(7, 4, 5), parallelism=3, T1=2, T2=2,
+                                    fixed={"state_rounding": "truncate", "update_rounding": "truncate",
+                                           "input_frac": 4, "state_frac": 6, "bias_bits": 14, "bias_frac": 10}),
+    }
+    return {k: _fit_acc(v) for k, v in cfgs.items()}
