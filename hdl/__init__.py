@@ -1,1 +1,7 @@
-"""eqfpga.hdl."""
+"""eqfpga.hdl: the Amaranth 0.5 gateware of the EqProp trainer (never imports torch).
+
+``core.EPCore`` is the whole core for one ``EPConfig`` (ports in its module docstring);
+``generate.generate(cfg, out_dir)`` writes its Verilog and a resource/schedule report. Building
+blocks: ``fixed`` (RFC 41-style fixed point), ``arx_hash`` (the random source), ``neuron`` and
+``update`` (one lane each), ``plan`` (memory map and schedule). docs/hardware.md has the picture.
+"""
