@@ -40,8 +40,6 @@ REPO = Path(__file__).resolve().parent.parent
 HARNESS = Path(__file__).resolve().parent / "harness" / "fastsim_main.cpp"
 DEFAULT_ROOT = REPO / "build" / "fastsim"
 PHASES = {"free": 0, "nudged": 1, "negative": 2}
-COUNTERS = ("cycles", "samples", "update_sat", "weight_sat", "bias_sat", "act_low", "act_high",
-            "unsettled", "t")
 BUILD_FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert"]
 CXX_OPT = "-O2"
 
@@ -134,7 +132,13 @@ def _memories(text: str) -> dict:
     return out
 
 
-def _header(cfg: EPConfig, mems: dict) -> str:
+def _counter_ports(text: str) -> list:
+    """The core's 32-bit outputs other than stream payloads: cycles, samples, t, event counters."""
+    return [mt.group(1) for mt in re.finditer(r"^\s*output\s+\[31:0\]\s+(\w+)\s*;", text, re.M)
+            if "__" not in mt.group(1)]
+
+
+def _header(cfg: EPConfig, mems: dict, counters: list) -> str:
     N = cfg.n_layers
     names = [f"w{n}" for n in range(N)] + [f"b{n}" for n in range(N)] + ["states", "d0"]
     for nm in names:
@@ -153,6 +157,10 @@ def _header(cfg: EPConfig, mems: dict) -> str:
     for k, nm in enumerate(names):
         lines.append(f"    case {k}: fs_copy(r->{TOP}__DOT__{nm}[a], out); break;")
     lines += ["    default: break;", "    }", "}"]
+    lines.append(f"#define FS_NCOUNTERS {len(counters)}")
+    lines.append("#define FS_COUNTERS(X) " + " ".join(f"X({c})" for c in counters))
+    lines.append("static const char* const fs_counter_names[] = {"
+                 + ", ".join(f'"{c}"' for c in counters) + "};")
     for fld in ("op", "layer", "row", "col", "data"):
         f = ACCESS_LAYOUT[fld]
         lines.append(f"#define FS_ACC_{fld.upper()}_OFF {f.offset}")
@@ -206,7 +214,7 @@ def build(cfg: EPConfig, *, wave: bool = False, root: Path | None = None, quiet:
     if exe.exists() and stamp.exists() and src_stamp.exists() and src_stamp.read_text() == src_digest:
         return exe
     text = verilog.convert(EPCore(cfg=cfg), name=TOP)
-    header = _header(cfg, _memories(text))
+    header = _header(cfg, _memories(text), _counter_ports(text))
     vlt = _vlt(cfg)
     harness = HARNESS.read_text()
     trace = wave_format() if wave else None
@@ -315,7 +323,12 @@ class FastSim:
     def _hello(self):
         self._call(b"H")
         _version, n = self._u32(2)
-        return [self._u32(2) for _ in range(n)]  # (depth, bits) per memory
+        mems = [self._u32(2) for _ in range(n)]  # (depth, bits) per memory
+        self.counter_names = []
+        for _ in range(self._u32()):
+            ln = struct.unpack("<H", self._read(2))[0]
+            self.counter_names.append(self._read(ln).decode())
+        return mems
 
     def _send_layout(self):
         N, P = self.cfg.n_layers, self.plan.P
@@ -469,8 +482,21 @@ class FastSim:
         self._call(b"T" + struct.pack("<I", int(t) & 0xFFFFFFFF))
 
     def counters(self) -> dict:
+        """The core's counter outputs by port name (cycles, samples, t, act_low, ... as it has them)."""
         self._call(b"C")
-        return dict(zip(COUNTERS, self._u32(len(COUNTERS))))
+        n = self._u32()
+        return dict(zip(self.counter_names, np.frombuffer(self._read(4 * n), "<u4").tolist()))
+
+    def layer_counters(self) -> dict | None:
+        """Per-layer counters (access op READ_COUNTER, names LAYER_COUNTERS) as lists over weight
+        layers, like the golden ``Counters``; None when the core has no such op."""
+        from eqfpga.hdl import core
+        op, names = getattr(core.Access, "READ_COUNTER", None), getattr(core, "LAYER_COUNTERS", None)
+        if op is None or names is None:
+            return None
+        N = self.cfg.n_layers
+        r = self.access([(op.value, n, c, 0, 0) for c in range(len(names)) for n in range(N)])
+        return {name: [int(v) & 0xFFFFFFFF for v in r[c * N:(c + 1) * N]] for c, name in enumerate(names)}
 
     def wave(self, path: str | os.PathLike | None):
         """Start a waveform dump into ``path`` (None: stop it): FST or VCD (``wave_format()``,

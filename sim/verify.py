@@ -33,7 +33,8 @@ from eqfpga.hdl.plan import PIPE_DEPTH, Plan
 from .fastsim import FastSim, element_hashes, flat_params, wave_format
 
 SNAP_DELAY = PIPE_DEPTH     # cycles after a step's bubble cycle when its last state write is done
-COUNTER_KEYS = ("update_sat", "weight_sat", "bias_sat", "act_low", "act_high", "unsettled")
+# golden counters compared with the core's outputs of the same name (those the core has)
+COUNTER_KEYS = ("update_sat", "weight_sat", "bias_sat", "act_low", "act_high", "unsettled", "cycling")
 
 
 class VerifyError(ValueError):
@@ -116,7 +117,30 @@ class GoldenChecksum:
 
 def _golden_counters(g: FixedEP) -> dict:
     c = g.counters.as_dict()
-    return {k: (sum(c[k]) if isinstance(c[k], list) else c[k]) for k in COUNTER_KEYS}
+    return {k: (sum(c[k]) if isinstance(c[k], list) else c[k]) for k in COUNTER_KEYS if k in c}
+
+
+def _counter_diff(rtl: dict, gold: dict, rtl0: dict | None = None, gold0: dict | None = None) -> dict:
+    """{name: (rtl, golden)} of the counters both sides have that differ (optionally as the
+    increments since rtl0 / gold0)."""
+    bad = {}
+    for k in COUNTER_KEYS:
+        if k in rtl and k in gold:
+            r = rtl[k] - (rtl0[k] if rtl0 else 0)
+            v = gold[k] - (gold0[k] if gold0 else 0)
+            if r != v:
+                bad[k] = (r, v)
+    return bad
+
+
+def _layer_counter_diff(fs, g) -> dict:
+    """{name[n]: (rtl, golden)} of the per-layer counters that differ (if the core has them)."""
+    lc = fs.layer_counters()
+    if lc is None:
+        return {}
+    gc = g.counters.as_dict()
+    return {f"{k}[{n}]": (v, gc[k][n]) for k, vals in lc.items() if k in gc
+            for n, v in enumerate(vals) if v != gc[k][n]}
 
 
 def _first_param_diff(rtl, gold):
@@ -229,13 +253,10 @@ def trace_sample(fs: FastSim, g: FixedEP, x, y: int, *, learn: bool = True, wave
         d = _first_param_diff(fs.dump_params(), _gparams(g))
         if d:
             return {"phase": "update", "step": None, **d}
-        c_after = fs.counters()
-        gcount1 = _golden_counters(g)
-        for c in COUNTER_KEYS:
-            if c_after[c] - c_before[c] != gcount1[c] - gcount0[c]:
-                return {"phase": "counters", "step": None, "what": f"counter {c} (this sample)",
-                        "layer": None, "index": None, "rtl": c_after[c] - c_before[c],
-                        "golden": gcount1[c] - gcount0[c]}
+        bad = _counter_diff(fs.counters(), _golden_counters(g), c_before, gcount0)
+        for c, (rv, gv) in bad.items():
+            return {"phase": "counters", "step": None, "what": f"counter {c} (this sample)",
+                    "layer": None, "index": None, "rtl": rv, "golden": gv}
     return None
 
 
@@ -336,8 +357,8 @@ class _Run:
         if d is not None:
             return {"param": d}
         rc = fs.counters()
-        gc = _golden_counters(g)
-        bad = {c: (rc[c], gc[c]) for c in COUNTER_KEYS if rc[c] != gc[c]}
+        bad = _counter_diff(rc, _golden_counters(g))
+        bad.update(_layer_counter_diff(fs, g))
         if rc["t"] != (self.t0 + k) & 0xFFFFFFFF:
             bad["t"] = (rc["t"], self.t0 + k)
         if rc["samples"] != k:
@@ -500,7 +521,10 @@ def verify(cfg, samples: int = 1000, data=None, *, check_every: int = 1000, wave
         report["rtl_s_per_1000"] = round(1000 * run.rtl_seconds / n, 2)
         report["golden_s_per_1000"] = round(1000 * run.golden_seconds / n, 2)
         if first is None:
-            report["counters"] = {"rtl": fs.counters(), "golden": _golden_counters(g)}
+            report["counters"] = {"rtl": fs.counters(), "golden": _golden_counters(g),
+                                  "rtl_per_layer": fs.layer_counters(),
+                                  "golden_per_layer": {k: v for k, v in g.counters.as_dict().items()
+                                                       if isinstance(v, list)}}
         # inference over the test set
         if test is not False and test is not None and report["bit_exact"]:
             if test is True:

@@ -7,15 +7,16 @@
 // prints goes to stderr). All integers are little-endian. A request is one opcode byte and its
 // payload; every answer starts with 'K' (then the payload) or 'E' (u32 length, message).
 //
-//   'H'                              hello: u32 version, u32 memories, then per memory u32 depth, u32 bits
+//   'H'                              hello: u32 version, u32 memories, then per memory u32 depth, u32 bits,
+//                                    u32 counters, then per counter u16 length, its port name
 //   'L' u32 n, n x {u32 mem, u32 lane_bits, u32 count, i64 pos[count]}
 //                                    checksum layout: pos[addr * lanes + lane] = the parameter's index
 //                                    in the logical order (-1: unused lane); lanes = bits / lane_bits
 //   'A' u32 n, n x {u8 op, u8 layer, u16 row, u16 col, i32 data}
 //                                    access commands through the access port -> u32 n, i32 rsp[n]
 //   'T' u32 t                        pulse t_set with t_value = t
-//   'C'                              counters -> u32 x 9: cycles samples update_sat weight_sat
-//                                    bias_sat act_low act_high unsettled t
+//   'C'                              counters -> u32 n, u32 value[n]: the core's 32-bit outputs
+//                                    (cycles, samples, t, the event counters), in hello's order
 //   'S' u32 n, u32 in, u8 learn, u8 want_checksum, u16 px[n * in], u16 label[n]
 //                                    run n samples -> n x {u32 pred, u32 cycles, u64 checksum},
 //                                    f64 seconds spent clocking, u64 clock cycles simulated
@@ -321,6 +322,12 @@ int main(int argc, char** argv) {
             put<uint32_t>(1);
             put<uint32_t>(FS_NMEM);
             for (int i = 0; i < FS_NMEM; i++) { put<uint32_t>(fs_mem_depth[i]); put<uint32_t>(fs_mem_bits[i]); }
+            put<uint32_t>(FS_NCOUNTERS);
+            for (int i = 0; i < FS_NCOUNTERS; i++) {
+                uint16_t len = (uint16_t)std::strlen(fs_counter_names[i]);
+                put<uint16_t>(len);
+                obuf.insert(obuf.end(), fs_counter_names[i], fs_counter_names[i] + len);
+            }
             flush();
             break;
         }
@@ -373,9 +380,9 @@ int main(int argc, char** argv) {
         }
         case 'C': {
             put<uint8_t>('K');
-            put<uint32_t>(top->cycles); put<uint32_t>(top->samples); put<uint32_t>(top->update_sat);
-            put<uint32_t>(top->weight_sat); put<uint32_t>(top->bias_sat); put<uint32_t>(top->act_low);
-            put<uint32_t>(top->act_high); put<uint32_t>(top->unsettled); put<uint32_t>(top->t);
+            put<uint32_t>(FS_NCOUNTERS);
+#define FS_PUT_COUNTER(name) put<uint32_t>(top->name);
+            FS_COUNTERS(FS_PUT_COUNTER)
             flush();
             break;
         }
