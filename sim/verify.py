@@ -439,8 +439,10 @@ def verify(cfg, samples: int = 1000, data=None, *, check_every: int = 1000, wave
     with FixedEP.error_rate: True for MNIST's 10,000 test images (or the MNIST object's), an
     (images, labels) pair, or False. inject: RTL-only corruptions for the mutation test, events
     (sample, 'W', layer, i, j, bit) or (sample, 'b', layer, i, bit) flipping one bit of the stored
-    value through the access port just before that sample. wave: build with FST support and dump
-    the first sample (and a diagnosed one) into ``out_dir``. log: a callable taking a line (None:
+    value through the access port just before that sample. wave: build with waveform support and
+    dump the first sample (and a diagnosed one) as FST or VCD into ``out_dir``
+    (default build/verify/<config tag>). weights, biases: initial parameters as FixedEP takes them
+    (default: FixedEP's own initialisation from the config's seed); t0: initial sample counter. log: a callable taking a line (None:
     quiet). Returns the report dict (``bit_exact``, ``first_mismatch``, speeds...).
     """
     cfg = load_config(cfg) if not isinstance(cfg, EPConfig) else cfg
@@ -463,7 +465,7 @@ def verify(cfg, samples: int = 1000, data=None, *, check_every: int = 1000, wave
     log(f"eqfpga verify: {cfg.name} {list(cfg.sizes)} P={cfg.parallelism}, {samples} training samples, "
         f"RTL (Verilator, C++ harness) vs FixedEP")
     tb = time.perf_counter()
-    with FastSim(cfg, wave=wave, root=root, quiet=log is None) as fs:
+    with FastSim(cfg, wave=wave, root=root, quiet=run.log is None) as fs:
         report["build_and_start_s"] = round(time.perf_counter() - tb, 2)
         fs.write_params(*_gparams(g))
         fs.set_t(t0)
