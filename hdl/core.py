@@ -170,16 +170,14 @@ class EPCore(wiring.Component):
         fs, fx = f.state_frac, f.input_frac
         SW = fs + 1                                   # state lane width
         one = 1 << fs
-        S, off = pl.S, pl.state_offsets
-        sym = pl.symmetric
+        S = pl.S                                      # words of one state slot
         stochastic = f.update_rounding == "stochastic" and self.train
 
         # ---- memories ---------------------------------------------------------------------
-        wmem, wrd, wwr = [], [], []
+        wrd, wwr = [], []
         for n in range(N):
             mem = Memory(shape=unsigned(P * wb), depth=max(2, pl.w_depth(n)), init=self._w_init(n))
             m.submodules[f"w{n}"] = mem
-            wmem.append(mem)
             wrd.append(mem.read_port())
             wwr.append(mem.write_port(granularity=wb))
         brd, bwr = [], []
@@ -265,7 +263,6 @@ class EPCore(wiring.Component):
         s0raw = _lanes(srd0.data, SW, P)
         s1raw = _lanes(srd1.data, SW, P)
         s0 = [Mux(opC.zero, 0, v) for v in s0raw]      # step 1 of the free phase reads zeros
-        s1 = s1raw
         s0b = Mux(opC.zero, 0, srd0.data.word_select(opC.lane, SW))
         xop = (opC.lx << (fs - fx)) if fx else Const(0, 1)
 
