@@ -1,6 +1,6 @@
 """Free-running Verilator harness for long runs: a small C++ main clocks the core, Python only
 writes a command file (parameters, samples) and reads the answers (predictions, cycles, counters,
-parameters). See ``sim/fast/main.cpp`` for the command language.
+parameters). See ``sim/harness/fast_main.cpp`` for the command language.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from eqfpga.hdl.core import ACCESS_LAYOUT, EPCore
 from .runner import DEFAULT_ROOT, TOP, config_tag
 from .toolchain import VERILATOR_WARNINGS, setup_verilator
 
-MAIN = Path(__file__).resolve().parent / "fast" / "main.cpp"
+MAIN = Path(__file__).resolve().parent / "harness" / "fast_main.cpp"   # shipped as package data
 COUNTERS = ("cycles", "samples", "update_sat", "weight_sat", "bias_sat", "act_low", "act_high", "unsettled",
             "cycling", "t")
 
