@@ -36,9 +36,10 @@ cycling            out  32         ...of which s_T1 == s_(T1-2) (integer period-
 
 Pipeline: the controller emits one op a cycle into register A; stage B turns it into memory
 addresses (the non-zero pixel list is read in A, so W_0 addresses resolve in B) and computes the
-stochastic-rounding hashes; stage C sees the memory data and does the MACs, the neuron finish or
-the read-modify-write of the update. Every op reads only data written >= 1 cycle before its stage
-B, which the schedule guarantees (one bubble between steps; updates visit each word once).
+stochastic-rounding hashes; in stage C the memories' read data lands in registers (the block
+RAMs' output registers); stage D does the MACs, the neuron finish or the read-modify-write of the
+update. Every op reads only data written before its stage B, which the schedule guarantees (two
+bubbles between steps, one after the input drive; updates visit each word once).
 """
 from __future__ import annotations
 
@@ -210,7 +211,8 @@ class EPCore(wiring.Component):
         })
         opA = Signal(op_layout)
         opB = Signal(op_layout)
-        opC = Signal(op_layout)
+        opC0 = Signal(op_layout)       # the op while its memory reads complete
+        opC = Signal(op_layout)        # the op in the data stage, beside the registered read data
 
         # Stage A: the pixel list is read so that stage B knows the pixel's index and value.
         m.d.comb += lrd.addr.eq(opA.e)
@@ -224,12 +226,20 @@ class EPCore(wiring.Component):
         for n in range(N):
             m.d.comb += brd[n].addr.eq(opB.baddr)
         m.d.comb += [d0rd.addr.eq(opB.baddr), srd0.addr.eq(opB.sa0), srd1.addr.eq(opB.sa1)]
-        m.d.sync += opC.eq(opB)
-        m.d.sync += opC.waddr.eq(waddr_b)
+        m.d.sync += opC0.eq(opB)
+        m.d.sync += opC0.waddr.eq(waddr_b)
         with m.If(by_list):
-            m.d.sync += [opC.lj.eq(lj), opC.lx.eq(lx)]
+            m.d.sync += [opC0.lj.eq(lj), opC0.lx.eq(lx)]
+        # Stage C: every memory's read data goes straight into a register (the block RAMs' own
+        # output registers): no logic between a RAM and the multipliers' flip-flops.
+        m.d.sync += opC.eq(opC0)
+        wq = [Signal(P * wb, name=f"w{n}_q") for n in range(N)]
+        bq = [Signal(P * bb, name=f"b{n}_q") for n in range(N)]
+        d0q, s0q, s1q = Signal(P * A), Signal(P * SW), Signal(P * SW)
+        m.d.sync += [q.eq(port.data) for q, port in zip(wq + bq + [d0q, s0q, s1q], wrd + brd + [d0rd, srd0, srd1])]
         # Stochastic rounding: one hash per lane, counter (n << 28) | (i << 14) | j, registered.
         key = Signal(32)
+        rnd0 = [Signal(32, name=f"rnd0_{p}") for p in range(P)]
         rnd = [Signal(32, name=f"rnd{p}") for p in range(P)]
         if stochastic:
             jb_src = Mux(opB.kind == Kind.U0, lj, opB.jbase)
@@ -237,9 +247,9 @@ class EPCore(wiring.Component):
                 i_p = Mux(opB.lane_i, opB.ibase + p, opB.ibase)[:IDX_BITS]
                 j_p = Mux(opB.lane_i, jb_src, jb_src + p)[:IDX_BITS]
                 ctr = Cat(j_p, i_p, opB.layer)
-                m.d.sync += rnd[p].eq(arx_hash_expr(m, key, ctr, name=f"arx{p}"))
+                m.d.sync += [rnd0[p].eq(arx_hash_expr(m, key, ctr, name=f"arx{p}")), rnd[p].eq(rnd0[p])]
 
-        # ---- stage C: data -----------------------------------------------------------------
+        # ---- stage D: data -----------------------------------------------------------------
         k_is = lambda kind: opC.kind == kind  # noqa: E731
         mask = [Signal(name=f"mask{p}") for p in range(P)]
         for p in range(P):
@@ -248,22 +258,22 @@ class EPCore(wiring.Component):
         with m.Switch(opC.wl):
             for n in range(N):
                 with m.Case(n):
-                    m.d.comb += wsel.eq(wrd[n].data)
+                    m.d.comb += wsel.eq(wq[n])
         bsel = Signal(P * bb)          # bias word of layer opC.layer (updates, host)
         bfin = Signal(P * bb)          # bias word feeding layer opC.layer (b_{k-1})
         with m.Switch(opC.layer):
             for n in range(N):
                 with m.Case(n):
-                    m.d.comb += bsel.eq(brd[n].data)
+                    m.d.comb += bsel.eq(bq[n])
         with m.Switch(opC.layer):
             for n in range(N):
                 with m.Case(n + 1):
-                    m.d.comb += bfin.eq(brd[n].data)
+                    m.d.comb += bfin.eq(bq[n])
         wl = [v.as_signed() for v in _lanes(wsel, wb, P)]
-        s0raw = _lanes(srd0.data, SW, P)
-        s1raw = _lanes(srd1.data, SW, P)
+        s0raw = _lanes(s0q, SW, P)
+        s1raw = _lanes(s1q, SW, P)
         s0 = [Mux(opC.zero, 0, v) for v in s0raw]      # step 1 of the free phase reads zeros
-        s0b = Mux(opC.zero, 0, srd0.data.word_select(opC.lane, SW))
+        s0b = Mux(opC.zero, 0, s0q.word_select(opC.lane, SW))
         xop = (opC.lx << (fs - fx)) if fx else Const(0, 1)
 
         # MAC lanes
@@ -296,7 +306,7 @@ class EPCore(wiring.Component):
         # Neuron finish
         label = Signal(self.label_bits)
         learn_r = Signal()
-        d0l = [v.as_signed() for v in _lanes(d0rd.data, A, P)]
+        d0l = [v.as_signed() for v in _lanes(d0q, A, P)]
         bfl = [v.as_signed() for v in _lanes(bfin, bb, P)]
         new_state, lows, highs = [], [], []
         for p in range(P):
@@ -336,7 +346,7 @@ class EPCore(wiring.Component):
         # Update unit: D = m1 - m2 with operands chosen by the op; g = -1 for a negative beta.
         gneg = Signal()
         if self.train:
-            diffs = self._update_diffs(m, opC=opC, srd0=srd0, srd1=srd1, s0raw=s0raw, s1raw=s1raw, gneg=gneg)
+            diffs = self._update_diffs(m, opC=opC, s0q=s0q, s1q=s1q, s0raw=s0raw, s1raw=s1raw, gneg=gneg)
         bl = [v.as_signed() for v in _lanes(bsel, bb, P)]
         is_w = (k_is(Kind.UW) | k_is(Kind.U0)) if self.train else Const(0, 1)
         is_b = k_is(Kind.UB) if self.train else Const(0, 1)
@@ -424,7 +434,7 @@ class EPCore(wiring.Component):
                     with m.Case(TARGET_BIAS):
                         m.d.sync += rsp_data.eq(bsel.word_select(opC.lane, bb).as_signed())
                     with m.Case(TARGET_STATE):
-                        m.d.sync += rsp_data.eq(srd0.data.word_select(opC.lane, SW))
+                        m.d.sync += rsp_data.eq(s0q.word_select(opC.lane, SW))
                     with m.Case(TARGET_COUNTER):
                         m.d.sync += rsp_data.eq(per_sel)
                     with m.Default():
@@ -435,7 +445,7 @@ class EPCore(wiring.Component):
                          have=have, best_idx=best_idx, lwr=lwr, JW=JW, cnt_r=cnt_r, rsp_valid=rsp_valid)
         return m
 
-    def _update_diffs(self, m, *, opC, srd0, srd1, s0raw, s1raw, gneg):
+    def _update_diffs(self, m, *, opC, s0q, s1q, s0raw, s1raw, gneg):
         """The exact differences D of the update, one per lane (latches hold the row operands)."""
         f, P = self.cfg.fixed, self.plan.P
         SW, fx = f.state_frac + 1, f.input_frac
@@ -444,7 +454,7 @@ class EPCore(wiring.Component):
         la = [Signal(SW, name=f"la{p}") for p in range(P)]
         lc = [Signal(SW, name=f"lc{p}") for p in range(P)]
         with m.If(k_is(Kind.UROW)):
-            m.d.sync += [ra.eq(srd0.data.word_select(opC.lane, SW)), rc.eq(srd1.data.word_select(opC.lane, SW))]
+            m.d.sync += [ra.eq(s0q.word_select(opC.lane, SW)), rc.eq(s1q.word_select(opC.lane, SW))]
         with m.If(k_is(Kind.U0ROW)):
             m.d.sync += [la[p].eq(s0raw[p]) for p in range(P)] + [lc[p].eq(s1raw[p]) for p in range(P)]
         diffs = []
@@ -489,7 +499,7 @@ class EPCore(wiring.Component):
         rbase, wbase, pa, pb = (Signal(len(opA.sa0), name=n) for n in ("rbase", "wbase", "pa", "pb"))
         zero, nudge, neg, lastfree = Signal(), Signal(), Signal(), Signal()
         phase = Signal(2)           # 0 free, 1 nudged, 2 negative
-        drain = Signal(2)
+        drain = Signal(range(PIPE_DEPTH + 1))
         abase = pl.slot_nudged * S
         cbase = (pl.slot_negative if sym else pl.slot_free) * S
 
@@ -595,9 +605,13 @@ class EPCore(wiring.Component):
                 emit(Kind.D0ST, baddr=ib, clear=(nnz == 0))
                 m.d.sync += [ib.eq(ib + 1), e.eq(0), wa.eq(wa + s[0])]
                 with m.If(ib == pl.blocks(1) - 1):
-                    start_phase("free")
+                    m.next = "D0_END"
                 with m.Elif(nnz != 0):
                     m.next = "D0_MAC"
+            with m.State("D0_END"):
+                # one bubble: layer 1's first finish reads d0 after the last D0ST wrote it
+                m.d.comb += busy.eq(1)
+                start_phase("free")
             # one step: layers in order, each block: forward rows, feedback columns, finish
             for k in range(1, N + 1):
                 if k >= 2:
@@ -644,7 +658,11 @@ class EPCore(wiring.Component):
                     with m.Else():
                         enter_layer(k, ib + 1, ibP + P)
             with m.State("STEP_END"):
-                # one bubble: the next step's first read (stage B) comes after this step's last write
+                # two bubbles: the next step's first read (stage B) comes after this step's last
+                # write (stage D)
+                m.d.comb += busy.eq(1)
+                m.next = "STEP_END2"
+            with m.State("STEP_END2"):
                 m.d.comb += busy.eq(1)
                 m.d.sync += [steps_left.eq(steps_left - 1), rbase.eq(wbase),
                              wbase.eq(Mux(wbase == pa, pb, pa)), zero.eq(0),

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from eqfpga.golden.config import EPConfig
 
 N_SLOTS = 4
-PIPE_DEPTH = 3          # op register (A), address stage (B), data stage (C)
+PIPE_DEPTH = 4          # op register (A), address stage (B), read-data registers (C), data stage (D)
+STEP_BUBBLES = 2        # cycles between a step's last op and the next step's first op
+D0_BUBBLES = 1          # cycles between the input drive and the first step
 
 
 def _cdiv(a, b):
@@ -133,8 +135,8 @@ class Plan:
 
     # ---- schedule ------------------------------------------------------------------------
     def step_cycles(self) -> int:
-        """Cycles of one synchronous step (all layers) including its one bubble cycle."""
-        s, N, cyc = self.sizes, self.N, 1
+        """Cycles of one synchronous step (all layers) including its bubble cycles."""
+        s, N, cyc = self.sizes, self.N, STEP_BUBBLES
         for k in range(1, N + 1):
             cyc += self.blocks(k)                                   # FIN, one per block
             if k >= 2:
@@ -156,7 +158,7 @@ class Plan:
         parts = {
             "load": self.sizes[0] + 1,
             "key": 2,
-            "input_drive": self.blocks(1) * (nnz + 1),
+            "input_drive": self.blocks(1) * (nnz + 1) + D0_BUBBLES,
             "steps": steps * self.step_cycles(),
             "update": self.update_cycles(nnz) if learn else 0,
             "drain_and_result": PIPE_DEPTH + 1,
