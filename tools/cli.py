@@ -79,6 +79,19 @@ def cmd_generate(args):
     return 0
 
 
+def cmd_synth(args):
+    """Synthesise, place and route the core on an ECP5 (yosys + nextpnr-ecp5); print the resources and Fmax."""
+    from pathlib import Path
+    from eqfpga.boards.synth import ToolMissing, synth_core
+    try:
+        synth_core(args.config, args.out or f"build/synth/{Path(args.config).stem}", device=args.device,
+                   package=args.package, speed=args.speed, clock_mhz=args.freq, timeout=args.timeout)
+    except (ToolMissing, TimeoutError, RuntimeError) as e:
+        print(f"eqfpga: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_verify(args):
     """Train the RTL core (Verilator, C++ harness) beside FixedEP on MNIST; compare bit for bit."""
     if args.simulator != "verilator":
@@ -184,6 +197,16 @@ def build_parser():
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--nnz", type=int, help="non-zero pixels per sample for the cycle estimate (default 150)")
     p.set_defaults(fn=cmd_generate)
+
+    p = sub.add_parser("synth", help="ECP5 synthesis + place and route of the core: LUTs, FFs, DSPs, BRAMs, Fmax")
+    _add_config(p)
+    p.add_argument("--out", help="output folder (default build/synth/<config>)")
+    p.add_argument("--device", default="LFE5U-85F")
+    p.add_argument("--package", default="CABGA381")
+    p.add_argument("--speed", default="6")
+    p.add_argument("--freq", type=float, default=100, help="target clock in MHz (default 100)")
+    p.add_argument("--timeout", type=float, help="seconds allowed for each tool")
+    p.set_defaults(fn=cmd_synth)
 
     p = sub.add_parser("verify", help="train the RTL core beside the golden model, compare bit for bit")
     _add_config(p)
