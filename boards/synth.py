@@ -251,6 +251,14 @@ def _critical_path(rep: dict):
     for s in steps:
         kinds[s.get("type", "?")] = round(kinds.get(s.get("type", "?"), 0) + s.get("delay", 0), 3)
     first, last = (steps[0], steps[-1]) if steps else ({}, {})
+    via = []                     # the named signals the path passes, in order (cell names cut short)
+    for st in steps:
+        name = st.get("to", {}).get("cell") or ""
+        short = re.split(r"_(?:LUT4|CCU2C|TRELLIS|PFUMX|L6MUX21|DP16KD|MULT18X18D)|\$", name, maxsplit=1)[0]
+        if short.endswith(".") and "_" in name:     # an anonymous cell: name it by its first type
+            short += name.split("_")[1]
+        if short and (not via or via[-1] != short):
+            via.append(short)
     return {
         "from_clock": cp.get("from"), "to_clock": cp.get("to"),
         "delay_ns": round(sum(s.get("delay", 0) for s in steps), 3),
@@ -258,6 +266,7 @@ def _critical_path(rep: dict):
         "logic_levels": sum(1 for s in steps if s.get("type") == "logic"),
         "start": f"{first.get('from', {}).get('cell')}.{first.get('from', {}).get('port')}",
         "end": f"{last.get('to', {}).get('cell')}.{last.get('to', {}).get('port')}",
+        "via": via,
     }
 
 
@@ -312,7 +321,7 @@ def synth_core(cfg, out_dir, *, device="LFE5U-85F", package="CABGA381", speed="6
         "target_mhz": clock_mhz,
         "fmax_mhz": round(achieved, 2) if achieved is not None else None,
         "timing_met": (achieved is not None and achieved >= clock_mhz),
-        "fmax_log": fm_lines[-1:] and {"clock": fm_lines[-1][0], "mhz": float(fm_lines[-1][1])},
+        "fmax_log": {"clock": fm_lines[-1][0], "mhz": float(fm_lines[-1][1])} if fm_lines else None,
         "resources": {
             "LUT4": {"used": cells.get("LUT4"), "available": dev["LUT4"],
                      "note": "yosys LUT4 cells (CCU2C carries and TRELLIS_DPR16X4 LUT RAMs counted apart)"},
