@@ -263,7 +263,7 @@ def _critical_path(rep: dict):
         "from_clock": cp.get("from"), "to_clock": cp.get("to"),
         "delay_ns": round(sum(s.get("delay", 0) for s in steps), 3),
         "delay_by_type_ns": kinds,
-        "logic_levels": sum(1 for s in steps if s.get("type") == "logic"),
+        "logic_steps": sum(1 for s in steps if s.get("type") == "logic"),
         "start": f"{first.get('from', {}).get('cell')}.{first.get('from', {}).get('port')}",
         "end": f"{last.get('to', {}).get('cell')}.{last.get('to', {}).get('port')}",
         "via": via,
@@ -372,7 +372,7 @@ def format_table(r: dict) -> str:
                                       f"{r['target_mhz']} MHz target)"))
     cp = r.get("critical_path")
     if cp:
-        rows.append(("critical path", f"{cp['delay_ns']} ns, {cp['logic_levels']} logic levels: "
+        rows.append(("critical path", f"{cp['delay_ns']} ns, {cp['logic_steps']} logic cells (carry steps included): "
                                       f"{cp['start']} -> {cp['end']}"))
     w = r["wrapper"]
     rows.append(("wrapper overhead", f"~{w['overhead_estimate']['TRELLIS_FF']} FF, ~{w['overhead_estimate']['LUT4']} "
