@@ -34,6 +34,7 @@ private /tmp, so they run inside ``out_dir`` with relative paths.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -273,11 +274,15 @@ def _critical_path(rep: dict):
 # ---- the flow ------------------------------------------------------------------------------
 def synth_core(cfg, out_dir, *, device="LFE5U-85F", package="CABGA381", speed="6", clock_mhz=100,
                train: bool = True, seed: int = 1, timeout: float | None = None,
-               quiet: bool = False) -> dict:
+               route: bool = True, quiet: bool = False) -> dict:
     """Synthesise, place and route ``cfg``'s core on ``device``; write and return the report.
 
-    ``timeout``: seconds allowed for each tool (None: no limit). Raises DoesNotFit before any tool
-    runs if the config cannot fit, ToolMissing if the tools are absent.
+    ``timeout``: seconds allowed for each tool (None: no limit); if nextpnr runs out of time the
+    report is still written, with ``routed`` false and the post-placement Fmax estimate of its log.
+    ``route=False``: place only (nextpnr ``--no-route``); Fmax is then nextpnr's post-placement
+    estimate. yosys is skipped when ``out_dir`` already holds the netlist of the same Verilog.
+    Raises DoesNotFit before any tool runs if the config cannot fit, ToolMissing if the tools are
+    absent.
     """
     cfg = load_config(cfg)
     est = precheck(cfg, device, train=train)
@@ -291,7 +296,16 @@ def synth_core(cfg, out_dir, *, device="LFE5U-85F", package="CABGA381", speed="6
 
     script = (f"read_verilog -sv {TOP}.v; synth_ecp5 -top {TOP} -json {TOP}.json; "
               f"tee -q -o yosys_stat.json stat -json")
-    times["yosys_s"] = _run(yosys + ["-q", "-l", "yosys.log", "-p", script], out, "yosys.stdout", timeout)
+    digest = hashlib.sha256((out / f"{TOP}.v").read_bytes() + script.encode()).hexdigest()
+    stamp = out / "yosys_input.sha256"
+    cached = (stamp.exists() and stamp.read_text().strip() == digest and (out / f"{TOP}.json").exists()
+              and (out / "yosys_stat.json").exists())
+    if cached:
+        times["yosys_s"] = 0.0
+    else:
+        stamp.unlink(missing_ok=True)
+        times["yosys_s"] = _run(yosys + ["-q", "-l", "yosys.log", "-p", script], out, "yosys.stdout", timeout)
+        stamp.write_text(digest + "\n")
     stat = json.loads((out / "yosys_stat.json").read_text())
     cells = (stat.get("design") or {}).get("num_cells_by_type") or {}
     if not cells:
@@ -302,14 +316,29 @@ def synth_core(cfg, out_dir, *, device="LFE5U-85F", package="CABGA381", speed="6
     cmd = nextpnr + [dev["flag"], "--package", package, "--speed", str(speed), "--freq", str(clock_mhz),
                      "--json", f"{TOP}.json", "--report", "nextpnr_report.json", "--timing-allow-fail",
                      "--lpf-allow-unconstrained", "--seed", str(seed), "--log", "nextpnr.log"]
-    times["nextpnr_s"] = _run(cmd, out, "nextpnr.stdout", timeout)
-    rep = json.loads((out / "nextpnr_report.json").read_text())
+    if not route:
+        cmd.append("--no-route")
+    (out / "nextpnr_report.json").unlink(missing_ok=True)
+    status = "routed" if route else "placed (--no-route): Fmax is the post-placement estimate"
+    t1 = time.monotonic()
+    try:
+        times["nextpnr_s"] = _run(cmd, out, "nextpnr.stdout", timeout)
+    except TimeoutError:
+        times["nextpnr_s"] = round(time.monotonic() - t1, 1)
+        status = (f"nextpnr stopped after {timeout} s (timeout), before routing finished: Fmax is the "
+                  "post-placement estimate of its log, if placement finished")
+    rep = json.loads((out / "nextpnr_report.json").read_text()) if (out / "nextpnr_report.json").exists() else {}
     util = rep.get("utilization", {})
     fmax = rep.get("fmax", {})
     clk = {k: v for k, v in fmax.items() if "clk" in k.lower()} or fmax
     achieved = min((v["achieved"] for v in clk.values()), default=None)
     log = (out / "nextpnr.log").read_text(errors="replace")
     fm_lines = re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL)", log)
+    if not util:                # no report (timeout): the utilisation table of the log
+        util = {b: {"used": int(u), "available": int(a)}
+                for b, u, a in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log)}
+    if achieved is None and fm_lines:
+        achieved = float(fm_lines[-1][1])
 
     def used(bel):
         u = util.get(bel, {})
@@ -319,6 +348,7 @@ def synth_core(cfg, out_dir, *, device="LFE5U-85F", package="CABGA381", speed="6
         "config": cfg.to_dict(),
         "device": device, "package": package, "speed": str(speed), "train": train,
         "target_mhz": clock_mhz,
+        "routed": status == "routed", "nextpnr_status": status, "yosys_cached": cached,
         "fmax_mhz": round(achieved, 2) if achieved is not None else None,
         "timing_met": (achieved is not None and achieved >= clock_mhz),
         "fmax_log": {"clock": fm_lines[-1][0], "mhz": float(fm_lines[-1][1])} if fm_lines else None,
@@ -369,7 +399,8 @@ def format_table(r: dict) -> str:
         rows.append((k, f"{r['resources'][k]['used'] or 0:>6}"))
     fm = r["fmax_mhz"]
     rows.append(("Fmax (core clock)", f"{fm} MHz ({'meets' if r['timing_met'] else 'misses'} "
-                                      f"{r['target_mhz']} MHz target)"))
+                                      f"{r['target_mhz']} MHz target)" +
+                  ("" if r["routed"] else f" [{r['nextpnr_status']}]")))
     cp = r.get("critical_path")
     if cp:
         rows.append(("critical path", f"{cp['delay_ns']} ns, {cp['logic_steps']} logic cells (carry steps included): "
