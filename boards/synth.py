@@ -296,7 +296,9 @@ def synth_core(cfg, out_dir, *, device="LFE5U-85F", package="CABGA381", speed="6
 
     script = (f"read_verilog -sv {TOP}.v; synth_ecp5 -top {TOP} -json {TOP}.json; "
               f"tee -q -o yosys_stat.json stat -json")
-    digest = hashlib.sha256((out / f"{TOP}.v").read_bytes() + script.encode()).hexdigest()
+    # the netlist is reused when the Verilog is the same but for its source-line attributes
+    logic = re.sub(rb'\(\* src = "[^"]*" \*\)', b"", (out / f"{TOP}.v").read_bytes())
+    digest = hashlib.sha256(logic + script.encode()).hexdigest()
     stamp = out / "yosys_input.sha256"
     cached = (stamp.exists() and stamp.read_text().strip() == digest and (out / f"{TOP}.json").exists()
               and (out / "yosys_stat.json").exists())
