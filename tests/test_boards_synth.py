@@ -75,3 +75,19 @@ def test_wrapper_serialises_every_port():
     w = synth.SerialWrapper(core)
     assert w.in_bits == sum(width for _, d, width in ports if d == "in")
     assert w.out_bits == sum(width for _, d, width in ports if d == "out")
+
+
+def test_critical_path_summary():
+    step = lambda t, d, cell: {"type": t, "delay": d, "from": {"cell": "a", "port": "Q"},  # noqa: E731
+                                "to": {"cell": cell, "port": "DI"}}
+    rep = {"critical_paths": [
+        {"from": "posedge clk", "to": "posedge clk",
+         "path": [step("clk-to-q", 0.5, "x"), step("routing", 1.0, "core.w0.0_DI_LUT4_Z"),
+                  step("logic", 0.25, "core.w0.0_DI_LUT4_Z"), step("logic", 0.25, "core.$12_MULT18X18D_P"),
+                  step("setup", 0.1, "core.cnt_TRELLIS_FF_Q")]},
+        {"from": "<async>", "to": "posedge clk", "path": [step("logic", 0.5, "y")]}]}
+    cp = synth._critical_path(rep)
+    assert cp["delay_ns"] == 2.1 and cp["logic_steps"] == 2
+    assert cp["via"] == ["x", "core.w0.0_DI", "core.MULT18X18D", "core.cnt"]
+    assert cp["end"] == "core.cnt_TRELLIS_FF_Q.DI"
+    assert synth._critical_path({}) is None
