@@ -116,12 +116,30 @@ def schedule(cfg: EPConfig, nnz: int, train_unit: bool = True) -> dict:
     }
 
 
-def average_nnz(images) -> int:
-    """Average count of non-zero pixels of ``images`` (rows of pixels: lists, numpy or torch)."""
-    rows = [list(map(float, (r.reshape(-1).tolist() if hasattr(r, "reshape") else r))) for r in images]
-    if not rows:
+def nnz_counts(images):
+    """Non-zero pixels of each image (rows of pixels: lists, numpy or torch), as a numpy array."""
+    import numpy as np
+    a = np.asarray(images)
+    if a.ndim < 2 or a.shape[0] == 0:
         raise ValueError("images must hold at least one row of pixels")
-    return round(sum(sum(1 for v in r if v != 0) for r in rows) / len(rows))
+    return np.count_nonzero(a.reshape(a.shape[0], -1), axis=1)
+
+
+def average_nnz(images) -> int:
+    """Average count of non-zero pixels of ``images``, rounded."""
+    return round(float(nnz_counts(images).mean()))
+
+
+def mean_schedule(cfg: EPConfig, counts) -> dict:
+    """Training cycles and the ideal bound averaged over images with these non-zero pixel counts."""
+    import numpy as np
+    pl = Plan(cfg)
+    values, freq = np.unique(counts, return_counts=True)
+    n = int(freq.sum())
+    cyc = sum(pl.sample_cycles(int(v), learn=True)["total"] * int(f) for v, f in zip(values, freq)) / n
+    ideal = sum(pl.ideal_cycles(int(v), learn=True) * int(f) for v, f in zip(values, freq)) / n
+    return {"images": n, "train_cycles": round(cyc, 2), "ideal_train_cycles": round(ideal, 2),
+            "train_efficiency": round(ideal / cyc, 4)}
 
 
 def generate(cfg, out_dir, *, nnz: int | None = None, images=None, weights=None, biases=None,
@@ -137,8 +155,9 @@ def generate(cfg, out_dir, *, nnz: int | None = None, images=None, weights=None,
     if images is not None:
         if nnz is not None:
             raise ValueError("give nnz or images, not both")
-        nnz = average_nnz(images)
-        given = f"measured on {len(images)} images"
+        counts = nnz_counts(images)
+        nnz = round(float(counts.mean()))
+        given = f"measured on {len(counts)} images"
     else:
         given = "given"
     if nnz is not None and not (isinstance(nnz, int) and 0 <= nnz <= cfg.sizes[0]):
@@ -170,6 +189,8 @@ def generate(cfg, out_dir, *, nnz: int | None = None, images=None, weights=None,
         "schedule": schedule(cfg, used_nnz, train),
         "nnz_source": source,
     }
+    if images is not None and train:
+        report["schedule"]["mean_over_images"] = mean_schedule(cfg, counts)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     if not quiet:
         print(format_table(report))
@@ -192,6 +213,10 @@ def format_table(r: dict) -> str:
     if "train_cycles" in s:
         rows.append(("cycles / training sample", f"{s['train_cycles']['total']:,} (ideal {s['ideal_train_cycles']:,}, "
                                                  f"efficiency {s['train_efficiency']:.0%})"))
+        m = s.get("mean_over_images")
+        if m:
+            rows.append((f"  mean over the {m['images']} images", f"{m['train_cycles']:,.1f} (ideal "
+                         f"{m['ideal_train_cycles']:,.1f}, efficiency {m['train_efficiency']:.1%})"))
     else:
         rows.append(("training", "not built (inference-only core)"))
     rows.append(("cycles / inference sample", f"{s['infer_cycles']:,} (ideal {s['ideal_infer_cycles']:,})"))

