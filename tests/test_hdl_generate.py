@@ -75,3 +75,14 @@ def test_generate_measures_nnz_on_images(tmp_path):
     wide = load_config("tiny").replace(sizes=(200, 7, 3), fixed={"acc_bits": 32})
     rep = generate(wide, tmp_path, images=imgs, quiet=True)
     assert rep["schedule"]["nonzero_pixels"] == 75 and "measured on 2 images" in rep["nnz_source"]
+
+
+@pytest.mark.parametrize("preset", ["tiny", "mnist-1h"])
+def test_generated_verilog_passes_verilator_lint(tmp_path, preset):
+    """`eqfpga generate` output passes a plain `verilator --lint-only` (no extra flags)."""
+    from eqfpga.sim.toolchain import setup_verilator
+    setup_verilator()
+    generate(load_config(preset), tmp_path, quiet=True)
+    res = subprocess.run(["verilator", "--lint-only", "--top-module", "eqfpga_top", "eqfpga_top.v"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
