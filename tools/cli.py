@@ -89,7 +89,8 @@ def cmd_synth(args):
     from eqfpga.boards.synth import ToolMissing, synth_core
     try:
         synth_core(args.config, args.out or f"build/synth/{Path(args.config).stem}", device=args.device,
-                   package=args.package, speed=args.speed, clock_mhz=args.freq, timeout=args.timeout)
+                   package=args.package, speed=args.speed, clock_mhz=args.freq, timeout=args.timeout,
+                   route=not args.no_route)
     except (ToolMissing, TimeoutError, RuntimeError) as e:
         print(f"eqfpga: error: {e}", file=sys.stderr)
         return 2
@@ -212,6 +213,7 @@ def build_parser():
     p.add_argument("--speed", default="6")
     p.add_argument("--freq", type=float, default=100, help="target clock in MHz (default 100)")
     p.add_argument("--timeout", type=float, help="seconds allowed for each tool")
+    p.add_argument("--no-route", action="store_true", help="place only: Fmax is nextpnr's post-placement estimate")
     p.set_defaults(fn=cmd_synth)
 
     p = sub.add_parser("verify", help="train the RTL core beside the golden model, compare bit for bit")
