@@ -136,6 +136,11 @@ class FixedEP:
                 [b[net].double() / 2 ** f.bias_frac for b in self.biases])
 
     # ---- inputs ------------------------------------------------------------------------------
+    def bytes_to_lsbs(self, b):
+        """MNIST bytes (value b / 256) -> UQ(0, input_frac) LSBs: floor(b * 2**(input_frac - 8))."""
+        b = torch.as_tensor(b).to(torch.int64)
+        return b << (self.fx - 8) if self.fx >= 8 else b >> (8 - self.fx)
+
     def encode_input(self, x):
         """Pixels in [0, 1) -> UQ(0, input_frac) LSBs, truncating (MNIST bytes/256 are exact at 8).
 

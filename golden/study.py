@@ -50,6 +50,7 @@ def precision_study(cfg: EPConfig, widths=range(8, 17), roundings=ROUNDINGS, epo
     Xt = torch.from_numpy(data.test_images[:nt].astype("int64"))
     Yt = torch.from_numpy(data.test_labels[:nt].astype("int64"))
     model = FixedEP(cfg, fmts)
+    X, Xt = model.bytes_to_lsbs(X), model.bytes_to_lsbs(Xt)   # MNIST bytes -> input LSBs
     t0 = time.perf_counter()
     for epoch in range(epochs):
         order = epoch_order(cfg, epoch, n)

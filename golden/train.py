@@ -54,7 +54,7 @@ def model_params(model, arith: str, meta: dict) -> NetParams:
 def test_error(model, arith: str, images: torch.Tensor, labels: torch.Tensor, batch: int = 2000) -> float:
     """Fraction of misclassified images (inference: free phase only, batched)."""
     if arith == "fixed":
-        return float(model.error_rate(images, labels, batch)[0])
+        return float(model.error_rate(model.bytes_to_lsbs(images), labels, batch)[0])
     wrong = 0
     for i in range(0, images.shape[0], batch):
         x = images[i:i + batch].to(model.dtype) / 256.0
@@ -122,7 +122,7 @@ class Trainer:
                 out = self.model.train_batch(x.to(self.dtype) / 256.0, y)
                 wrong += int((out.argmax(1) != labels).sum())
             else:
-                ph = self.model.train_sample(x[0], int(labels[0]))
+                ph = self.model.train_sample(self.model.bytes_to_lsbs(x[0]), int(labels[0]))
                 wrong += int(ph.free[-1][0, 0].argmax() != labels[0])
             seen += len(idx)
             bar.update(len(idx))

@@ -127,3 +127,13 @@ def test_study_runs_nets_side_by_side(tmp_path, data):
     assert len(r["rows"]) == 6
     assert (tmp_path / "study.png").stat().st_size > 1000
     assert "| 12 (11) |" in (tmp_path / "study.md").read_text()
+
+
+@pytest.mark.parametrize("fx", [4, 8])
+def test_bytes_become_input_lsbs_for_any_input_frac(tmp_path, data, fx):
+    """MNIST bytes are converted to UQ(0, input_frac) exactly as the float pixels b/256 would be."""
+    cfg = SMALL.replace(fixed={"input_frac": fx})
+    t = Trainer(cfg, "fixed", data=data, out_dir=tmp_path, progress=False, log=lambda *a: None)
+    b = t.x_train[:5]
+    assert torch.equal(t.model.bytes_to_lsbs(b), t.model.encode_input(b.double() / 256))
+    t.fit(1)
