@@ -175,18 +175,18 @@ class EPCore(wiring.Component):
         stochastic = f.update_rounding == "stochastic" and self.train
 
         # ---- memories ---------------------------------------------------------------------
-        wrd, wwr = [], []
-        for n in range(N):
-            mem = Memory(shape=unsigned(P * wb), depth=max(2, pl.w_depth(n)), init=self._w_init(n))
-            m.submodules[f"w{n}"] = mem
-            wrd.append(mem.read_port())
-            wwr.append(mem.write_port(granularity=wb))
-        brd, bwr = [], []
-        for n in range(N):
-            mem = Memory(shape=unsigned(P * bb), depth=max(2, pl.b_depth(n)), init=self._b_init(n))
-            m.submodules[f"b{n}"] = mem
-            brd.append(mem.read_port())
-            bwr.append(mem.write_port(granularity=bb))
+        def lane_memories(prefix, lane_bits, depth, init):
+            """One memory per layer, P lanes a word, writable lane by lane: (read ports, write ports)."""
+            rd, wr = [], []
+            for n in range(N):
+                mem = Memory(shape=unsigned(P * lane_bits), depth=max(2, depth(n)), init=init(n))
+                m.submodules[f"{prefix}{n}"] = mem
+                rd.append(mem.read_port())
+                wr.append(mem.write_port(granularity=lane_bits))
+            return rd, wr
+
+        wrd, wwr = lane_memories("w", wb, pl.w_depth, self._w_init)
+        brd, bwr = lane_memories("b", bb, pl.b_depth, self._b_init)
         m.submodules.d0 = d0mem = Memory(shape=unsigned(P * A), depth=max(2, pl.blocks(1)), init=[])
         d0rd, d0wr = d0mem.read_port(), d0mem.write_port()
         m.submodules.states = smem = Memory(shape=unsigned(P * SW), depth=4 * S, init=[])
