@@ -166,23 +166,18 @@ static TraceFile* tfp = nullptr;
 static uint64_t ts = 0;
 static uint64_t STUCK = 100000000ull;  // cycles without progress: the core hangs (argv[1] sets it)
 
-static inline void half_low() {
-    top->clk = 0;
+// One half period of the clock: drive the level, evaluate, dump; a rising edge counts a cycle.
+static inline void half(bool high) {
+    top->clk = high;
     top->eval();
 #if FS_TRACE
     if (tfp) tfp->dump(ts);
 #endif
     ts++;
+    if (high) nclk++;
 }
-static inline void half_high() {
-    top->clk = 1;
-    top->eval();
-#if FS_TRACE
-    if (tfp) tfp->dump(ts);
-#endif
-    ts++;
-    nclk++;
-}
+static inline void half_low() { half(false); }
+static inline void half_high() { half(true); }
 static inline void tick() { half_low(); half_high(); }
 
 static void reset() {
