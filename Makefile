@@ -3,6 +3,7 @@ PY      ?= python3.11
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+BSTAMP  := $(VENV)/.installed-boards
 export AMARANTH_USE_YOSYS := builtin
 
 .PHONY: demo test venv clean bench
@@ -13,12 +14,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	touch $(STAMP)
 
+# The demo builds a bitstream: it adds the YoWASP yosys/nextpnr (the `boards` extra).
+$(BSTAMP): $(STAMP)
+	$(BIN)/pip install -q -e ".[test,boards]"
+	touch $(BSTAMP)
+
 venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-demo: $(STAMP)
+demo: $(BSTAMP)
 	$(BIN)/eqfpga demo
 
 clean:

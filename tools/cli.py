@@ -157,39 +157,50 @@ def cmd_verify(args):
 
 
 def cmd_demo(args):
-    """The main job, as far as it exists today (boards come with issue 4):
-    train the fixed-point golden model briefly on MNIST, generate the core's Verilog and report,
-    train the RTL core (Verilator) beside the golden model bit for bit, and print a summary."""
+    """The main job: train the simulated board on MNIST through the host program (checked against the
+    golden model), generate the Verilog, build the ULX3S bitstream, print a summary."""
     from pathlib import Path
 
     import torch
 
+    from eqfpga.boards.host import train_board
     from eqfpga.golden.config import load_config
     from eqfpga.golden.data import load_mnist
-    from eqfpga.golden.train import Trainer
     from eqfpga.hdl.generate import generate
-    from eqfpga.sim.verify import verify
-    torch.set_num_threads(1)          # batch-1 training: one thread is fastest
+    torch.set_num_threads(1)          # batch-1 golden model: one thread is fastest
     cfg = load_config(args.config)
     data = load_mnist()
     out = Path(args.out)
-    print(f"== 1/3 golden model: {cfg.name} {list(cfg.sizes)}, fixed point, {args.samples} MNIST training samples")
-    m = Trainer(cfg, "fixed", data=data, out_dir=out / "golden", limit=args.samples).fit(1)
+    print(f"== 1/3 the simulated board (board logic + UART in Verilator, over a pty) trains {cfg.name} "
+          f"{list(cfg.sizes)} on {args.samples} MNIST samples through the host program, beside the golden model")
+    m = train_board(None, cfg, sim=True, epochs=1, data=data, out_dir=out / "sim-train", limit=args.samples,
+                    test_limit=args.test_samples, check_golden=True)
     print(f"== 2/3 generate: Verilog and report in {out / 'verilog'}")
     rep = generate(cfg, out / "verilog", images=data.train_images[:1000])
-    print(f"== 3/3 RTL (Verilator, C++ harness) trained beside the golden model on {args.rtl_samples} samples")
-    v = verify(cfg, samples=args.rtl_samples, data=data, check_every=max(1, args.rtl_samples // 4))
-    print("\n== summary")
-    print(f"golden fixed point   test error {100 * m['final_test_error']:.2f}% on {m['test_samples']} test images "
-          f"after {m['train_samples']} samples ({m['history'][-1]['samples_per_s']:.0f} samples/s)")
+    build = None
+    if args.board != "none":
+        print(f"== 3/3 build: {args.board} bitstream (yosys + nextpnr + pack) in {out / args.board}")
+        from eqfpga.boards.build import build_board, print_report
+        build = build_board(args.board, cfg, out / args.board)
+        print_report(build)
+    h = m["history"][-1]
     sch = rep["schedule"]
+    print("\n== summary")
+    print(f"simulated board      {m['train_samples']} samples: train error {100 * h['train_error']:.2f}%, test error "
+          f"{100 * h['test_error']:.2f}% on {m['test_samples']} test images (inference on the board), "
+          f"{h['samples_per_s']:.1f} samples/s simulated, {h['device_cycles_per_sample']:.0f} cycles/sample")
+    print(f"vs golden model      weights read back from the board: "
+          f"{'BIT-IDENTICAL' if h.get('golden_identical') else 'DIFFERENT'} to the fixed-point golden model")
     print(f"hardware             {sch['train_cycles']['total']:,} cycles per training sample from the schedule "
-          f"(ideal {sch['ideal_train_cycles']:,}, {sch['nonzero_pixels']} non-zero pixels), P = {cfg.parallelism}")
-    print(f"RTL vs golden        {'BIT-EXACT' if v['bit_exact'] else 'MISMATCH'} over {v.get('samples_compared')} "
-          f"samples, {v.get('cycles_per_sample') or 0:.0f} cycles/sample measured, "
-          f"{(v.get('sim_cycles_per_s') or 0) / 1e6:.2f} M simulated cycles/s")
-    print("boards               not yet (issue 4): no bitstream, no serial link")
-    return 0 if v["bit_exact"] else 1
+          f"(ideal {sch['ideal_train_cycles']:,}), P = {cfg.parallelism}")
+    if build:
+        res = build.get("resources", {})
+        print(f"{args.board:20s} bitstream {build.get('bitstream')}; Fmax {build.get('fmax_mhz', 0):.1f} MHz vs "
+              f"target {build.get('clock_mhz', 0):.1f} MHz ({'met' if build.get('timing_met') else 'MISSED'}); "
+              + ", ".join(f"{k} {v.get('used')}/{v.get('available')}" for k, v in res.items()
+                          if isinstance(v, dict)))
+    ok = bool(h.get("golden_identical")) and (build is None or build.get("timing_met", False))
+    return 0 if ok else 1
 
 
 def build_parser():
@@ -298,8 +309,9 @@ def build_parser():
 
     p = sub.add_parser("demo", help="the main job (see README)")
     p.add_argument("--config", default="mnist-1h")
-    p.add_argument("--samples", type=int, default=5000, help="golden training samples")
-    p.add_argument("--rtl-samples", type=int, default=300, help="RTL training samples checked bit for bit")
+    p.add_argument("--samples", type=int, default=2000, help="MNIST training samples for the simulated board")
+    p.add_argument("--test-samples", type=int, default=1000, help="test images scored on the simulated board")
+    p.add_argument("--board", default="ulx3s-85f", help="board to build a bitstream for (none: skip)")
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(fn=cmd_demo)
     return ap

@@ -1,0 +1,83 @@
+"""End to end: `eqfpga train --sim` trains the simulated board (board logic, UART included, in
+Verilator over a pty) on real MNIST through the host program, and the weights it reads back equal the
+fixed-point golden model trained on the same samples, bit for bit; `--resume` continues exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eqfpga.boards.host import BoardError, BoardTrainer, pixels_for
+from eqfpga.boards.link import Device
+from eqfpga.golden.config import load_config
+from eqfpga.golden.data import load_mnist
+from eqfpga.golden.train import epoch_order
+from eqfpga.golden.fixed_model import FixedEP
+from eqfpga.golden.weights import load_npz
+from eqfpga.sim.boardsim import SimBoard
+from eqfpga.tools.cli import main
+
+CFG = load_config("mnist-1h")
+
+
+def _golden(cfg, data, n, epochs):
+    """FixedEP trained as `eqfpga golden train --arith fixed --limit n` would train it."""
+    g = FixedEP(cfg)
+    x, y = pixels_for(cfg, data.train_images[:n]), data.train_labels[:n]
+    for e in range(epochs):
+        for j in epoch_order(cfg, e, n).numpy():
+            g.train_sample(torch.from_numpy(x[j]), int(y[j]))
+    return g
+
+
+def _assert_equal(params, g):
+    for n in range(CFG.n_layers):
+        assert np.array_equal(params.weights[n].numpy(), g.weights[n][0].numpy()), f"W{n}"
+        assert np.array_equal(params.biases[n].numpy(), g.biases[n][0].numpy()), f"b{n}"
+
+
+def test_train_sim_cli_bit_identical_to_golden(tmp_path):
+    data = load_mnist()
+    out = tmp_path / "run"
+    rc = main(["train", "--sim", "--config", "mnist-1h", "--epochs", "1", "--limit", "300",
+               "--test-limit", "100", "--check-golden", "--checkpoint-every", "150", "--no-progress",
+               "--out", str(out)])
+    assert rc == 0
+    p = load_npz(out / "checkpoint.npz")
+    assert p.meta["position"] == 300 and p.meta["epoch"] == 1
+    g = _golden(CFG, data, 300, 1)
+    _assert_equal(p, g)
+    changed = sum(int((p.weights[n] != FixedEP(CFG).weights[n][0]).sum()) for n in range(CFG.n_layers))
+    assert changed > 1000, "training must change many weights"
+    rec = p.meta["history"][0]
+    assert rec["golden_identical"] is True
+    # the board's own inference on 100 test images agrees with the golden model's
+    xt = torch.from_numpy(pixels_for(CFG, data.test_images[:100]))
+    err = float((g.predict(xt)[0] != torch.from_numpy(data.test_labels[:100].astype(np.int64))).double().mean())
+    assert rec["test_error"] == pytest.approx(err, abs=0)
+
+
+def test_resume_continues_exactly(tmp_path):
+    data = load_mnist()
+    with SimBoard(CFG) as board, Device.open(board.port, 3_000_000) as dev:
+        kw = dict(data=data, out_dir=tmp_path, limit=60, test_limit=0, progress=False, log=lambda *a: None)
+        BoardTrainer(dev, CFG, **kw).fit(1)
+        # a second trainer (a new host process after a crash) resumes from the checkpoint
+        t = BoardTrainer(dev, CFG, **kw)
+        t.fit(2, resume=True)
+        assert t.position == 120
+    _assert_equal(load_npz(tmp_path / "checkpoint.npz"), _golden(CFG, data, 60, 2))
+
+
+def test_board_with_wrong_weights_is_caught(tmp_path):
+    """check_golden must fail when the board's weights differ from the golden model's."""
+    data = load_mnist()
+    with SimBoard(CFG) as board, Device.open(board.port, 3_000_000) as dev:
+        t = BoardTrainer(dev, CFG, data=data, out_dir=tmp_path, limit=20, test_limit=0, progress=False,
+                         log=lambda *a: None, check_golden=True)
+        t.start()
+        t.train_epoch()
+        dev.write_params(0, 1, 3, 7, [12345 % 32768])      # corrupt W1[3][7] on the board only
+        with pytest.raises(BoardError, match=r"W1\[3, 7\]"):
+            t.save()
