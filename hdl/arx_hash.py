@@ -1,8 +1,10 @@
 """The spec's random source H(k, c) (docs/fixed-point.md, "Random source") in gateware.
 
-Eight rounds of add-rotate-xor on two 16-bit halves: adders, xors and wiring only. The component
-is combinational (the core registers its output); ``arx_hash_expr`` builds the same logic inline
-so the core can instantiate one per lane. Bit-exact to ``eqfpga.golden.fixedpoint.arx_hash``.
+Eight rounds of add-rotate-xor on two 16-bit halves: adders, xors and wiring only. ``ArxHash`` and
+``arx_hash_expr`` are combinational (eight adders in series: too slow for one clock cycle at speed);
+``arx_hash_pipeline`` registers every round (the core's per-lane random source, latency 8) and
+``arx_round`` is one round with a run-time round index (the controller's one-round-a-cycle key
+hash). All bit-exact to ``eqfpga.golden.fixedpoint.arx_hash``.
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal, Value
@@ -31,6 +33,33 @@ def arx_hash_expr(m, key, ctr, *, name="arx"):
         xs, ys = Signal(16, name=f"{name}_x{r}"), Signal(16, name=f"{name}_y{r}")
         m.d.comb += xs.eq((x.rotate_right(7) + y)[:16] ^ k)     # + is mod 2**16: keep the low half
         m.d.comb += ys.eq(y.rotate_left(2) ^ xs)
+        x, y = xs, ys
+    return Cat(y, x)
+
+
+def arx_round(x, y, k, r):
+    """One round: (x, y) -> (((ror(x, 7) + y) mod 2**16) ^ k ^ r, rol(y, 2) ^ new x); returns the two
+    16-bit values (expressions). ``k`` is the round's key half, ``r`` the round index (a constant
+    or a value)."""
+    x, y = Value.cast(x)[:16], Value.cast(y)[:16]
+    xn = (x.rotate_right(7) + y)[:16] ^ Value.cast(k)[:16] ^ Value.cast(r)
+    return xn, y.rotate_left(2) ^ xn
+
+
+def arx_hash_pipeline(m, key, ctr, *, name="arx"):
+    """H(key, ctr) with a register after every round: the result (32 bits) is valid HASH_ROUNDS
+    cycles after ``ctr``; ``key`` must hold still meanwhile."""
+    key, ctr = Value.cast(key), Value.cast(ctr)
+    if len(key) > 32 or len(ctr) > 32:
+        raise ValueError(f"key and counter must be at most 32 bits wide, not {len(key)} and {len(ctr)}")
+    key = Cat(key.as_unsigned(), Const(0, 32 - len(key)))
+    ctr = Cat(ctr.as_unsigned(), Const(0, 32 - len(ctr)))
+    x, y = ctr[16:32], ctr[0:16]
+    k0, k1 = key[0:16], key[16:32]
+    for r in range(HASH_ROUNDS):
+        xn, yn = arx_round(x, y, k0 if r % 2 == 0 else k1, Const(r, 16))
+        xs, ys = Signal(16, name=f"{name}_x{r}"), Signal(16, name=f"{name}_y{r}")
+        m.d.sync += [xs.eq(xn), ys.eq(yn)]
         x, y = xs, ys
     return Cat(y, x)
 

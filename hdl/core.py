@@ -43,19 +43,19 @@ bubbles between steps, one after the input drive; updates visit each word once).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from eqfpga.golden.config import EPConfig
-from eqfpga.golden.fixedpoint import SIGN_COUNTER
+from eqfpga.golden.fixedpoint import HASH_ROUNDS, SIGN_COUNTER
 
-from .arx_hash import arx_hash_expr
-from .neuron import neuron_lane
-from .plan import PIPE_DEPTH, Plan
-from .update import update_lane
+from .arx_hash import arx_hash_pipeline, arx_round
+from .fixed import round_offset, saturate
+from .plan import (ACC_DEPTH, D0_BUBBLES, D0_WRITE_DEPTH, DATA_DEPTH, DRAIN, HASH_DEPTH, KEY_CYCLES, LAST_DEPTH,
+                   READ_DEPTH, STATE_WRITE_DEPTH, STEP_BUBBLES, UPDATE_WRITE_DEPTH, Plan)
 
 IDX_BITS = 14           # neuron indices (spec: 14-bit fields of the random counter)
 
@@ -168,7 +168,7 @@ class EPCore(wiring.Component):
         cfg, pl, f = self.cfg, self.plan, self.cfg.fixed
         P, N, s = pl.P, pl.N, pl.sizes
         wb, bb, A = f.weight_bits, f.bias_bits, f.acc_bits
-        fs, fx = f.state_frac, f.input_frac
+        fs, fx, fw, fb = f.state_frac, f.input_frac, f.weight_frac, f.bias_frac
         SW = fs + 1                                   # state lane width
         one = 1 << fs
         S = pl.S                                      # words of one state slot
@@ -208,177 +208,255 @@ class EPCore(wiring.Component):
             "e": unsigned(EW), "ibase": unsigned(IDX_BITS + 1), "jbase": unsigned(IDX_BITS + 1),
             "lane_i": 1, "zero": 1, "nudge": 1, "neg": 1, "lastfree": 1, "target": 3, "cid": 3,
             "hdata": signed(32), "lj": unsigned(JW), "lx": unsigned(max(fx, 1)),
+            "mask": unsigned(P), "lsel": unsigned(P),       # valid lanes, one-hot lane (set in stage B)
         })
         opA = Signal(op_layout)
-        opB = Signal(op_layout)
-        opC0 = Signal(op_layout)       # the op while its memory reads complete
-        opC = Signal(op_layout)        # the op in the data stage, beside the registered read data
+        # op[d]: the op at depth d (A = 1, B = 2, 3 while the memory reads complete, C = 4, ...)
+        op = {1: opA}
+        for d in range(2, LAST_DEPTH + 1):
+            op[d] = Signal(op_layout, name=f"op{d}")
+        for d in range(4, LAST_DEPTH + 1):
+            m.d.sync += op[d].eq(op[d - 1])
+        opB, opC = op[READ_DEPTH], op[DATA_DEPTH]
 
-        # Stage A: the pixel list is read so that stage B knows the pixel's index and value.
-        m.d.comb += lrd.addr.eq(opA.e)
+        def reg(v, name, shape=None):
+            r = Signal(shape if shape is not None else Value.cast(v).shape(), name=name)
+            m.d.sync += r.eq(v)
+            return r
+
+        def delay(v, n, name):
+            for k in range(n):
+                v = reg(v, f"{name}_d{k}")
+            return v
+
+        # Stage A: the pixel list was read at emission (address: the controller's pixel counter),
+        # its data lands in registers here, so stage B only adds the pixel index to a register.
         m.d.sync += opB.eq(opA)
+        m.d.sync += [opB.lj.eq(lrd.data[:JW]), opB.lx.eq(lrd.data[JW:JW + fx] if fx else 0)]
         # Stage B: addresses.
-        lj, lx = lrd.data[:JW], lrd.data[JW:JW + fx] if fx else Const(0, 1)
         by_list = (opB.kind == Kind.D0MAC) | (opB.kind == Kind.U0)
-        waddr_b = Mux(by_list, opB.waddr + lj, opB.waddr)
+        waddr_b = Mux(by_list, opB.waddr + opB.lj, opB.waddr)
         for n in range(N):
             m.d.comb += wrd[n].addr.eq(waddr_b)
         for n in range(N):
             m.d.comb += brd[n].addr.eq(opB.baddr)
         m.d.comb += [d0rd.addr.eq(opB.baddr), srd0.addr.eq(opB.sa0), srd1.addr.eq(opB.sa1)]
-        m.d.sync += opC0.eq(opB)
-        m.d.sync += opC0.waddr.eq(waddr_b)
-        with m.If(by_list):
-            m.d.sync += [opC0.lj.eq(lj), opC0.lx.eq(lx)]
-        # Stage C: every memory's read data goes straight into a register (the block RAMs' own
-        # output registers): no logic between a RAM and the multipliers' flip-flops.
-        m.d.sync += opC.eq(opC0)
+        m.d.sync += op[3].eq(opB)
+        m.d.sync += [op[3].waddr.eq(waddr_b),
+                     op[3].mask.eq(Cat(*[p < opB.nvalid for p in range(P)])),
+                     op[3].lsel.eq(Cat(*[opB.lane == p for p in range(P)]))]
+        # Stage C: every memory's read data goes straight into a register: no logic between a
+        # RAM and a flip-flop.
         wq = [Signal(P * wb, name=f"w{n}_q") for n in range(N)]
         bq = [Signal(P * bb, name=f"b{n}_q") for n in range(N)]
         d0q, s0q, s1q = Signal(P * A), Signal(P * SW), Signal(P * SW)
         m.d.sync += [q.eq(port.data) for q, port in zip(wq + bq + [d0q, s0q, s1q], wrd + brd + [d0rd, srd0, srd1])]
-        # Stochastic rounding: one hash per lane, counter (n << 28) | (i << 14) | j, registered.
+
+        # Stochastic rounding: one hash per lane, counter (n << 28) | (i << 14) | j formed in stage
+        # B, then one ARX round a stage: the random word is ready at depth HASH_DEPTH.
         key = Signal(32)
-        rnd0 = [Signal(32, name=f"rnd0_{p}") for p in range(P)]
-        rnd = [Signal(32, name=f"rnd{p}") for p in range(P)]
+        rnd = [None] * P
         if stochastic:
-            jb_src = Mux(opB.kind == Kind.U0, lj, opB.jbase)
+            jb_src = Mux(opB.kind == Kind.U0, opB.lj, opB.jbase)
             for p in range(P):
                 i_p = Mux(opB.lane_i, opB.ibase + p, opB.ibase)[:IDX_BITS]
                 j_p = Mux(opB.lane_i, jb_src, jb_src + p)[:IDX_BITS]
-                ctr = Cat(j_p, i_p, opB.layer)
-                m.d.sync += [rnd0[p].eq(arx_hash_expr(m, key, ctr, name=f"arx{p}")), rnd[p].eq(rnd0[p])]
+                ctr = reg(Cat(j_p, i_p, opB.layer), f"hctr{p}")
+                rnd[p] = arx_hash_pipeline(m, key, ctr, name=f"arx{p}")
+            assert READ_DEPTH + 1 + 8 == HASH_DEPTH
 
-        # ---- stage D: data -----------------------------------------------------------------
-        k_is = lambda kind: opC.kind == kind  # noqa: E731
-        mask = [Signal(name=f"mask{p}") for p in range(P)]
-        for p in range(P):
-            m.d.comb += mask[p].eq(p < opC.nvalid)
+        # ---- stage C (depth 4): operand selection ------------------------------------------
+        o4 = opC
+        is4 = lambda kind: o4.kind == kind  # noqa: E731
+        mask4 = o4.mask
         wsel = Signal(P * wb)
-        with m.Switch(opC.wl):
+        with m.Switch(o4.wl):
             for n in range(N):
                 with m.Case(n):
                     m.d.comb += wsel.eq(wq[n])
-        bsel = Signal(P * bb)          # bias word of layer opC.layer (updates, host)
-        bfin = Signal(P * bb)          # bias word feeding layer opC.layer (b_{k-1})
-        with m.Switch(opC.layer):
+        bsel = Signal(P * bb)          # bias word of layer o4.layer (updates, host)
+        bfin = Signal(P * bb)          # bias word feeding layer o4.layer (b_{k-1})
+        with m.Switch(o4.layer):
             for n in range(N):
                 with m.Case(n):
                     m.d.comb += bsel.eq(bq[n])
-        with m.Switch(opC.layer):
+        with m.Switch(o4.layer):
             for n in range(N):
                 with m.Case(n + 1):
                     m.d.comb += bfin.eq(bq[n])
         wl = [v.as_signed() for v in _lanes(wsel, wb, P)]
         s0raw = _lanes(s0q, SW, P)
         s1raw = _lanes(s1q, SW, P)
-        s0 = [Mux(opC.zero, 0, v) for v in s0raw]      # step 1 of the free phase reads zeros
-        s0b = Mux(opC.zero, 0, s0q.word_select(opC.lane, SW))
-        xop = (opC.lx << (fs - fx)) if fx else Const(0, 1)
+        s0 = [Mux(o4.zero, 0, v) for v in s0raw]      # step 1 of the free phase reads zeros
+        s0b = Mux(o4.zero, 0, s0q.word_select(o4.lane, SW))
+        xop = (o4.lx << (fs - fx)) if fx else Const(0, 1)
 
-        # MAC lanes
-        acc = [Signal(signed(A), name=f"acc{p}") for p in range(P)]
-        acc_eff = [Mux(opC.clear, 0, acc[p]) for p in range(P)]
-        prod = []
+        # MAC lanes: operands (5), products (6), adder tree in two stages (7, 8), accumulate (8).
+        prod6 = []
         for p in range(P):
             operand = Signal(SW, name=f"mac_op{p}")
-            with m.Switch(opC.kind):
+            with m.Switch(o4.kind):
                 with m.Case(Kind.FWD):
                     m.d.comb += operand.eq(s0[p])
                 with m.Case(Kind.FB):
                     m.d.comb += operand.eq(s0b)
                 with m.Case(Kind.D0MAC):
                     m.d.comb += operand.eq(xop)
-            pr = Signal(signed(wb + SW + 1), name=f"prod{p}")
-            m.d.comb += pr.eq(Mux(mask[p], wl[p] * operand, 0))
-            prod.append(pr)
-        tree = Signal(signed(wb + SW + 1 + ceil_log2(P + 1)))
-        m.d.comb += tree.eq(sum(prod))
-        with m.If(k_is(Kind.FWD)):
+            ma = reg(Mux(mask4[p], wl[p], 0), f"mac_w{p}", signed(wb))
+            mb = reg(operand, f"mac_s{p}", unsigned(SW))
+            prod6.append(reg(ma * mb, f"prod{p}", signed(wb + SW + 1)))
+        groups = [prod6[q:q + 4] for q in range(0, P, 4)]
+        part7 = [reg(sum(g), f"tree_a{q}") for q, g in enumerate(groups)]
+        prod7 = [reg(v, f"prod{p}_7") for p, v in enumerate(prod6)]
+        tree8 = reg(sum(part7), "tree")
+        prod8 = [reg(v, f"prod{p}_8") for p, v in enumerate(prod7)]
+        o8 = op[ACC_DEPTH]
+        is8 = lambda kind: o8.kind == kind  # noqa: E731
+        acc = [Signal(signed(A), name=f"acc{p}") for p in range(P)]
+        acc_eff = [Mux(o8.clear, 0, acc[p]) for p in range(P)]
+        with m.If(is8(Kind.FWD)):
             for p in range(P):
-                m.d.sync += acc[p].eq(acc_eff[p] + Mux(opC.lane == p, tree, 0))
-        with m.If(k_is(Kind.FB) | k_is(Kind.D0MAC)):
+                m.d.sync += acc[p].eq(acc_eff[p] + Mux(o8.lsel[p], tree8, 0))
+        with m.If(is8(Kind.FB) | is8(Kind.D0MAC)):
             for p in range(P):
-                m.d.sync += acc[p].eq(acc_eff[p] + prod[p])
-        m.d.comb += [d0wr.addr.eq(opC.baddr), d0wr.data.eq(Cat(*[a[:A] for a in acc_eff])),
-                     d0wr.en.eq(k_is(Kind.D0ST))]
+                m.d.sync += acc[p].eq(acc_eff[p] + prod8[p])
+        m.d.comb += [d0wr.addr.eq(o8.baddr), d0wr.data.eq(Cat(*[a[:A] for a in acc_eff])),
+                     d0wr.en.eq(is8(Kind.D0ST))]
+        assert D0_WRITE_DEPTH == ACC_DEPTH
 
-        # Neuron finish
+        # Neuron finish: the terms beside the accumulator (d0, bias, nudge, rounding offset) are
+        # summed in stages 4-7 while the MACs drain; acc + terms (8), round and clamp (9), write (10).
         label = Signal(self.label_bits)
         learn_r = Signal()
         d0l = [v.as_signed() for v in _lanes(d0q, A, P)]
         bfl = [v.as_signed() for v in _lanes(bfin, bb, P)]
+        r_s = (1 << fw) >> 1 if f.state_rounding == "nearest" else 0
+        nudge_on = o4.nudge & (o4.layer == N)
         new_state, lows, highs = [], [], []
         for p in range(P):
-            y = Mux(opC.ibase + p == label, one, 0)
-            st, lo, hi = neuron_lane(acc=acc_eff[p], bias=bfl[p], drive=Mux(opC.layer == 1, d0l[p], 0),
-                                     nudge_on=opC.nudge & (opC.layer == N), nudge_neg=opC.neg,
-                                     target=y, old_state=s0[p], fixed=f, beta_shift=cfg.beta_shift)
-            ns = Signal(SW, name=f"state{p}")
-            m.d.comb += ns.eq(st)
-            new_state.append(ns)
-            lows.append(lo & mask[p])
-            highs.append(hi & mask[p])
-        fin = k_is(Kind.FIN)
-        m.d.comb += [swr.addr.eq(opC.swa), swr.data.eq(Cat(*new_state)),
-                     swr.en.eq(Mux(fin, Cat(*mask), 0))]
+            drive = Mux(o4.layer == 1, d0l[p], 0)
+            t5 = reg(drive + (bfl[p] << (fw + fs - fb)), f"fin_db{p}")
+            y = Mux(o4.ibase + p == label, one, 0)
+            nd = Signal(signed(SW + 2), name=f"fin_nd{p}")
+            m.d.comb += nd.eq(y - s0[p])
+            nud5 = reg(Mux(nudge_on, Mux(o4.neg, -nd, nd), 0), f"fin_nudge{p}", signed(SW + 2))
+            t6 = reg(t5 + (nud5 << (fw - cfg.beta_shift)), f"fin_dbn{p}")
+            t7 = reg(t6 + r_s, f"fin_terms{p}") if r_s else reg(t6, f"fin_terms{p}")
+            t8 = reg(t7, f"fin_terms{p}_8")
+            total9 = reg(acc[p] + t8, f"fin_total{p}")
+            pre = total9 >> fw
+            lo, hi = pre < 0, pre > one
+            m9 = op[ACC_DEPTH + 1].mask[p]
+            new_state.append(reg(Mux(lo, 0, Mux(hi, one, pre))[:SW], f"state{p}", unsigned(SW)))
+            lows.append(reg(lo & m9, f"act_lo{p}"))
+            highs.append(reg(hi & m9, f"act_hi{p}"))
+        assert ACC_DEPTH + 2 == STATE_WRITE_DEPTH
+        o10 = op[STATE_WRITE_DEPTH]
+        fin10 = o10.kind == Kind.FIN
+        m.d.comb += [swr.addr.eq(o10.swa), swr.data.eq(Cat(*new_state)),
+                     swr.en.eq(Mux(fin10, o10.mask, 0))]
 
         # Residual (settling) and prediction, both from the last free step.
         moved = Signal()       # s_T1 != s_(T1-1): the free phase has not settled
         moved2 = Signal()      # s_T1 != s_(T1-2): not a period-2 cycle either
         # s_(T1-2) is the old content of the slot the last free step writes (read on port 1);
         # for T1 == 2 it is the zero initial state.
-        old2 = [Const(0, SW)] * P if cfg.T1 == 2 else s1raw
+        nd_fin = STATE_WRITE_DEPTH - DATA_DEPTH
+        old1 = [delay(s0[p], nd_fin, f"old1_{p}") for p in range(P)]
+        old2 = [Const(0, SW)] * P if cfg.T1 == 2 else [delay(s1raw[p], nd_fin, f"old2_{p}") for p in range(P)]
+        last10 = fin10 & o10.lastfree
+        mv1 = reg(Mux(last10, Cat(*[o10.mask[p] & (new_state[p] != old1[p]) for p in range(P)]), 0), "moved_l")
+        mv2 = reg(Mux(last10, Cat(*[o10.mask[p] & (new_state[p] != old2[p]) for p in range(P)]), 0), "moved2_l")
+        m.d.sync += [moved.eq(moved | mv1.any()), moved2.eq(moved2 | mv2.any())]
+        # argmax over the output layer: 16 -> 4 lanes (10 -> 11), 4 -> 1 (11 -> 12), merge (12)
         best, best_idx, have = Signal(SW), Signal(IDX_BITS), Signal()
-        with m.If(fin & opC.lastfree):
-            m.d.sync += moved.eq(moved | Cat(*[mask[p] & (new_state[p] != s0[p]) for p in range(P)]).any())
-            m.d.sync += moved2.eq(moved2 | Cat(*[mask[p] & (new_state[p] != old2[p]) for p in range(P)]).any())
-            with m.If(opC.layer == N):
-                cb, ci, ch = best, best_idx, have
-                for p in range(P):
-                    take = mask[p] & (~ch | (new_state[p] > cb))    # strict: lowest index wins ties
-                    nb, ni, nh = Signal(SW, name=f"best{p}"), Signal(IDX_BITS, name=f"besti{p}"), Signal(name=f"have{p}")
-                    m.d.comb += [nb.eq(Mux(take, new_state[p], cb)), ni.eq(Mux(take, opC.ibase + p, ci)),
-                                 nh.eq(ch | take)]
-                    cb, ci, ch = nb, ni, nh
-                m.d.sync += [best.eq(cb), best_idx.eq(ci), have.eq(ch)]
 
-        # Update unit: D = m1 - m2 with operands chosen by the op; g = -1 for a negative beta.
+        def amax(cands, name):
+            """(value, lane, valid) of the strict maximum, the lowest lane winning ties."""
+            cb, ci, cv = cands[0]
+            for k, (vb, vi, vv) in enumerate(cands[1:]):
+                take = vv & (~cv | (vb > cb))
+                nb, ni, nv = (Signal(SW, name=f"{name}_v{k}"), Signal(LW + 1, name=f"{name}_i{k}"),
+                              Signal(name=f"{name}_ok{k}"))
+                m.d.comb += [nb.eq(Mux(take, vb, cb)), ni.eq(Mux(take, vi, ci)), nv.eq(cv | take)]
+                cb, ci, cv = nb, ni, nv
+            return cb, ci, cv
+
+        lanes10 = [(new_state[p], Const(p, LW + 1), o10.mask[p] & last10 & (o10.layer == N)) for p in range(P)]
+        g11 = []
+        for q in range(0, P, 4):
+            vb, vi, vv = amax(lanes10[q:q + 4], f"amax_a{q}")
+            g11.append((reg(vb, f"amax_a{q}_v"), reg(vi, f"amax_a{q}_i"), reg(vv, f"amax_a{q}_ok")))
+        vb, vi, vv = amax(g11, "amax_b")
+        vb12, vi12, vv12 = reg(vb, "amax_v"), reg(vi, "amax_i"), reg(vv, "amax_ok")
+        base12 = op[STATE_WRITE_DEPTH + 2].ibase
+        with m.If(vv12 & (~have | (vb12 > best))):
+            m.d.sync += [best.eq(vb12), best_idx.eq(base12 + vi12), have.eq(1)]
+
+        # ---- update unit: D = m1 - m2 (5, 6, 7), round with the hash (11), shift and saturate
+        # the update (12), add and saturate the parameter (13), write (14) ---------------------
         gneg = Signal()
-        if self.train:
-            diffs = self._update_diffs(m, opC=opC, s0q=s0q, s1q=s1q, s0raw=s0raw, s1raw=s1raw, gneg=gneg)
         bl = [v.as_signed() for v in _lanes(bsel, bb, P)]
-        is_w = (k_is(Kind.UW) | k_is(Kind.U0)) if self.train else Const(0, 1)
-        is_b = k_is(Kind.UB) if self.train else Const(0, 1)
+        PW = max(wb, bb)
         usat_n, psat_n = [], []
+        if self.train:
+            diff7 = self._update_diffs(m, o4=o4, s0q=s0q, s1q=s1q, s0raw=s0raw, s1raw=s1raw, gneg=gneg, reg=reg)
+            old5 = [reg(Mux(is4(Kind.UB), bl[p], wl[p]), f"old{p}", signed(PW)) for p in range(P)]
+            RD = HASH_DEPTH
+            old13 = [delay(v, RD + 2 - 5, f"old{p}") for p, v in enumerate(old5)]
+            diffR = [delay(v, RD - 7, f"diff{p}") for p, v in enumerate(diff7)]
+            oR = op[RD]
+            is_bR = oR.kind == Kind.UB
+            classes = [(n, b, pl.sh_b(n) if b else pl.sh_w(n)) for n in range(N) for b in (0, 1)]
+            o12 = op[RD + 1]
+            is_b12 = o12.kind == Kind.UB
+            o13 = op[RD + 2]
+            is_b13 = o13.kind == Kind.UB
+            is_w13 = (o13.kind == Kind.UW) | (o13.kind == Kind.U0)
+            usat13 = []
+            new14, psat14 = [], []
+            for p in range(P):
+                # round: t = D + R (R = 0 for a left shift)
+                dW = max(len(diffR[p]), max(sh for _, _, sh in classes) + 1) + 1
+                tR = Signal(signed(dW), name=f"rnd_in{p}")
+                for n, b, sh in classes:
+                    with m.If((oR.layer == n) & (is_bR == b)):
+                        off = round_offset(max(sh, 0), f.update_rounding, rnd[p] if stochastic else None)
+                        m.d.comb += tR.eq(diffR[p] + off)
+                t12 = reg(tR, f"rnd_t{p}")
+                v12 = Signal(signed(dW + max([0] + [-sh for _, _, sh in classes])), name=f"upd_v{p}")
+                for n, b, sh in classes:
+                    with m.If((o12.layer == n) & (is_b12 == b)):
+                        m.d.comb += v12.eq(t12 >> sh if sh > 0 else t12 << -sh)
+                dlt, us = saturate(v12, f.update_min, f.update_max)
+                d13 = reg(dlt, f"upd_d{p}", signed(f.update_bits))
+                usat13.append(reg(us & o12.mask[p], f"upd_sat{p}"))
+                nv = old13[p] + d13
+                vw, pw = saturate(nv, f.weight_min, f.weight_max)
+                vb_, pb_ = saturate(nv, f.bias_min, f.bias_max)
+                new14.append(reg(Mux(o13.kind == Kind.HWR, o13.hdata[:PW], Mux(is_b13, vb_, vw)), f"upd_new{p}",
+                                 signed(PW)))
+                psat14.append(reg(Mux(is_b13, pb_, pw) & o13.mask[p], f"par_sat{p}"))
+        else:
+            new14 = [reg(op[UPDATE_WRITE_DEPTH - 1].hdata[:PW], f"upd_new{p}", signed(PW)) for p in range(P)]
+        assert HASH_DEPTH + 3 == UPDATE_WRITE_DEPTH
+        o13 = op[UPDATE_WRITE_DEPTH - 1]
+        o14 = op[UPDATE_WRITE_DEPTH]
+        is_w13 = ((o13.kind == Kind.UW) | (o13.kind == Kind.U0)) if self.train else Const(0, 1)
+        is_b13 = (o13.kind == Kind.UB) if self.train else Const(0, 1)
+        hw13 = o13.kind == Kind.HWR
         for n in range(N):
-            wnew, bnew = [opC.hdata[:wb]] * P, [opC.hdata[:bb]] * P
-            wus, wps, bus, bps = [Const(0, 1)], [Const(0, 1)], [Const(0, 1)], [Const(0, 1)]
-            for p in range(P if self.train else 0):
-                common = dict(mode=f.update_rounding, rand=rnd[p],
-                              update_range=(f.update_min, f.update_max))
-                v, us, ps = update_lane(diff=diffs[p], sh=pl.sh_w(n), old=wl[p],
-                                        value_range=(f.weight_min, f.weight_max), **common)
-                wnew[p] = v[:wb]
-                wus.append(us & mask[p]), wps.append(ps & mask[p])
-                v, us, ps = update_lane(diff=diffs[p], sh=pl.sh_b(n), old=bl[p],
-                                        value_range=(f.bias_min, f.bias_max), **common)
-                bnew[p] = v[:bb]
-                bus.append(us & mask[p]), bps.append(ps & mask[p])
-            here = opC.layer == n
-            hw = k_is(Kind.HWR) & (opC.layer == n)
+            here = o13.layer == n
+            wen = reg(Mux(is_w13 & here, o13.mask,
+                          Mux(hw13 & here & (o13.target == TARGET_WEIGHT), Const(1, 1) << o13.lane, 0)),
+                      f"w{n}_wen", unsigned(P))
+            ben = reg(Mux(is_b13 & here, o13.mask,
+                          Mux(hw13 & here & (o13.target == TARGET_BIAS), Const(1, 1) << o13.lane, 0)),
+                      f"b{n}_wen", unsigned(P))
             m.d.comb += [
-                wwr[n].addr.eq(opC.waddr),
-                wwr[n].data.eq(Mux(is_w, Cat(*wnew), Cat(*[opC.hdata[:wb]] * P))),
-                wwr[n].en.eq(Mux(is_w & here, Cat(*mask),
-                                 Mux(hw & (opC.target == TARGET_WEIGHT), Const(1, 1) << opC.lane, 0))),
-                bwr[n].addr.eq(opC.baddr),
-                bwr[n].data.eq(Mux(is_b, Cat(*bnew), Cat(*[opC.hdata[:bb]] * P))),
-                bwr[n].en.eq(Mux(is_b & here, Cat(*mask),
-                                 Mux(hw & (opC.target == TARGET_BIAS), Const(1, 1) << opC.lane, 0))),
+                wwr[n].addr.eq(o14.waddr), wwr[n].data.eq(Cat(*[v[:wb] for v in new14])), wwr[n].en.eq(wen),
+                bwr[n].addr.eq(o14.baddr), bwr[n].data.eq(Cat(*[v[:bb] for v in new14])), bwr[n].en.eq(ben),
             ]
-            usat_n.append((here & is_w, sum(wus), here & is_b, sum(bus)))
-            psat_n.append((here & is_w, sum(wps), here & is_b, sum(bps)))
 
         # ---- counters ----------------------------------------------------------------------
         cnt = {name: getattr(self, name) for name in ("cycles", "samples", "update_sat", "weight_sat",
@@ -387,93 +465,108 @@ class EPCore(wiring.Component):
         cnt_r = {name: Signal(32, name=f"cnt_{name}") for name in cnt}
         for name in cnt:
             m.d.comb += cnt[name].eq(cnt_r[name])
-        upd_inc = Signal(32)
-        wsat_inc = Signal(32)
-        bsat_inc = Signal(32)
-        m.d.comb += [
-            upd_inc.eq(sum(Mux(cw, w, 0) + Mux(cb_, b, 0) for cw, w, cb_, b in usat_n)),
-            wsat_inc.eq(sum(Mux(cw, w, 0) for cw, w, _, _ in psat_n)),
-            bsat_inc.eq(sum(Mux(cb_, b, 0) for _, _, cb_, b in psat_n)),
-        ]
-        m.d.sync += [cnt_r["update_sat"].eq(cnt_r["update_sat"] + upd_inc),
-                     cnt_r["weight_sat"].eq(cnt_r["weight_sat"] + wsat_inc),
-                     cnt_r["bias_sat"].eq(cnt_r["bias_sat"] + bsat_inc)]
-        with m.If(fin & learn_r):
-            m.d.sync += [cnt_r["act_low"].eq(cnt_r["act_low"] + sum(lows)),
-                         cnt_r["act_high"].eq(cnt_r["act_high"] + sum(highs))]
-        # the same events per weight layer (read over ``access``)
+        CW = ceil_log2(P + 1)
         per = {(name, n): Signal(32, name=f"cnt_{name}_{n}") for name in LAYER_COUNTERS for n in range(N)}
+        if self.train:
+            # saturations: popcounts registered (13 -> 14 -> 15 and 14 -> 15), added at 15
+            u14 = reg(sum(usat13) if P > 1 else usat13[0], "upd_sat_n", unsigned(CW))
+            u15 = reg(u14, "upd_sat_n15", unsigned(CW))
+            p15 = reg(sum(psat14) if P > 1 else psat14[0], "par_sat_n", unsigned(CW))
+            o15 = op[UPDATE_WRITE_DEPTH + 1]
+            w15 = (o15.kind == Kind.UW) | (o15.kind == Kind.U0)
+            b15 = o15.kind == Kind.UB
+            m.d.sync += [cnt_r["update_sat"].eq(cnt_r["update_sat"] + Mux(w15 | b15, u15, 0)),
+                         cnt_r["weight_sat"].eq(cnt_r["weight_sat"] + Mux(w15, p15, 0)),
+                         cnt_r["bias_sat"].eq(cnt_r["bias_sat"] + Mux(b15, p15, 0))]
+            for n in range(N):
+                here = o15.layer == n
+                m.d.sync += [
+                    per["update_sat", n].eq(per["update_sat", n] + Mux(here & (w15 | b15), u15, 0)),
+                    per["weight_sat", n].eq(per["weight_sat", n] + Mux(here & w15, p15, 0)),
+                    per["bias_sat", n].eq(per["bias_sat", n] + Mux(here & b15, p15, 0)),
+                ]
+        # clamps: popcounts registered (10 -> 11), added at 11
+        lo11 = reg(sum(lows) if P > 1 else lows[0], "act_lo_n", unsigned(CW))
+        hi11 = reg(sum(highs) if P > 1 else highs[0], "act_hi_n", unsigned(CW))
+        o11 = op[STATE_WRITE_DEPTH + 1]
+        fin11 = (o11.kind == Kind.FIN) & learn_r
+        with m.If(fin11):
+            m.d.sync += [cnt_r["act_low"].eq(cnt_r["act_low"] + lo11),
+                         cnt_r["act_high"].eq(cnt_r["act_high"] + hi11)]
         for n in range(N):
-            cw, uw, cb_, ub = usat_n[n]
-            m.d.sync += [
-                per["update_sat", n].eq(per["update_sat", n] + Mux(cw, uw, 0) + Mux(cb_, ub, 0)),
-                per["weight_sat", n].eq(per["weight_sat", n] + Mux(psat_n[n][0], psat_n[n][1], 0)),
-                per["bias_sat", n].eq(per["bias_sat", n] + Mux(psat_n[n][2], psat_n[n][3], 0)),
-            ]
-            with m.If(fin & learn_r & (opC.layer == n + 1)):
-                m.d.sync += [per["act_low", n].eq(per["act_low", n] + sum(lows)),
-                             per["act_high", n].eq(per["act_high", n] + sum(highs))]
+            with m.If(fin11 & (o11.layer == n + 1)):
+                m.d.sync += [per["act_low", n].eq(per["act_low", n] + lo11),
+                             per["act_high", n].eq(per["act_high", n] + hi11)]
         per_sel = Signal(32)
         for (name, n), sig in per.items():
-            with m.If((opC.layer == n) & (opC.cid == LAYER_COUNTERS.index(name))):
+            with m.If((o4.layer == n) & (o4.cid == LAYER_COUNTERS.index(name))):
                 m.d.comb += per_sel.eq(sig)
 
         # ---- host responses ------------------------------------------------------------------
+        # The value is taken in stage C; the response is given when the op reaches the parameter
+        # write (one host op at a time), so a write has landed before its response.
         rsp_valid, rsp_data = Signal(), Signal(signed(32))
+        rsp_hold = Signal(signed(32))
         m.d.comb += [self.access_rsp.valid.eq(rsp_valid), self.access_rsp.payload.eq(rsp_data)]
+        with m.If(is4(Kind.HRD) | is4(Kind.HWR)):
+            with m.If(is4(Kind.HWR)):
+                m.d.sync += rsp_hold.eq(0)
+            with m.Else():
+                with m.Switch(o4.target):
+                    with m.Case(TARGET_WEIGHT):
+                        m.d.sync += rsp_hold.eq(wsel.word_select(o4.lane, wb).as_signed())
+                    with m.Case(TARGET_BIAS):
+                        m.d.sync += rsp_hold.eq(bsel.word_select(o4.lane, bb).as_signed())
+                    with m.Case(TARGET_STATE):
+                        m.d.sync += rsp_hold.eq(s0q.word_select(o4.lane, SW))
+                    with m.Case(TARGET_COUNTER):
+                        m.d.sync += rsp_hold.eq(per_sel)
+                    with m.Default():
+                        m.d.sync += rsp_hold.eq(0)
         with m.If(self.access_rsp.valid & self.access_rsp.ready):
             m.d.sync += rsp_valid.eq(0)
-        with m.If(k_is(Kind.HRD) | k_is(Kind.HWR)):
-            m.d.sync += rsp_valid.eq(1)
-            with m.If(k_is(Kind.HWR)):
-                m.d.sync += rsp_data.eq(0)
-            with m.Else():
-                with m.Switch(opC.target):
-                    with m.Case(TARGET_WEIGHT):
-                        m.d.sync += rsp_data.eq(wsel.word_select(opC.lane, wb).as_signed())
-                    with m.Case(TARGET_BIAS):
-                        m.d.sync += rsp_data.eq(bsel.word_select(opC.lane, bb).as_signed())
-                    with m.Case(TARGET_STATE):
-                        m.d.sync += rsp_data.eq(s0q.word_select(opC.lane, SW))
-                    with m.Case(TARGET_COUNTER):
-                        m.d.sync += rsp_data.eq(per_sel)
-                    with m.Default():
-                        m.d.sync += rsp_data.eq(0)
+        with m.If((o14.kind == Kind.HRD) | (o14.kind == Kind.HWR)):
+            m.d.sync += [rsp_valid.eq(1), rsp_data.eq(rsp_hold)]
 
         # ---- controller ------------------------------------------------------------------
         self._controller(m, opA=opA, key=key, label=label, learn_r=learn_r, gneg=gneg, moved=moved, moved2=moved2,
-                         have=have, best_idx=best_idx, lwr=lwr, JW=JW, cnt_r=cnt_r, rsp_valid=rsp_valid)
+                         have=have, best_idx=best_idx, lwr=lwr, lrd=lrd, JW=JW, cnt_r=cnt_r, rsp_valid=rsp_valid)
         return m
 
-    def _update_diffs(self, m, *, opC, s0q, s1q, s0raw, s1raw, gneg):
-        """The exact differences D of the update, one per lane (latches hold the row operands)."""
+    def _update_diffs(self, m, *, o4, s0q, s1q, s0raw, s1raw, gneg, reg):
+        """The exact differences D of the update, one per lane, registered at depth 7: operands
+        chosen in stage C (latches hold the row operands), products (6), difference (7)."""
         f, P = self.cfg.fixed, self.plan.P
         SW, fx = f.state_frac + 1, f.input_frac
-        k_is = lambda kind: opC.kind == kind  # noqa: E731
+        k_is = lambda kind: o4.kind == kind  # noqa: E731
         ra, rc = Signal(SW), Signal(SW)
         la = [Signal(SW, name=f"la{p}") for p in range(P)]
         lc = [Signal(SW, name=f"lc{p}") for p in range(P)]
         with m.If(k_is(Kind.UROW)):
-            m.d.sync += [ra.eq(s0q.word_select(opC.lane, SW)), rc.eq(s1q.word_select(opC.lane, SW))]
+            m.d.sync += [ra.eq(s0q.word_select(o4.lane, SW)), rc.eq(s1q.word_select(o4.lane, SW))]
         with m.If(k_is(Kind.U0ROW)):
             m.d.sync += [la[p].eq(s0raw[p]) for p in range(P)] + [lc[p].eq(s1raw[p]) for p in range(P)]
         diffs = []
+        W2 = max(SW, fx, 1)
         for p in range(P):
-            a1, a2, c1, c2 = (Signal(SW, name=f"ua{p}"), Signal(max(SW, fx, 1), name=f"ub{p}"),
-                              Signal(SW, name=f"uc{p}"), Signal(max(SW, fx, 1), name=f"ud{p}"))
-            with m.Switch(opC.kind):
+            a1, a2, c1, c2 = (Signal(SW, name=f"ua{p}"), Signal(W2, name=f"ub{p}"),
+                              Signal(SW, name=f"uc{p}"), Signal(W2, name=f"ud{p}"))
+            with m.Switch(o4.kind):
                 with m.Case(Kind.UW):
                     m.d.comb += [a1.eq(ra), a2.eq(s0raw[p]), c1.eq(rc), c2.eq(s1raw[p])]
                 with m.Case(Kind.U0):
-                    m.d.comb += [a1.eq(la[p]), a2.eq(opC.lx), c1.eq(lc[p]), c2.eq(opC.lx)]
+                    m.d.comb += [a1.eq(la[p]), a2.eq(o4.lx), c1.eq(lc[p]), c2.eq(o4.lx)]
                 with m.Case(Kind.UB):
                     m.d.comb += [a1.eq(s0raw[p]), a2.eq(1), c1.eq(s1raw[p]), c2.eq(1)]
-            d = Signal(signed(len(a1) + len(a2) + 2), name=f"diff{p}")
-            m.d.comb += d.eq(Mux(gneg, c1 * c2 - a1 * a2, a1 * a2 - c1 * c2))
+            a1r, a2r, c1r, c2r = (reg(v, f"{v.name}_r") for v in (a1, a2, c1, c2))
+            m1 = reg(a1r * a2r, f"um1_{p}")
+            m2 = reg(c1r * c2r, f"um2_{p}")
+            d = Signal(signed(SW + W2 + 2), name=f"diff{p}")
+            m.d.sync += d.eq(Mux(gneg, m2 - m1, m1 - m2))
             diffs.append(d)
         return diffs
 
-    def _controller(self, m, *, opA, key, label, learn_r, gneg, moved, moved2, have, best_idx, lwr, JW,
+    def _controller(self, m, *, opA, key, label, learn_r, gneg, moved, moved2, have, best_idx, lwr, lrd, JW,
                     cnt_r, rsp_valid):
         cfg, pl, f = self.cfg, self.plan, self.cfg.fixed
         P, N, s, S, off = pl.P, pl.N, pl.sizes, pl.S, pl.state_offsets
@@ -486,9 +579,11 @@ class EPCore(wiring.Component):
         nnz = Signal(IDX_BITS + 1)
         sneg = Signal()
         m.d.comb += gneg.eq(sneg)
-        hk, hc = Signal(32), Signal(32)
-        hout = Signal(32)
-        m.d.comb += hout.eq(arx_hash_expr(m, hk, hc, name="arx_key"))
+        # the key hash: one ARX round a cycle (KEY: H(seed, t), SIGN: H(key, SIGN_COUNTER))
+        hx, hy, hr, hkey = Signal(16), Signal(16), Signal(range(HASH_ROUNDS)), Signal(32)
+        hxn, hyn = arx_round(hx, hy, Mux(hr[0], hkey[16:], hkey[:16]), hr)
+        hout = Cat(hyn, hxn)
+        bub = Signal(range(max(STEP_BUBBLES, D0_BUBBLES, 2) + 1))
 
         # loop counters
         ib, ibP, r, i, jb, jbP, j, jw, jl, e, il, iw = (
@@ -499,7 +594,7 @@ class EPCore(wiring.Component):
         rbase, wbase, pa, pb = (Signal(len(opA.sa0), name=n) for n in ("rbase", "wbase", "pa", "pb"))
         zero, nudge, neg, lastfree = Signal(), Signal(), Signal(), Signal()
         phase = Signal(2)           # 0 free, 1 nudged, 2 negative
-        drain = Signal(range(PIPE_DEPTH + 1))
+        drain = Signal(range(DRAIN + 1))
         abase = pl.slot_nudged * S
         cbase = (pl.slot_negative if sym else pl.slot_free) * S
 
@@ -512,6 +607,8 @@ class EPCore(wiring.Component):
             return Mux(b == pl.blocks(k) - 1, pl.last_lanes(k), P)
 
         m.d.sync += opA.eq(0)          # every op starts from all-zero fields (kind NOP): no stale fields
+        # the pixel list is read at emission: its data (pixel index and value) meets the op in stage A
+        m.d.comb += lrd.addr.eq(e)
 
         def enter_layer(k, b, bP):
             """Start block b (bP = b*P) of layer k in the current step."""
@@ -579,20 +676,25 @@ class EPCore(wiring.Component):
                         m.d.comb += [lwr.addr.eq(nnz), lwr.data.eq(Cat(pidx[:JW], x)), lwr.en.eq(x != 0)]
                         m.d.sync += [pidx.eq(pidx + 1), nnz.eq(nnz + (x != 0))]
                     with m.Else():
-                        m.d.sync += label.eq(self.sample.payload)
+                        m.d.sync += [label.eq(self.sample.payload), hx.eq(t[16:]), hy.eq(t[:16]), hr.eq(0)]
                         m.next = "KEY"
+            assert KEY_CYCLES == 2 * HASH_ROUNDS
             with m.State("KEY"):
-                m.d.comb += [busy.eq(1), hk.eq(cfg.seed), hc.eq(t)]
-                m.d.sync += key.eq(hout)
-                m.next = "SIGN"
+                m.d.comb += [busy.eq(1), hkey.eq(cfg.seed)]
+                m.d.sync += [hx.eq(hxn), hy.eq(hyn), hr.eq(hr + 1)]
+                with m.If(hr == HASH_ROUNDS - 1):
+                    m.d.sync += [key.eq(hout), hx.eq(SIGN_COUNTER >> 16), hy.eq(SIGN_COUNTER & 0xFFFF), hr.eq(0)]
+                    m.next = "SIGN"
             with m.State("SIGN"):
-                m.d.comb += [busy.eq(1), hk.eq(key), hc.eq(SIGN_COUNTER)]
-                m.d.sync += [sneg.eq(hout[0] if cfg.nudging == "random_sign" else 0),
-                             ib.eq(0), e.eq(0), wa.eq(0)]
-                with m.If(nnz == 0):
-                    m.next = "D0_ST"
-                with m.Else():
-                    m.next = "D0_MAC"
+                m.d.comb += [busy.eq(1), hkey.eq(key)]
+                m.d.sync += [hx.eq(hxn), hy.eq(hyn), hr.eq(hr + 1)]
+                with m.If(hr == HASH_ROUNDS - 1):
+                    m.d.sync += [sneg.eq(hout[0] if cfg.nudging == "random_sign" else 0),
+                                 ib.eq(0), e.eq(0), wa.eq(0)]
+                    with m.If(nnz == 0):
+                        m.next = "D0_ST"
+                    with m.Else():
+                        m.next = "D0_MAC"
             # input drive: outer blocks of layer 1, inner non-zero pixels
             with m.State("D0_MAC"):
                 m.d.comb += busy.eq(1)
@@ -605,13 +707,16 @@ class EPCore(wiring.Component):
                 emit(Kind.D0ST, baddr=ib, clear=(nnz == 0))
                 m.d.sync += [ib.eq(ib + 1), e.eq(0), wa.eq(wa + s[0])]
                 with m.If(ib == pl.blocks(1) - 1):
+                    m.d.sync += bub.eq(0)
                     m.next = "D0_END"
                 with m.Elif(nnz != 0):
                     m.next = "D0_MAC"
             with m.State("D0_END"):
-                # one bubble: layer 1's first finish reads d0 after the last D0ST wrote it
+                # D0_BUBBLES bubbles: layer 1's first finish reads d0 after the last D0ST wrote it
                 m.d.comb += busy.eq(1)
-                start_phase("free")
+                m.d.sync += bub.eq(bub + 1)
+                with m.If(bub == D0_BUBBLES - 1):
+                    start_phase("free")
             # one step: layers in order, each block: forward rows, feedback columns, finish
             for k in range(1, N + 1):
                 if k >= 2:
@@ -654,14 +759,18 @@ class EPCore(wiring.Component):
                         if k < N:
                             enter_layer(k + 1, 0, 0)
                         else:
+                            m.d.sync += bub.eq(0)
                             m.next = "STEP_END"
                     with m.Else():
                         enter_layer(k, ib + 1, ibP + P)
+            assert STEP_BUBBLES >= 2
             with m.State("STEP_END"):
-                # two bubbles: the next step's first read (stage B) comes after this step's last
-                # write (stage D)
+                # STEP_BUBBLES bubbles (STEP_END2 is the last): the next step's first read (depth
+                # READ_DEPTH) comes after this step's last state write (depth STATE_WRITE_DEPTH)
                 m.d.comb += busy.eq(1)
-                m.next = "STEP_END2"
+                m.d.sync += bub.eq(bub + 1)
+                with m.If(bub == STEP_BUBBLES - 2):
+                    m.next = "STEP_END2"
             with m.State("STEP_END2"):
                 m.d.comb += busy.eq(1)
                 m.d.sync += [steps_left.eq(steps_left - 1), rbase.eq(wbase),
@@ -688,7 +797,7 @@ class EPCore(wiring.Component):
                 # let the last ops leave the pipeline, then count the sample
                 m.d.comb += busy.eq(1)
                 m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == PIPE_DEPTH - 1):
+                with m.If(drain == DRAIN - 1):
                     m.d.sync += cnt_r["samples"].eq(cnt_r["samples"] + 1)
                     with m.If(learn_r):
                         m.d.sync += [t.eq(t + 1), cnt_r["unsettled"].eq(cnt_r["unsettled"] + moved),

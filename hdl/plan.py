@@ -23,9 +23,28 @@ from dataclasses import dataclass
 from eqfpga.golden.config import EPConfig
 
 N_SLOTS = 4
-PIPE_DEPTH = 4          # op register (A), address stage (B), read-data registers (C), data stage (D)
-STEP_BUBBLES = 2        # cycles between a step's last op and the next step's first op
-D0_BUBBLES = 1          # cycles between the input drive and the first step
+
+# Depths of the op pipeline (docs/hardware.md, "Pipeline"): an op emitted by the controller in
+# cycle e is at depth d during cycle e + d; a memory write "at depth d" lands at the end of cycle
+# e + d, a read "at depth d" drives the address in cycle e + d (synchronous read ports).
+READ_DEPTH = 2          # stage B: every read address (registered op fields only)
+DATA_DEPTH = 4          # stage C: every memory's read data, registered
+ACC_DEPTH = 8           # operands (5), products (6), adder tree (7, 8), accumulate at the end of 8
+STATE_WRITE_DEPTH = 10  # neuron finish: acc + terms (8 -> 9), round and clamp (9 -> 10), write (10)
+D0_WRITE_DEPTH = ACC_DEPTH
+HASH_DEPTH = READ_DEPTH + 1 + 8     # counter at B, one ARX round a stage: the random word at 11
+UPDATE_WRITE_DEPTH = HASH_DEPTH + 3  # round (11), shift + saturate (12), add + saturate (13), write (14)
+LAST_DEPTH = UPDATE_WRITE_DEPTH + 2  # the saturation counters add at 16
+
+PIPE_DEPTH = STATE_WRITE_DEPTH       # a step's last state write lands PIPE_DEPTH - 2 cycles after its last bubble
+# A read at depth READ_DEPTH of an op emitted in cycle e' sees a write at depth W of an op emitted in
+# cycle e when e' + READ_DEPTH > e + W: W - READ_DEPTH bubble cycles between the two ops.
+STEP_BUBBLES = STATE_WRITE_DEPTH - READ_DEPTH   # a step's last state write before the next step's first read
+# d0's last write (D0ST at the accumulate stage) before the first finish of layer 1, which at least
+# one feedback op of block 0 precedes (every config has a layer 2)
+D0_BUBBLES = D0_WRITE_DEPTH - READ_DEPTH - 1
+DRAIN = LAST_DEPTH + 1                          # FINISH: every op has left the pipeline
+KEY_CYCLES = 16         # the sample's key H(seed, t) and sign H(key, SIGN_COUNTER): one round a cycle
 
 
 def _cdiv(a, b):
@@ -157,11 +176,11 @@ class Plan:
         steps = cfg.T1 + ((cfg.T2 * (2 if self.symmetric else 1)) if learn else 0)
         parts = {
             "load": self.sizes[0] + 1,
-            "key": 2,
+            "key": KEY_CYCLES,
             "input_drive": self.blocks(1) * (nnz + 1) + D0_BUBBLES,
             "steps": steps * self.step_cycles(),
             "update": self.update_cycles(nnz) if learn else 0,
-            "drain_and_result": PIPE_DEPTH + 1,
+            "drain_and_result": DRAIN + 1,
         }
         parts["total"] = sum(parts.values())
         return parts
