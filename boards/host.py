@@ -104,8 +104,11 @@ class BoardTrainer:
         self.log(f"loaded {sum(w.size + b.size for w, b in zip(weights, biases)):,} parameters into the "
                  f"board in {time.perf_counter() - t0:.1f} s")
 
-    def save(self) -> dict:
-        """Read the weights back from the board and checkpoint them atomically."""
+    def save(self, record: dict | None = None) -> dict:
+        """Read the weights back from the board and checkpoint them atomically.
+
+        ``record`` (this epoch's history entry) receives the read-back time and the golden check
+        before the checkpoint is written, so the file holds them too."""
         t0 = time.perf_counter()
         weights, biases = self.dev.read_weights()
         read_s = time.perf_counter() - t0
@@ -116,6 +119,8 @@ class BoardTrainer:
         info = {"read_back_seconds": read_s}
         if self.golden is not None:
             info["golden_identical"] = self._compare_golden(weights, biases)
+        if record is not None:
+            record.update(info)
         meta = {"epoch": self.epoch, "history": self.history, "arith": "fixed", "position": self.position,
                 "source": "board"}
         save_npz(self.checkpoint, NetParams(self.cfg, "fixed", [torch.as_tensor(w) for w in weights],
@@ -142,6 +147,7 @@ class BoardTrainer:
         bar.update(start)
         wrong = seen = 0
         t0 = time.perf_counter()
+        paused = 0.0            # mid-epoch checkpoints: not training time
         next_ckpt = self.position + self.checkpoint_every if self.checkpoint_every else None
         for i in range(start, n, self.chunk):
             idx = order[i:i + self.chunk]
@@ -155,10 +161,12 @@ class BoardTrainer:
             bar.update(len(idx))
             bar.set_postfix(train_err=f"{wrong / seen:.4f}")
             if next_ckpt is not None and self.position >= next_ckpt and i + self.chunk < n:
+                p0 = time.perf_counter()
                 self.save()
+                paused += time.perf_counter() - p0
                 next_ckpt = self.position + self.checkpoint_every
         bar.close()
-        return wrong / max(seen, 1), time.perf_counter() - t0
+        return wrong / max(seen, 1), time.perf_counter() - t0 - paused
 
     def test_error(self) -> float:
         preds = []
@@ -187,7 +195,7 @@ class BoardTrainer:
                            (c1["cycles"] - c0["cycles"]) / trained if trained else None,
                        "counters": c1}
                 self.history.append(rec)
-                rec.update(self.save())
+                self.save(rec)
                 self.log(f"epoch {self.epoch}/{epochs}: train error {100 * train_err:.2f}%, test error "
                          f"{100 * test_err:.2f}% (on the board), {rec['samples_per_s']:.1f} samples/s"
                          + (", weights bit-identical to the golden model" if rec.get("golden_identical") else "")
