@@ -1,0 +1,181 @@
+"""eqfpga.boards.bench: the cheap sections, the JSON schema and the markdown writer (no RTL, no
+synthesis, synthetic MNIST-shaped data: seconds, not minutes)."""
+import json
+import re
+
+import numpy as np
+import pytest
+
+from eqfpga.boards import bench
+from eqfpga.golden.config import load_config
+from eqfpga.golden.data import MNIST
+from eqfpga.hdl.plan import Plan
+
+
+def fake_mnist(n_train=40, n_test=60, seed=0):
+    """MNIST-shaped random digits: ~150 non-zero pixels of 784, as real digits."""
+    rng = np.random.default_rng(seed)
+
+    def imgs(n):
+        x = rng.integers(1, 256, (n, 784)).astype(np.uint8)
+        x[rng.random((n, 784)) > 150 / 784] = 0
+        return x
+    return MNIST(imgs(n_train), rng.integers(0, 10, n_train).astype(np.uint8),
+                 imgs(n_test), rng.integers(0, 10, n_test).astype(np.uint8))
+
+
+def test_stats():
+    s = bench.stats([0.1, 0.2, None, 0.3])
+    assert s["n"] == 3 and s["mean"] == pytest.approx(0.2) and s["std"] == pytest.approx(0.1)
+    assert (s["min"], s["max"]) == (0.1, 0.3)
+    assert bench.stats([])["mean"] is None and bench.stats([5])["std"] == 0.0
+
+
+def test_cycles_by_phase_matches_plan():
+    cfg = load_config("mnist-1h")
+    pl = Plan(cfg)
+    v, f = np.array([100, 150, 200]), np.array([1, 2, 1])
+    c = bench.cycles_by_phase(cfg, v, f)
+    want = sum(pl.sample_cycles(int(a))["total"] * int(b) for a, b in zip(v, f)) / 4
+    assert c["schedule"]["total"] == pytest.approx(want)
+    parts = sum(x for k, x in c["schedule"].items() if k != "total")
+    assert parts == pytest.approx(want)           # the phases add up to the schedule
+    ideal = sum(pl.ideal_cycles(int(a)) * int(b) for a, b in zip(v, f)) / 4
+    assert c["ideal"]["total_ceil"] == pytest.approx(ideal)
+    assert c["ideal"]["total"] <= c["ideal"]["total_ceil"] <= c["schedule"]["total"]
+    assert 0 < c["efficiency"] <= 1
+    assert c["macs"]["total"] == pytest.approx(c["ideal"]["total"] * pl.P)
+
+
+def test_encode_fallback_and_link_bytes():
+    px = [0] * 300 + [7, 0, 255] + [0] * 10
+    code = bench.encode_pixels_fallback(px, 8)
+    # a run of 300 zeros: 256 + 44 -> two (0, r) pairs; then 7, (0, 0), 255, (0, 9)
+    assert code == bytes([0, 255, 0, 43, 7, 0, 0, 255, 0, 9])
+    try:
+        from eqfpga.boards.link import encode_pixels
+    except ImportError:
+        pass
+    else:
+        assert bytes(encode_pixels(np.array(px), 8)) == code
+    lb = bench.link_bytes(load_config("mnist-1h"), fake_mnist().train_images)
+    assert lb["request_bytes_mean"] == pytest.approx(lb["pixel_bytes_mean"] + bench.TRAIN_FRAME_OVERHEAD)
+
+
+def test_scaling_from_plan_and_fit():
+    cfg = load_config("mnist-1h")
+    v, f = np.array([150]), np.array([1])
+    pts = [{"config": f"p{P}", "sizes": [12, 8, 3], "P": P, "LUT4": 1000 + 500 * P + d, "fmax_mhz": fm,
+            "routed": False, "TRELLIS_FF": 1, "MULT18X18D": 3 * P, "DP16KD": 0, "made": "test"}
+           for P, d, fm in ((2, 10, 30.0), (4, -20, 28.0), (8, 10, 26.0))]
+    check = {"sizes": [784, 128, 10], "P": 16, "LUT4": 9000, "fmax_mhz": 25.0, "report": "x", "made": "test"}
+    sc = bench.bench_scaling(cfg, v, f, hidden=(32, 64, 128, 256), Ps=(4, 8, 16), synth=pts, check=check)
+    h, p = sc["vs_hidden"], sc["vs_P"]
+    assert len(h) >= 4 and len(p) >= 3
+    assert [r["sizes"][1] for r in h] == [32, 64, 128, 256]
+    assert all(a["cycles"] < b["cycles"] for a, b in zip(h, h[1:]))        # more neurons, more cycles
+    assert all(a["memory_bits"] < b["memory_bits"] for a, b in zip(h, h[1:]))
+    assert all(a["cycles"] > b["cycles"] for a, b in zip(p, p[1:]))        # more lanes, fewer cycles
+    assert [r["multipliers"] for r in p] == [12, 24, 48]
+    assert h[2]["cycles"] == pytest.approx(Plan(cfg).sample_cycles(150)["total"])
+    fit = sc["fit"]
+    assert fit["b"] == pytest.approx(500, rel=0.05) and len(fit["loo_rel_errors"]) == 3
+    assert fit["fmax_mhz"] == 28.0 and fit["fmax_rel_spread"] == pytest.approx(2 / 28)
+    assert all("LUT4_estimate" in r for r in h + p)
+    assert sc["check"]["LUT4_rel_error"] == pytest.approx((fit["a"] + 16 * fit["b"] - 9000) / 9000)
+
+
+def test_board_figures_read_a_build_report(tmp_path):
+    d = tmp_path / "ulx3s-85f-mnist-1h"
+    d.mkdir()
+    (d / "report.json").write_text(json.dumps({
+        "board": "ulx3s-85f", "config": {"name": "mnist-1h"}, "clock_mhz": 48.0, "fmax_mhz": 52.5,
+        "timing_met": True, "uart": {"baud": 3000000}, "resources": {"LUT4": {"used": 20000, "available": 83640}}}))
+    found = bench.find_board_reports("mnist-1h", roots=[tmp_path])
+    b = {x["board"]: x for x in bench.board_figures(found, load_config("mnist-1h"))}["ulx3s-85f"]
+    assert b["built"] and b["fmax_mhz"] == 52.5 and b["clock_mhz"] == 48.0 and b["baud"] == 3e6
+    assert b["resources"]["LUT4"] == 20000
+
+
+def test_run_bench_writes_report(tmp_path):
+    """The whole writer on a tiny run: golden accuracy, speed, scaling (no RTL, no synthesis)."""
+    mode = {"train": 30, "test": 60, "seeds": (0, 1), "curve": (10, 20, 30), "rtl": False, "synth": False,
+            "torch_b1": 20, "torch_batched": 40, "torch_batches": (20,), "torch_repeats": 2,
+            "study_widths": (12, 16), "study_train": 20}
+    res = bench.run_bench(quick=True, out_dir=tmp_path, data=fake_mnist(), log=lambda *a: None, mode=mode,
+                          sections=("accuracy", "precision", "speed", "scaling"))
+    j = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert j["meta"]["schema"] == bench.SCHEMA and j["meta"]["command"] == "eqfpga bench --quick"
+    for k in ("date", "machine", "load_before", "load_after", "duration_s", "git", "section_times_s"):
+        assert k in j["meta"]
+    a = j["accuracy"]
+    for arith in ("float", "fixed"):
+        assert a[arith]["test_error"]["n"] == 2
+        assert [p["samples"] for p in a[arith]["runs"][0]["curve"]] == [10, 20, 30]
+    sp = j["speed"]
+    assert sp["cycles"]["schedule"]["total"] > sp["cycles"]["ideal"]["total"] > 0
+    assert set(sp["torch"]["runs"]) == {"1", "20"} and sp["torch"]["runs"]["1"]["samples_per_s"]["n"] == 2
+    assert any(b["board"] == "ulx3s-85f" for b in sp["boards"]) and "not measured" in sp["energy"]
+    assert len(j["scaling"]["vs_hidden"]) >= 4 and len(j["scaling"]["vs_P"]) >= 3
+    assert not res["failed"] and len(j["precision"]["rows"]) == 6
+    for png in ("bench-curves.png", "bench-precision.png", "bench-cycles.png", "bench-scaling.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+    md = (tmp_path / "benchmarks.md").read_text()
+    assert res["meta"]["quick"] and "## 1. Accuracy (quick)" in md and "## 4. Scaling (quick)" in md
+    assert "Energy is not measured" in md
+    # every measured table and every plot is followed by the line naming its command
+    lines = md.splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        if lines[i].startswith("|"):
+            j0 = i
+            while i < len(lines) and lines[i].startswith("|"):
+                i += 1
+            blocks.append((j0, i))
+        elif lines[i].startswith("!["):
+            blocks.append((i, i + 1))
+            i += 1
+        else:
+            i += 1
+    assert len(blocks) >= 8
+    for a0, a1 in blocks:
+        before = " ".join(lines[max(0, a0 - 3):a0])
+        after = " ".join(lines[a1:a1 + 2])
+        cited = re.search(r"published|EP-NOTES", before, re.I)
+        assert "`eqfpga bench --quick`" in after or cited, f"table/plot at line {a0 + 1} names no command"
+
+
+def test_synth_points_are_cached(tmp_path, monkeypatch):
+    """synth_point runs synth_core once, then reuses its report while hdl/ is unchanged."""
+    import eqfpga.boards.synth as synth
+    calls = []
+
+    def fake(cfg, out_dir, **kw):
+        calls.append(kw)
+        rep = {"config": cfg.to_dict(), "fmax_mhz": 30.0 + cfg.parallelism, "routed": kw["route"],
+               "resources": {k: {"used": 100 * cfg.parallelism} for k in ("LUT4", "TRELLIS_FF", "MULT18X18D", "DP16KD")}}
+        from pathlib import Path
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "synth_report.json").write_text(json.dumps(rep))
+        return rep
+    monkeypatch.setattr(synth, "synth_core", fake)
+    cfgs = bench.synth_configs(bench.SYNTH_POINTS_QUICK)
+    assert [c.parallelism for c in cfgs] == [2, 4, 8] and all(c.sizes == (12, 8, 3) for c in cfgs)
+    a = [bench.synth_point(c, route=False, reuse_any=False, root=tmp_path, log=lambda *x: None) for c in cfgs]
+    b = [bench.synth_point(c, route=False, reuse_any=False, root=tmp_path, log=lambda *x: None) for c in cfgs]
+    assert len(calls) == 3 and all(c["route"] is False for c in calls)
+    assert all(p["made"].startswith("this run") for p in a) and all(p["made"] == "cached" for p in b)
+    assert [p["LUT4"] for p in b] == [200, 400, 800]
+    fit = bench.fit_luts(b)
+    assert fit["b"] == pytest.approx(100) and max(abs(e) for e in fit["loo_rel_errors"]) < 1e-9
+
+
+def test_a_failing_section_is_reported(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("no simulator here")
+    monkeypatch.setattr(bench, "bench_speed", boom)
+    res = bench.run_bench(quick=True, out_dir=tmp_path, data=fake_mnist(), log=lambda *a: None,
+                          sections=("speed", "scaling"), mode={"synth": False, "rtl": False})
+    assert "speed" in res["failed"] and "scaling" in res
+    md = (tmp_path / "benchmarks.md").read_text()
+    assert "Failed in this run" in md and "no simulator here" in md
