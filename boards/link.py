@@ -126,7 +126,7 @@ class Link:
         self._out: "OrderedDict[int, _Pending]" = OrderedDict()
         self._done: dict = {}
         self.stats = {"sent": 0, "resent": 0, "replies": 0, "stale": 0, "garbage_bytes": 0,
-                      "unmatched_errors": 0}
+                      "unmatched_errors": 0, "timeouts": 0}
 
     # ---- sending ----
     def _new_seq(self, mutating: bool) -> int:
@@ -139,7 +139,14 @@ class Link:
             self._recent_mut = (self._recent_mut + [self._seq])[-2 * DUP_WINDOW:]
         return self._seq
 
-    def _send(self, p: _Pending):
+    def _send(self, p: _Pending, resend: bool = False):
+        if resend:
+            # The copy is resent because something mangled the last one: the device may still be
+            # inside a false frame (a stray sync byte). 0xFF bytes end a false header at once (they
+            # make its len > MAX_PAYLOAD) and fill a false payload; doubling their number on every
+            # attempt ends any false frame, so a frame whose own bytes imitate a header cannot
+            # be misread the same way forever.
+            self.port.write(b"\xff" * min(4 << min(p.attempts, 10), MAX_PAYLOAD + 16))
         self.port.write(p.frame)
         p.sent = time.monotonic()
         p.attempts += 1
@@ -183,7 +190,7 @@ class Link:
                                 f"{p.attempts} attempts (last: {why}); check that the device is "
                                 "powered and programmed, the port and the baud rate")
             self.stats["resent"] += 1
-            self._send(p)
+            self._send(p, resend=True)
 
     def _pump(self):
         """Read what the port has, handle complete replies, resend on timeout."""
@@ -195,6 +202,7 @@ class Link:
         elif self._out:
             oldest = next(iter(self._out.values()))
             if time.monotonic() - oldest.sent > self.timeout:
+                self.stats["timeouts"] += 1
                 self._resend_all(f"no reply within {self.timeout} s")
 
     def _parse(self):
@@ -228,17 +236,20 @@ class Link:
     def _reply(self, seq: int, status: int, payload: bytes):
         self.stats["replies"] += 1
         p = self._out.get(seq)
-        if p is None:
-            if status in (Status.BAD_CRC, Status.TIMEOUT, Status.BAD_LENGTH) and self._out:
-                # a frame we do not know was dropped: it may have swallowed an outstanding request
-                self.stats["unmatched_errors"] += 1
-                self._resend_all(f"{Status(status).name} reply for an unknown frame")
+        if status in (Status.BAD_CRC, Status.TIMEOUT, Status.BAD_LENGTH):
+            # A dropped frame. Its seq may be ours (the copy was mangled) or a coincidence of
+            # garbage; its payload byte says whether a sync byte was among the dropped bytes, i.e.
+            # whether it may have swallowed any of our requests (no payload: assume it may).
+            if self._out and payload[:1] != b"\x00":
+                self.stats["unmatched_errors"] += p is None
+                self._resend_all(f"{Status(status).name} reply for a frame that held a sync byte")
+            elif p is not None:
+                self._resend_one(p, Status(status).name)
             else:
-                self.stats["stale"] += 1       # the answer to a resent copy: already handled
+                self.stats["stale"] += 1
             return
-        if status in (Status.BAD_CRC, Status.TIMEOUT):
-            self._out.move_to_end(seq, last=True)
-            self._resend_one(p, Status(status).name)
+        if p is None:
+            self.stats["stale"] += 1           # the answer to a resent copy: already handled
             return
         del self._out[seq]
         self._done[seq] = (p.cmd, status, payload)
@@ -248,7 +259,7 @@ class Link:
             raise LinkError(f"{Cmd(p.cmd).name} (seq {p.seq}) failed {p.attempts} times (last: {why}): "
                             f"{_HINT.get(Status[why], '') if why in Status.__members__ else ''}")
         self.stats["resent"] += 1
-        self._send(p)
+        self._send(p, resend=True)
 
     def start_session(self):
         """Make the device's duplicate window hold only seqs of this session: no-op mutating

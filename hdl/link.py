@@ -162,6 +162,7 @@ class ProtocolEngine(wiring.Component):
         j_valid = Signal()
         j_status, j_seq, j_cmd = Signal(3), Signal(8), Signal(8)
         j_len, j_bank = Signal(12), Signal()
+        j_swallow = Signal()    # error job: the dropped bytes held a sync byte (see Status)
         bank_busy = Signal(2)
         bank_set, bank_clr = Signal(2), Signal(2)
         j_put, j_take = Signal(), Signal()
@@ -184,6 +185,10 @@ class ProtocolEngine(wiring.Component):
         byte, fire = self.rx.payload, self.rx.valid & self.rx.ready
         m.d.comb += [rx_crc.data.eq(byte), bwr.addr.eq(Cat(r_pos[:11], r_bank)), bwr.data.eq(byte)]
         in_frame = Signal()
+        # a sync byte inside a frame that is then dropped means a real request may be in there
+        r_swallow = Signal()
+        with m.If(in_frame & fire & (byte == SYNC_REQUEST)):
+            m.d.sync += r_swallow.eq(1)
         with m.If(in_frame & ~self.rx.valid):
             m.d.sync += tcount.eq(tcount + 1)
         with m.Else():
@@ -202,7 +207,7 @@ class ProtocolEngine(wiring.Component):
                 m.d.comb += self.rx.ready.eq(~bank_busy.bit_select(r_bank, 1))
                 with m.If(fire & (byte == SYNC_REQUEST)):
                     m.d.comb += rx_crc.clear.eq(1)
-                    m.d.sync += [r_seq.eq(0), r_pos.eq(0), r_k.eq(0)]
+                    m.d.sync += [r_seq.eq(0), r_pos.eq(0), r_k.eq(0), r_swallow.eq(0)]
                     m.next = "SEQ"
             for st, nxt, reg in (("SEQ", "CMD", r_seq), ("CMD", "LEN0", r_cmd)):
                 with m.State(st):
@@ -260,12 +265,14 @@ class ProtocolEngine(wiring.Component):
                 with m.If(~j_valid):
                     m.d.comb += j_put.eq(1)
                     m.d.sync += [j_status.eq(r_status), j_seq.eq(r_seq), j_cmd.eq(r_cmd),
+                                 j_swallow.eq(r_swallow),
                                  j_len.eq(0)]
                     m.next = "HUNT"
 
         # ---- executor ---------------------------------------------------------------------
         e_status, e_seq, e_cmd = Signal(3), Signal(8), Signal(8)
         e_len, e_bank, e_holds = Signal(12), Signal(), Signal()
+        j_swallow_e = Signal()
         args = Signal(64)
         a_kind, a_layer = args[0:8], args[8:16]
         a_row, a_col, a_count = args[16:32], args[32:48], args[48:64]
@@ -382,12 +389,13 @@ class ProtocolEngine(wiring.Component):
                 with m.If(j_valid):
                     m.d.comb += j_take.eq(1)
                     m.d.sync += [e_status.eq(j_status), e_seq.eq(j_seq), e_cmd.eq(j_cmd),
-                                 e_len.eq(j_len), e_bank.eq(j_bank),
+                                 e_len.eq(j_len), e_bank.eq(j_bank), j_swallow_e.eq(j_swallow),
                                  e_holds.eq(j_status == Status.OK), args.eq(0)]
                     m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 with m.If(e_status != Status.OK):
-                    reply(e_status)
+                    m.d.sync += pred.eq(j_swallow_e)
+                    reply(e_status, 1, SRC_PRED)
                 with m.Elif(is_mut & dup_hit):
                     free_bank()
                     reply(Status.DUPLICATE, Mux(hit_haspred, 1, 0), SRC_PRED)
@@ -647,7 +655,7 @@ class LinkedCore(wiring.Component):
     """
 
     def __init__(self, cfg: EPConfig, *, divisor: int, clk_hz: int, timeout_bytes: int = 256,
-                 weights=None, biases=None, rx_fifo_depth: int = 64):
+                 weights=None, biases=None, rx_fifo_depth: int = 2048):
         if not isinstance(cfg, EPConfig):
             raise TypeError(f"cfg must be an EPConfig, not {cfg!r}")
         self.cfg, self.divisor, self.clk_hz = cfg, divisor, int(clk_hz)

@@ -19,8 +19,9 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 
-def _check_divisor(divisor):
+def _check_divisor(obj, divisor):
     if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < 4:
+        obj._MustUse__silence = True            # a refused object is not an unused one
         raise ValueError(f"divisor (clock cycles per bit) must be an integer >= 4, not {divisor!r}")
 
 
@@ -32,7 +33,7 @@ class UARTRx(wiring.Component):
     """
 
     def __init__(self, divisor: int, fifo_depth: int = 16):
-        _check_divisor(divisor)
+        _check_divisor(self, divisor)
         self.divisor, self.fifo_depth = divisor, fifo_depth
         super().__init__({
             "rx": In(1, init=1),
@@ -107,7 +108,7 @@ class UARTTx(wiring.Component):
     """``data`` byte stream in, ``tx`` line out. ``busy``: a byte is on the line."""
 
     def __init__(self, divisor: int):
-        _check_divisor(divisor)
+        _check_divisor(self, divisor)
         self.divisor = divisor
         super().__init__({
             "data": In(stream.Signature(8)),

@@ -48,6 +48,23 @@ def _params_digest(weights, biases) -> str:
     return h.hexdigest()[:10]
 
 
+def _sources_digest(cfg: EPConfig, *parts) -> str:
+    import amaranth
+
+    h = hashlib.sha256()
+    h.update(cfg.to_json().encode())
+    h.update(f"{amaranth.__version__} {parts} {BUILD_FLAGS} {VERILATOR_WARNINGS} {CXX_OPT}".encode())
+    import eqfpga.golden
+    import eqfpga.hdl
+
+    for pkg in (eqfpga.hdl, eqfpga.golden):          # the sources actually imported
+        for f in sorted(Path(pkg.__file__).parent.glob("*.py")):
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    h.update(HARNESS.read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()
+
+
 def build(cfg: EPConfig, *, divisor: int = 4, clk_hz: int = SIM_CLK_HZ, timeout_bytes: int = 256,
           weights=None, biases=None, root: Path | None = None, quiet: bool = True) -> Path:
     """Build (or reuse) the simulated board for ``cfg``; returns the binary's path."""
@@ -64,15 +81,23 @@ def build(cfg: EPConfig, *, divisor: int = 4, clk_hz: int = SIM_CLK_HZ, timeout_
     bdir.mkdir(parents=True, exist_ok=True)
     exe = bdir / "obj" / "boardsim"
     stamp = bdir / "build.sha256"
+    # Shortcut: the Verilog conversion alone takes seconds; skip it while none of its inputs changed
+    # (config, parameters, every source of the hdl and golden packages, Amaranth, the harness).
+    src_stamp = bdir / "sources.sha256"
+    src_digest = _sources_digest(cfg, divisor, clk_hz, timeout_bytes, pd)
+    if exe.exists() and stamp.exists() and src_stamp.exists() and src_stamp.read_text() == src_digest:
+        return exe
     text = verilog.convert(LinkedCore(cfg, divisor=divisor, clk_hz=clk_hz, timeout_bytes=timeout_bytes,
                                       weights=weights, biases=biases), name=TOP)
     harness = HARNESS.read_text()
     flags = BUILD_FLAGS + VERILATOR_WARNINGS
     digest = hashlib.sha256("\0".join([text, harness, " ".join(flags), CXX_OPT]).encode()).hexdigest()
     if exe.exists() and stamp.exists() and stamp.read_text() == digest:
+        src_stamp.write_text(src_digest)
         return exe
-    if stamp.exists():
-        stamp.unlink()
+    for st in (stamp, src_stamp):
+        if st.exists():
+            st.unlink()
     (bdir / f"{TOP}.v").write_text(text)
     shutil.copyfile(HARNESS, bdir / "boardsim_main.cpp")
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "--top-module", TOP, "--prefix", "Vtop",
@@ -87,6 +112,7 @@ def build(cfg: EPConfig, *, divisor: int = 4, clk_hz: int = SIM_CLK_HZ, timeout_
         tail = "\n".join(log.read_text().splitlines()[-25:])
         raise BoardSimError(f"verilator build failed (exit {r.returncode}); see {log}:\n{tail}")
     stamp.write_text(digest)
+    src_stamp.write_text(src_digest)
     if not quiet:
         print(f"boardsim: built {exe} in {time.time() - t0:.0f} s")
     return exe

@@ -168,11 +168,13 @@ def test_train_bit_exact_with_golden(dev):
 def test_bad_crc_unknown_cmd_bad_length(dev):
     f = bytearray(frame(SYNC_REQUEST, 200, Cmd.INFO, b""))
     f[-1] ^= 1
-    assert raw(dev, bytes(f)) == [(200, Status.BAD_CRC, b"")]
+    assert raw(dev, bytes(f)) == [(200, Status.BAD_CRC, b"\x00")]     # no sync byte inside
     assert raw(dev, frame(SYNC_REQUEST, 201, 0x42, b"xyz")) == [(201, Status.UNKNOWN_CMD, b"")]
     assert raw(dev, frame(SYNC_REQUEST, 202, 0, b"")) == [(202, Status.UNKNOWN_CMD, b"")]
     hdr = bytes([SYNC_REQUEST, 203, Cmd.WRITE_PARAMS]) + (MAX_PAYLOAD + 1).to_bytes(2, "little")
-    assert raw(dev, hdr) == [(203, Status.BAD_LENGTH, b"")]       # answered at once
+    assert raw(dev, hdr) == [(203, Status.BAD_LENGTH, b"\x00")]    # answered at once
+    f = frame(SYNC_REQUEST, 204, Cmd.INFO, bytes([SYNC_REQUEST]))[:-1] + b"\x00"
+    assert raw(dev, f) == [(204, Status.BAD_CRC, b"\x01")]         # a sync byte was swallowed
     assert dev.info()["magic"] == "EQFP"
 
 
@@ -221,8 +223,9 @@ def test_bad_arg_changes_nothing(dev):
 def test_timeout(board):
     with Device.open(board.port, 115200) as dev:
         part = frame(SYNC_REQUEST, 55, Cmd.SET_T, b"\x01\x02\x03\x04")[:-3]
-        assert raw(dev, part) == [(55, Status.TIMEOUT, b"")]           # after 256 byte times
-        assert raw(dev, bytes([SYNC_REQUEST])) == [(0, Status.TIMEOUT, b"")]  # header not read
+        assert raw(dev, part) == [(55, Status.TIMEOUT, b"\x00")]           # after 256 byte times
+        assert raw(dev, bytes([SYNC_REQUEST])) == [(0, Status.TIMEOUT, b"\x00")]  # header not read
+        assert raw(dev, bytes([SYNC_REQUEST, 1, SYNC_REQUEST])) == [(1, Status.TIMEOUT, b"\x01")]
         assert dev.counters()["t"] != 0x04030201
 
 
