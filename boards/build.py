@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,8 @@ __all__ = ["build_board", "print_report", "format_report", "precheck_board", "Do
            "find_tool"]
 
 TOP = "top"
+# An 8N1 receiver sampling mid-bit tolerates a few percent between the two ends; 2.5% on our side.
+MAX_BAUD_ERROR_PCT = 2.5
 
 # ---- tools --------------------------------------------------------------------------------------
 _ENV = {"yosys": "YOSYS", "nextpnr-ecp5": "NEXTPNR_ECP5", "nextpnr-ice40": "NEXTPNR_ICE40",
@@ -81,16 +84,21 @@ def _run(cmd, cwd, log, timeout=None):
 
 
 # ---- pre-check ----------------------------------------------------------------------------------
-# What the serial link adds to the core (hdl/link.py, docs/protocol.md): the payload buffer
-# (MAX_PAYLOAD = 2048 bytes), the receive FIFO, the config JSON ROM; logic: UART, CRC-32, the
-# protocol engine. Block RAM: a lower bound (the buffer alone); logic: measured on the builds.
-LINK_BUFFER_BITS = 2048 * 8
-LINK_LOGIC = {"ecp5": 1500, "ice40": 1500}      # LUT4 / logic cells, measured (docs/boards.md)
+# What the serial link (hdl/link.py, docs/protocol.md) adds to the core: the payload buffer (two
+# banks of MAX_PAYLOAD = 2048 bytes), the config JSON ROM, the receive FIFO; logic: UART, CRC-32,
+# the protocol engine.
+LINK_BUFFER_BYTES = 2 * 2048
 
-# iCE40 EBR aspect ratios (width, depth); 256 x 16 has a per-bit write mask.
+# iCE40 EBR aspect ratios (width, depth); 256 x 16 has a per-bit write mask. yosys maps the core's
+# memories to EBR (iCE40 has no LUT RAM) except the shallowest (depth 2 in tiny), which go to logic.
 EBR_MODES = ((16, 256), (8, 512), (4, 1024), (2, 2048))
-# memories smaller than this stay in logic on iCE40 (yosys' memory_libmap does so for tiny ones)
-ICE40_LOGIC_MEMORY_BITS = 512
+ICE40_LOGIC_MEMORY_DEPTH = 4
+
+
+def _link_memories(cfg: EPConfig) -> dict:
+    """{name: (width, depth)} of the link's memories (buffer, config ROM)."""
+    rom = len(json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":")))
+    return {"link_buffer": (8, LINK_BUFFER_BYTES), "link_config_rom": (8, rom)}
 
 
 def ebr_blocks(width: int, depth: int, granularity: int | None = None) -> int:
@@ -114,17 +122,23 @@ def _mult_widths(cfg: EPConfig) -> tuple:
     return (f.weight_bits, sw), (sw, max(sw, f.input_frac))
 
 
-def _logic_estimate(cfg: EPConfig, family: str, train: bool = True) -> int:
-    """A rough count of LUT4s (ECP5) or logic cells (iCE40) of the core: per lane, the accumulator,
-    the weight datapath, the update lanes and (stochastic) the hash; plus the controller.
+def _lane_cost(cfg: EPConfig) -> int:
+    f = cfg.fixed
+    lane = 18 * f.acc_bits + 20 * f.weight_bits + 10 * f.bias_bits + 10 * (f.state_frac + 1)
+    if "stochastic" in (f.update_rounding, f.state_rounding):
+        lane += 150                                  # the ARX hash rounds of each lane
+    return lane
 
-    Fitted on the measured builds (docs/boards.md); it only has to refuse the hopeless cases."""
-    f, P = cfg.fixed, cfg.parallelism
-    lane = 6 * f.acc_bits + 4 * (f.state_frac + 1) + (12 * f.weight_bits + 8 * f.bias_bits if train else 0)
-    if train and f.update_rounding == "stochastic" or f.state_rounding == "stochastic":
-        lane += 160                                  # one ARX hash per lane
-    ctrl = 900 + 60 * len(cfg.sizes)
-    return int(P * lane + ctrl)
+
+# Logic of the whole top (core + link) = base + P * lane cost, fitted on the measured builds
+# (docs/boards.md): iCE40 logic cells (nextpnr ICESTORM_LC), ECP5 TRELLIS_COMB (LUT4 + carry
+# halves + LUT RAM). Good to ~5%: enough to refuse the hopeless cases before any tool runs.
+LOGIC_FIT = {"ice40": (6450, 1.0), "ecp5": (3400, 1.2)}
+
+
+def _logic_estimate(cfg: EPConfig, family: str, train: bool = True) -> int:
+    base, k = LOGIC_FIT[family]
+    return int(base + k * cfg.parallelism * _lane_cost(cfg) * (1 if train else 0.6))
 
 
 def precheck_board(cfg, board, *, train: bool = True) -> dict:
@@ -133,36 +147,32 @@ def precheck_board(cfg, board, *, train: bool = True) -> dict:
     b = board if isinstance(board, Board) else resolve_board(board)
     name = f"config {cfg.name!r} ({'-'.join(map(str, cfg.sizes))}, P={cfg.parallelism})"
     where = f"{b.name} ({b.device})"
-    logic = _logic_estimate(cfg, b.family, train) + LINK_LOGIC[b.family]
+    logic = _logic_estimate(cfg, b.family, train)
     if b.family == "ecp5":
         try:
             est = ecp5_precheck(cfg, b.device, train=train)
         except DoesNotFit as e:
             raise DoesNotFit(str(e).replace(f"does not fit {b.device}", f"does not fit {where}")) from None
-        link_blocks = dp16kd_blocks(9, LINK_BUFFER_BITS // 8)
-        est = dict(est, link_dp16kd_min=link_blocks, lut4_estimate=logic, lut4_available=b.resources["LUT4"])
+        link_blocks = sum(dp16kd_blocks(w, d) for w, d in _link_memories(cfg).values())
+        est = dict(est, link_dp16kd_min=link_blocks, trellis_comb_estimate=logic, lut4_available=b.resources["LUT4"])
         if est["weight_dp16kd_min"] + link_blocks > b.resources["DP16KD"]:
             raise DoesNotFit(f"{name} does not fit {where}: its weight memories need at least "
                              f"{est['weight_dp16kd_min']} DP16KD and the link's buffer {link_blocks}, of "
                              f"{b.resources['DP16KD']}")
         if logic > b.resources["LUT4"]:
-            raise DoesNotFit(f"{name} does not fit {where}: its logic is estimated at {logic:,} LUT4 and the "
-                             f"device has {b.resources['LUT4']:,}")
+            raise DoesNotFit(f"{name} does not fit {where}: its logic is estimated at {logic:,} LUT4 (TRELLIS_COMB) "
+                             f"and the device has {b.resources['LUT4']:,}")
         return est
     # iCE40
     res = b.resources
     mems = {}
-    ebr = 0
-    small_bits = 0
     for k, (w, d, g) in memory_map(cfg).items():
-        n = ebr_blocks(w, d, g)
-        in_logic = w * d < ICE40_LOGIC_MEMORY_BITS
-        mems[k] = {"width": w, "depth": d, "bits": w * d, "ebr_min": n, "in_logic": in_logic}
-        if in_logic:
-            small_bits += w * d
-        else:
-            ebr += n
-    link_ebr = ebr_blocks(8, LINK_BUFFER_BITS // 8)
+        n = 0 if d <= ICE40_LOGIC_MEMORY_DEPTH else ebr_blocks(w, d, g)
+        mems[k] = {"width": w, "depth": d, "bits": w * d, "ebr_min": n}
+        if n == 0:
+            logic += w * d                  # flip-flops (and their multiplexers)
+    link_ebr = sum(ebr_blocks(w, d) for w, d in _link_memories(cfg).values())
+    ebr = sum(v["ebr_min"] for v in mems.values())
     (ma, mb), (ua, ub) = _mult_widths(cfg)
     mac = math.ceil(ma / 16) * math.ceil(mb / 16)
     upd = math.ceil(ua / 16) * math.ceil(ub / 16)
@@ -170,7 +180,7 @@ def precheck_board(cfg, board, *, train: bool = True) -> dict:
     mults = P * mac + (2 * P * upd if train else 0)
     surplus = max(0, mults - res["DSP"])
     # surplus multipliers go to logic: about a x b cells each (the larger of the two kinds)
-    logic += small_bits * 2 + surplus * max(ma * mb, ua * ub)
+    logic += surplus * max(ma * mb, ua * ub)
     w_ebr = sum(v["ebr_min"] for k, v in mems.items() if k.startswith("W"))
     est = {"device": b.device, "memories": mems, "weight_ebr_min": w_ebr, "all_memories_ebr_min": ebr,
            "link_ebr_min": link_ebr, "ebr_available": res["EBR"], "sb_mac16_estimate": mults,
@@ -182,13 +192,13 @@ def precheck_board(cfg, board, *, train: bool = True) -> dict:
         detail = ", ".join(f"{k} {v['width']}x{v['depth']} -> {v['ebr_min']}"
                            for k, v in mems.items() if k.startswith("W"))
         raise DoesNotFit(f"{name} does not fit {where}: its weight memories need at least {w_ebr} EBR "
-                         f"(4 kbit block RAMs: {detail}) plus {link_ebr} for the link's buffer, and the device "
-                         f"has {res['EBR']} (its {res['SPRAM']} SPRAM banks cannot hold them: the core's "
+                         f"(4 kbit block RAMs: {detail}) plus {link_ebr} for the link's buffer and config ROM, and "
+                         f"the device has {res['EBR']} (its {res['SPRAM']} SPRAM banks cannot hold them: the core's "
                          f"memories are dual-port)")
     if ebr + link_ebr > res["EBR"]:
-        detail = ", ".join(f"{k} -> {v['ebr_min']}" for k, v in mems.items() if not v["in_logic"])
+        detail = ", ".join(f"{k} -> {v['ebr_min']}" for k, v in mems.items())
         raise DoesNotFit(f"{name} does not fit {where}: its memories need at least {ebr} EBR ({detail}) plus "
-                         f"{link_ebr} for the link's buffer, and the device has {res['EBR']}")
+                         f"{link_ebr} for the link's buffer and config ROM, and the device has {res['EBR']}")
     if logic > res["LC"]:
         raise DoesNotFit(f"{name} does not fit {where}: its logic is estimated at {logic:,} logic cells "
                          f"({mults} multipliers for {res['DSP']} SB_MAC16, {surplus} of them in logic) and the "
@@ -247,12 +257,15 @@ def build_board(board, cfg, out_dir, *, clock_hz: float | None = None, baud: int
     t_all = time.monotonic()
     cfg = load_config(cfg)
     b = board if isinstance(board, Board) else resolve_board(board)
-    top = BoardTop(cfg, b, clock_hz=clock_hz, baud=baud)
-    if abs(top.baud_error_pct) > 2.5:
-        raise ValueError(f"baud {top.baud} from a {top.clock_hz / 1e6:g} MHz clock: divisor {top.divisor} gives "
-                         f"{top.clock_hz / top.divisor:,.0f} baud, {top.baud_error_pct:+.2f}% off (the limit is "
-                         f"2.5%); choose a clock that is a multiple of the baud rate (e.g. --clock-mhz "
-                         f"{top.baud * max(4, round(top.clock_hz / top.baud)) / 1e6:g})")
+    from .top import plan_clock, uart_divisor
+    clock = plan_clock(b, float(clock_hz if clock_hz is not None else b.default_clock_hz))
+    f_hz, baud = int(round(clock["f_out_hz"])), int(baud if baud is not None else b.default_baud)
+    divisor, err = uart_divisor(f_hz, baud)
+    if abs(err) > MAX_BAUD_ERROR_PCT:
+        raise ValueError(f"baud {baud} from a {f_hz / 1e6:g} MHz clock: divisor {divisor} gives "
+                         f"{f_hz / divisor:,.0f} baud, {err:+.2f}% off (the limit is {MAX_BAUD_ERROR_PCT}%); "
+                         f"choose a clock that is a multiple of the baud rate (e.g. --clock-mhz "
+                         f"{baud * max(4, round(f_hz / baud)) / 1e6:g})")
     try:
         est = precheck_board(cfg, b)
     except DoesNotFit as e:
@@ -272,6 +285,7 @@ def build_board(board, cfg, out_dir, *, clock_hz: float | None = None, baud: int
         shutil.rmtree(work)
     times = {}
     t0 = time.monotonic()
+    top = BoardTop(cfg, b, clock_hz=clock_hz, baud=baud)
     platform = b.platform()
     overrides = {"script_after_synth": "tee -q -o yosys_stat.json stat -json"}
     if fam == "ice40":
@@ -288,7 +302,23 @@ def build_board(board, cfg, out_dir, *, clock_hz: float | None = None, baud: int
     times["yosys_s"] = _run(tools["yosys"] + ["-q", "-l", "yosys.log", f"{TOP}.ys"], work, "yosys.stdout", timeout)
     if not quiet:
         print(f"  yosys {times['yosys_s']} s", flush=True)
-    times["nextpnr_s"] = _run(pnr, work, "nextpnr.stdout", timeout)
+    try:
+        times["nextpnr_s"] = _run(pnr, work, "nextpnr.stdout", timeout)
+    except RuntimeError:
+        log = (work / "nextpnr.log").read_text(errors="replace") if (work / "nextpnr.log").exists() else ""
+        over = [(bel, int(u), int(a)) for bel, u, a in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log)
+                if int(u) > int(a)]
+        if not over:
+            raise
+        for f in ("yosys.log", "nextpnr.log"):
+            shutil.copy2(work / f, out / f)
+        detail = ", ".join(f"{bel} {u:,} of {a:,}" for bel, u, a in over)
+        (out / "report.json").write_text(json.dumps({
+            "board": b.name, "device": b.device, "config": {"name": cfg.name, **config_digest(cfg)},
+            "fits": False, "over": {bel: {"used": u, "available": a} for bel, u, a in over},
+            "precheck": est, "times_s": times}, indent=2, default=str))
+        raise DoesNotFit(f"config {cfg.name!r} does not fit {b.name} ({b.device}) after synthesis: "
+                         f"nextpnr found {detail} (logs in {out})") from None
     if not quiet:
         print(f"  nextpnr {times['nextpnr_s']} s", flush=True)
     if do_pack:

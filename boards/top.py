@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, ResetSignal, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 
@@ -159,10 +159,7 @@ class BoardTop(Elaboratable):
         self.divisor, self.baud_error_pct = uart_divisor(self.clock_hz, self.baud)
 
     def make_link(self):
-        try:
-            from eqfpga.hdl.link import LinkedCore
-        except ImportError:                       # STAND-IN until hdl/link.py lands
-            return _StandInLink(self.divisor)
+        from eqfpga.hdl.link import LinkedCore
         return LinkedCore(self.cfg, divisor=self.divisor, clk_hz=self.clock_hz)
 
     def _clocking(self, m, platform):
@@ -171,14 +168,14 @@ class BoardTop(Elaboratable):
         m.domains.sync = cd = ClockDomain("sync")
         pll = self.clock["pll"]
         lock = Signal()
+        clk = Signal(name="clk_pll")
         if pll is None:
             osc = platform.request(b.osc_resource, 0, dir="-")
             m.submodules.osc_buf = buf = io.Buffer("i", osc)
-            m.d.comb += [ClockSignal("sync").eq(buf.i), lock.eq(1)]
+            m.d.comb += [clk.eq(buf.i), lock.eq(1)]
         elif b.family == "ecp5":
             osc = platform.request(b.osc_resource, 0, dir="-")
             m.submodules.osc_buf = buf = io.Buffer("i", osc)
-            clk = Signal()
             m.submodules.pll = Instance(
                 "EHXPLLL",
                 a_FREQUENCY_PIN_CLKI=f"{b.osc_hz / 1e6:g}",
@@ -193,19 +190,19 @@ class BoardTop(Elaboratable):
                 i_RST=Const(0), i_STDBY=Const(0), i_CLKI=buf.i, o_CLKOP=clk, i_CLKFB=clk,
                 i_PHASESEL0=Const(0), i_PHASESEL1=Const(0), i_PHASEDIR=Const(1), i_PHASESTEP=Const(1),
                 i_PHASELOADREG=Const(1), i_PLLWAKESYNC=Const(0), i_ENCLKOP=Const(0), o_LOCK=lock)
-            m.d.comb += ClockSignal("sync").eq(clk)
         else:
             # SB_PLL40_PAD takes the oscillator straight from its package pin (the PLL's input pad)
             osc = platform.request(b.osc_resource, 0, dir="-")
-            clk = Signal()
             m.submodules.pll = Instance(
                 "SB_PLL40_PAD",
                 p_FEEDBACK_PATH="SIMPLE", p_DIVR=pll["DIVR"], p_DIVF=pll["DIVF"], p_DIVQ=pll["DIVQ"],
                 p_FILTER_RANGE=pll["FILTER_RANGE"],
                 i_PACKAGEPIN=osc.io, i_RESETB=Const(1), i_BYPASS=Const(0),
                 o_PLLOUTGLOBAL=clk, o_LOCK=lock)
-            m.d.comb += ClockSignal("sync").eq(clk)
-        platform.add_clock_constraint(cd.clk, self.clock_hz)
+        m.d.comb += ClockSignal("sync").eq(clk)
+        # No constraint on the PLL output net: yosys renames it (clk, rx_sync.clk, ...), and nextpnr
+        # derives its frequency from the oscillator pin's constraint through the PLL's dividers
+        # ("Derived frequency constraint of ... for net ..."); build_board also passes --freq.
         # held in reset until the PLL locks (LOCK is asynchronous to the new clock)
         m.submodules.reset_sync = ResetSynchronizer(~lock, domain="sync")
         return lock
@@ -215,9 +212,11 @@ class BoardTop(Elaboratable):
         lock = self._clocking(m, platform)
 
         m.submodules.link = link = self.make_link()
-        uart = platform.request(*self.board.uart)
-        m.submodules.rx_sync = FFSynchronizer(uart.rx.i, link.rx, init=1)
-        m.d.comb += uart.tx.o.eq(link.tx)
+        uart = platform.request(*self.board.uart, dir="-")
+        m.submodules.uart_rx = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx_buf = io.Buffer("o", uart.tx)
+        m.submodules.rx_sync = FFSynchronizer(rx_buf.i, link.rx, init=1)
+        m.d.comb += tx_buf.o.eq(link.tx)
 
         # tx activity: the line held low for a moment is visible
         tx_seen = Signal(16)
@@ -231,24 +230,7 @@ class BoardTop(Elaboratable):
                  "rx activity": link.status[1], "idle": link.idle, "PLL locked": lock,
                  "in reset": in_reset, "tx activity": tx_seen != 0}
         for role, (name, number) in zip(LED_ROLES, self.board.leds):
-            led = platform.request(name, number)
-            m.d.comb += led.o.eq(roles[role])
-        return m
-
-
-from amaranth.lib import wiring                    # noqa: E402  (STAND-IN, removed with it)
-from amaranth.lib.wiring import In, Out           # noqa: E402
-
-
-class _StandInLink(wiring.Component):
-    """STAND-IN for LinkedCore while hdl/link.py is being written: echoes rx on tx."""
-    def __init__(self, divisor):
-        self.divisor = divisor
-        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "status": Out(4), "idle": Out(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        beat = Signal(24)
-        m.d.sync += [beat.eq(beat + 1), self.tx.eq(self.rx)]
-        m.d.comb += [self.status.eq(Cat(0, ~self.rx, 0, beat[-1])), self.idle.eq(1)]
+            buf = io.Buffer("o", platform.request(name, number, dir="-"))
+            m.submodules[f"led_{name}_{number}"] = buf
+            m.d.comb += buf.o.eq(roles[role])
         return m
