@@ -27,5 +27,8 @@ test: $(STAMP)
 demo: $(BSTAMP)
 	$(BIN)/eqfpga demo
 
+bench: $(BSTAMP)
+	$(BIN)/eqfpga bench
+
 clean:
 	rm -rf build out runs sim_build .pytest_cache

