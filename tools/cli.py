@@ -131,11 +131,17 @@ def cmd_build(args):
     """Synthesis, place and route and the bitstream for a board; prints and writes the report."""
     from eqfpga.boards.build import build_board, print_report
     from eqfpga.golden.config import load_config
+    from eqfpga.boards.synth import ToolMissing
     cfg = load_config(args.config)
     out = args.out or f"build/{args.board.replace(':', '_')}-{cfg.name}"
-    rep = build_board(args.board, cfg, out, clock_hz=args.clock_mhz * 1e6 if args.clock_mhz else None,
-                      baud=args.baud)
+    try:
+        rep = build_board(args.board, cfg, out, clock_hz=args.clock_mhz * 1e6 if args.clock_mhz else None,
+                          baud=args.baud)
+    except (ToolMissing, TimeoutError, RuntimeError) as e:
+        print(f"eqfpga: error: {e}", file=sys.stderr)
+        return 2
     print_report(rep)
+    print(f"report: {out}/report.json")
     return 0 if rep.get("timing_met", True) else 1
 
 
