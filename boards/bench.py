@@ -87,7 +87,8 @@ PUBLISHED_RBM = [
 ENERGY_NOTE = ("Energy is not measured here: no board power was measured in this run, so no "
                "energy per sample is given next to the published uJ/mJ figures.")
 # Boards reported even when not built (platforms.py defaults, used only if that module is absent).
-DEFAULT_BOARDS = {"ulx3s-85f": {"baud": 3_000_000, "clock_hz": 50e6, "device": "LFE5U-85F"}}
+DEFAULT_BOARDS = {"ulx3s-85f": {"baud": 3_000_000, "clock_hz": 45e6, "device": "LFE5U-85F"},
+                  "icebreaker": {"baud": 3_000_000, "clock_hz": 24e6, "device": "iCE40UP5K"}}
 
 
 # ---- small helpers ---------------------------------------------------------------------------
@@ -520,8 +521,17 @@ def board_figures(found: list, cfg) -> list:
                 info.update(baud=b.default_baud, clock_hz=b.default_clock_hz, device=b.device)
             except Exception:  # noqa: BLE001 - the platforms module is another issue's work in progress
                 pass
+        fits, why = True, None
+        try:       # the board build's own pre-check (no tools run): a config that cannot fit gets no figures
+            from eqfpga.boards.build import precheck_board
+            precheck_board(cfg, name)
+        except ImportError:
+            pass
+        except Exception as e:  # noqa: BLE001 - DoesNotFit, or the boards modules in flux
+            fits, why = type(e).__name__ != "DoesNotFit", str(e)
         boards[name] = {"board": name, "built": False, "source": None, "fmax_mhz": None, "resources": {},
-                        "clock_mhz": info["clock_hz"] / 1e6, "baud": info["baud"], "device": info["device"]}
+                        "clock_mhz": info["clock_hz"] / 1e6 if fits else None, "baud": info["baud"],
+                        "device": info["device"], "fits": fits, "precheck": why}
     for b in boards.values():
         if b["baud"] is None:
             b["baud"] = 3_000_000
@@ -1188,7 +1198,8 @@ def write_markdown(res: dict, out_dir) -> str:
                              f"{b['baud'] / 1e6:g} Mbaud: {_num(b['link_samples_per_s'])}/s",
                              f"**{_num(x['samples_per_s'])}/s** ({x['bound']})"])
             if not b.get("fmax") and not b.get("target"):
-                rows.append([b["board"], "not built in this run", "-", "-", "-", "-", "-"])
+                why = f"does not fit: {b['precheck']}" if b.get("fits") is False else "-"
+                rows.append([b["board"], "not built in this run", why, "-", "-", "-", "-"])
         L += ["", table(["board", "build", "resources", "clock", "compute bound", "link bound", "samples/s"], rows), "", by]
         cs = sp.get("core_synth")
         if cs:
