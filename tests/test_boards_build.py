@@ -207,3 +207,13 @@ def test_format_report():
          "bitstream": "x/top.bit", "bitstream_bytes": 1000, "program": "openFPGALoader -b ulx3s top.bit"}
     t = format_report(r)
     assert "PASS" in t and "EHXPLLL" in t and "DP16KD" in t and "divisor 20" in t
+
+
+def test_precheck_refuses_smallest_mnist_net_on_icebreaker():
+    # 784-8-10, P = 1, 8-bit weights: measured 6,483 logic cells and 35 EBR after synthesis
+    from eqfpga.golden.config import load_config
+    cfg = load_config("tiny").replace(name="mnist-ice40-min", sizes=(784, 8, 10), parallelism=1,
+                                      fixed={"weight_bits": 8, "weight_frac": 7, "bias_bits": 8, "bias_frac": 7,
+                                             "acc_bits": 26, "update_bits": 8, "update_rounding": "stochastic"})
+    with pytest.raises(DoesNotFit, match="EBR"):
+        precheck_board(cfg, "icebreaker")
