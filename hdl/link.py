@@ -655,7 +655,7 @@ class LinkedCore(wiring.Component):
     """
 
     def __init__(self, cfg: EPConfig, *, divisor: int, clk_hz: int, timeout_bytes: int = 256,
-                 weights=None, biases=None, rx_fifo_depth: int = 2048):
+                 weights=None, biases=None, rx_fifo_depth: int = 256):
         if not isinstance(cfg, EPConfig):
             raise TypeError(f"cfg must be an EPConfig, not {cfg!r}")
         self.cfg, self.divisor, self.clk_hz = cfg, divisor, int(clk_hz)

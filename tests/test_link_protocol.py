@@ -3,6 +3,7 @@
 Every command, every error status, and a TRAIN sequence that must leave exactly the weights the
 golden FixedEP computes. One board build (cached under build/boardsim) serves the module.
 """
+import os
 import struct
 import time
 import zlib
@@ -254,3 +255,77 @@ def test_link_resends_after_garbage(dev):
     dev.link.port.write(part)
     assert dev.counters()["t"] == 0
     assert dev.link.stats["resent"] >= 1
+
+
+def _cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_idle_board_sleeps(board, dev):
+    """With nothing in flight the harness blocks in poll(): an idle simulated board burns no CPU."""
+    dev.info()
+    time.sleep(0.2)
+    c0 = _cpu_seconds(board.process.pid)
+    time.sleep(1.0)
+    assert _cpu_seconds(board.process.pid) - c0 < 0.1
+    assert dev.info()["magic"] == "EQFP"                # and wakes up for the next request
+
+
+def test_status_leds_and_idle_in_rtl_sim():
+    """LinkedCore in Amaranth's simulator: idle, busy and the sticky error LED around a BAD_CRC and
+    an OK reply (bits sent and received by the testbench at divisor 4)."""
+    from amaranth.sim import Simulator
+
+    from eqfpga.hdl.link import LinkedCore
+
+    D = 4
+    dut = LinkedCore(CFG, divisor=D, clk_hz=1_000_000)
+    bad = bytearray(frame(SYNC_REQUEST, 9, Cmd.INFO, b""))
+    bad[-1] ^= 0x80
+    good = frame(SYNC_REQUEST, 10, Cmd.INFO, b"")
+    log = {}
+
+    async def send(ctx, data):
+        for b in data:
+            for bit in [0] + [(b >> i) & 1 for i in range(8)] + [1]:
+                ctx.set(dut.rx, bit)
+                await ctx.tick().repeat(D)
+
+    async def receive(ctx, n):
+        out = []
+        while len(out) < n:
+            await ctx.tick().until(~dut.tx)
+            await ctx.tick().repeat(D // 2 + D)
+            v = 0
+            for i in range(8):
+                v |= ctx.get(dut.tx) << i
+                await ctx.tick().repeat(D)
+            out.append(v)
+        return bytes(out)
+
+    async def bench(ctx):
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(10)
+        log["idle0"] = ctx.get(dut.idle)
+        await send(ctx, bad)
+        log["idle_busy"] = ctx.get(dut.idle)
+        log["err_reply"] = await receive(ctx, 10)
+        await ctx.tick().repeat(3 * D)
+        log["status_err"] = ctx.get(dut.status)
+        log["idle1"] = ctx.get(dut.idle)
+        await send(ctx, good)
+        log["ok_reply"] = await receive(ctx, 9 + 22)
+        await ctx.tick().repeat(3 * D)
+        log["status_ok"] = ctx.get(dut.status)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert log["idle0"] == 1 and log["idle_busy"] == 0 and log["idle1"] == 1
+    assert log["err_reply"] == frame(SYNC_REPLY, 9, Status.BAD_CRC, b"\x00")
+    assert log["ok_reply"] == frame(SYNC_REPLY, 10, Status.OK, info_payload(CFG, clk_hz=1_000_000, divisor=D))
+    assert log["status_err"] & 0b101 == 0b100          # error LED on, core not busy
+    assert log["status_err"] & 0b010                    # rx activity, stretched
+    assert log["status_ok"] & 0b100 == 0                # cleared by the OK reply
