@@ -72,13 +72,9 @@ def ecp5_pll(f_in_hz: float, f_out_hz: float) -> dict:
         raise PLLError(f"no ECP5 PLL setting makes {fo} MHz from {fi} MHz")
     _, ri, fb, od, out = best
     return {"primitive": "EHXPLLL", "CLKI_DIV": ri, "CLKFB_DIV": fb, "CLKOP_DIV": od,
-            "CLKOP_CPHASE": od - 1, "CLKOP_FPHASE": 0, "f_in_hz": f_in_hz, "f_pfd_hz": pfd_hz(f_in_hz, ri),
+            "CLKOP_CPHASE": od - 1, "CLKOP_FPHASE": 0, "f_in_hz": f_in_hz, "f_pfd_hz": f_in_hz / ri,
             "f_vco_hz": out * od * 1e6, "f_out_hz": out * 1e6,
             "error_ppm": round((out - fo) / fo * 1e6, 1)}
-
-
-def pfd_hz(f_in_hz, div):
-    return f_in_hz / div
 
 
 # ---- iCE40 SB_PLL40 (limits and search of Project IceStorm's icepll, simple feedback) ------------
@@ -165,7 +161,7 @@ class BoardTop(Elaboratable):
     def _clocking(self, m, platform):
         """The sync domain from the oscillator (through the PLL); returns the PLL lock signal."""
         b = self.board
-        m.domains.sync = cd = ClockDomain("sync")
+        m.domains.sync = ClockDomain("sync")
         pll = self.clock["pll"]
         lock = Signal()
         clk = Signal(name="clk_pll")
@@ -203,7 +199,7 @@ class BoardTop(Elaboratable):
         # No constraint on the PLL output net: yosys renames it (clk, rx_sync.clk, ...), and nextpnr
         # derives its frequency from the oscillator pin's constraint through the PLL's dividers
         # ("Derived frequency constraint of ... for net ..."); build_board also passes --freq.
-        # held in reset until the PLL locks (LOCK is asynchronous to the new clock)
+        # The domain is held in reset until the PLL locks (LOCK is asynchronous to the new clock).
         m.submodules.reset_sync = ResetSynchronizer(~lock, domain="sync")
         return lock
 
