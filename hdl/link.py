@@ -354,6 +354,12 @@ class ProtocolEngine(wiring.Component):
         run_bytes = Signal(20)
         m.d.comb += run_bytes.eq(Mux(is_bias, a_count * VBB, a_count * VBW))
         vidx = Signal(16)        # value index inside the run
+        wp_check = Signal()      # WRITE_PARAMS: first pass, range check only
+
+        def fits(v, bits, nbytes):
+            """v (nbytes on the wire) is the sign extension of its low `bits` bits."""
+            top = v[bits - 1:8 * nbytes]
+            return (top == 0) | (top == (1 << len(top)) - 1)
         vb_k = Signal(2)         # byte index inside a value
         value = Signal(32)
         acc_row = Signal(14)
@@ -433,7 +439,7 @@ class ProtocolEngine(wiring.Component):
                     with m.Case(Cmd.WRITE_PARAMS):
                         with m.If((e_len >= PARAMS_HEADER) & run_ok
                                   & (e_len == PARAMS_HEADER + run_bytes)):
-                            m.d.sync += [vidx.eq(0), vb_k.eq(0), value.eq(0)]
+                            m.d.sync += [vidx.eq(0), vb_k.eq(0), value.eq(0), wp_check.eq(1)]
                             with m.If(a_count == 0):
                                 free_bank()
                                 m.d.comb += dup_record.eq(1)
@@ -481,9 +487,19 @@ class ProtocolEngine(wiring.Component):
                 m.d.comb += nv.eq(value | (rbyte << (vb_k * 8)))
                 m.d.sync += [value.eq(nv), vb_k.eq(vb_k + 1)]
                 with m.If(vb_k + 1 == vb):
-                    # sign-extend from vb bytes (the wire carries sign-extended values)
-                    m.d.sync += value.eq(Mux(is_bias, nv[:8 * VBB].as_signed(), nv[:8 * VBW].as_signed()))
-                    m.next = "WP_ACC"
+                    with m.If(wp_check):
+                        # first pass: every value must be a sign-extended `bits`-bit integer
+                        m.d.sync += [value.eq(0), vb_k.eq(0), vidx.eq(vidx + 1)]
+                        with m.If(~Mux(is_bias, fits(nv, f.bias_bits, VBB), fits(nv, f.weight_bits, VBW))):
+                            free_bank()
+                            reply(Status.BAD_ARG)
+                        with m.Elif(vidx + 1 == a_count):
+                            m.d.comb += [load.eq(1), load_val.eq(PARAMS_HEADER)]
+                            m.d.sync += [vidx.eq(0), wp_check.eq(0)]
+                    with m.Else():
+                        # sign-extend from vb bytes (the wire carries sign-extended values)
+                        m.d.sync += value.eq(Mux(is_bias, nv[:8 * VBB].as_signed(), nv[:8 * VBW].as_signed()))
+                        m.next = "WP_ACC"
             with m.State("WP_ACC"):
                 m.d.comb += [core.access.valid.eq(1), core.access.payload.op.eq(
                     Mux(is_bias, Access.WRITE_BIAS, Access.WRITE_WEIGHT))]

@@ -201,6 +201,8 @@ def test_bad_arg_changes_nothing(dev):
         (Cmd.WRITE_PARAMS, struct.pack("<BBHHH", 1, 1, 2, 0, 2) + bytes(4)),   # b_1 has 3 entries
         (Cmd.WRITE_PARAMS, struct.pack("<BBHHH", 2, 0, 0, 0, 1) + bytes(2)),   # kind 2
         (Cmd.WRITE_PARAMS, b"\x00"),
+        (Cmd.WRITE_PARAMS, struct.pack("<BBHHHhh", 0, 0, 1, 0, 2, 5, 2048)),       # > 2047 (12 bits)
+        (Cmd.WRITE_PARAMS, struct.pack("<BBHHHhh", 1, 0, 1, 0, 2, -2049, 5)),      # < -2048
         (Cmd.READ_PARAMS, struct.pack("<BBHHH", 0, 1, 0, 0, 8)),               # W_1 rows have 7
         (Cmd.READ_PARAMS, struct.pack("<BBHHH", 0, 1, 0, 0, 1) + b"\0"),
         (Cmd.TRAIN, b""),
