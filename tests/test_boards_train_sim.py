@@ -4,12 +4,15 @@ fixed-point golden model trained on the same samples, bit for bit; `--resume` co
 """
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
 
 from eqfpga.boards.host import BoardError, BoardTrainer, pixels_for
-from eqfpga.boards.link import Device
+from eqfpga.boards.link import Device, LinkError
 from eqfpga.golden.config import load_config
 from eqfpga.golden.data import load_mnist
 from eqfpga.golden.train import epoch_order
@@ -58,16 +61,28 @@ def test_train_sim_cli_bit_identical_to_golden(tmp_path):
     assert rec["test_error"] == pytest.approx(err, abs=0)
 
 
-def test_resume_continues_exactly(tmp_path):
+def test_lost_link_keeps_checkpoint_and_resume_is_exact(tmp_path):
+    """The simulated board dies mid-epoch (a pulled cable): the run stops with a clear error, the
+    last checkpoint (mid-epoch) is intact, and a new host process resumes on a new board exactly."""
     data = load_mnist()
+    kw = dict(data=data, out_dir=tmp_path, limit=80, test_limit=0, progress=False, log=lambda *a: None,
+              chunk=10, checkpoint_every=30)
+    ckpt = tmp_path / "checkpoint.npz"
     with SimBoard(CFG) as board, Device.open(board.port, 3_000_000) as dev:
-        kw = dict(data=data, out_dir=tmp_path, limit=60, test_limit=0, progress=False, log=lambda *a: None)
-        BoardTrainer(dev, CFG, **kw).fit(1)
-        # a second trainer (a new host process after a crash) resumes from the checkpoint
-        t = BoardTrainer(dev, CFG, **kw)
-        t.fit(2, resume=True)
-        assert t.position == 120
-    _assert_equal(load_npz(tmp_path / "checkpoint.npz"), _golden(CFG, data, 60, 2))
+        def pull_cable():
+            while not ckpt.exists():
+                time.sleep(0.05)
+            board.process.kill()
+        threading.Thread(target=pull_cable, daemon=True).start()
+        with pytest.raises(LinkError, match="--resume"):
+            BoardTrainer(dev, CFG, **kw).fit(2)
+    p = load_npz(ckpt)
+    assert p.meta["epoch"] == 0 and p.meta["position"] in (30, 40, 50, 60, 70)
+    with SimBoard(CFG) as board, Device.open(board.port, 3_000_000) as dev:
+        t = BoardTrainer(dev, CFG, **dict(kw, checkpoint_every=None))
+        t.fit(1, resume=True)
+        assert t.position == 80
+    _assert_equal(load_npz(ckpt), _golden(CFG, data, 80, 1))
 
 
 def test_board_with_wrong_weights_is_caught(tmp_path):
