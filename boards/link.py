@@ -5,11 +5,12 @@ definition for both sides).
 
 * ``encode_pixels`` / ``decode_pixels``: the lossless zero-run pixel code of TRAIN / INFER.
 * ``Link``: frames requests (sequence numbers, CRC-32), checks the CRC of replies, resynchronises
-  on garbage, matches replies to requests by ``seq`` and resends a request after a timeout, a
-  BAD_CRC / TIMEOUT reply naming it, or an error reply that names no request (garbage or a
-  truncated frame may have swallowed it). Resending is safe: the device answers DUPLICATE to a
-  mutating request it has already executed (it remembers the last two), and the host never keeps
-  more than two requests in flight.
+  on garbage, matches replies to requests by ``seq`` and resends: a request after a timeout or a
+  BAD_CRC / TIMEOUT / BAD_LENGTH reply naming it, every outstanding request after such a reply
+  whose ``swallowed`` byte is 1 (a stray sync byte may have hidden one of them inside a false
+  frame). Resending is safe: the device answers DUPLICATE to a mutating request it has already
+  executed (it remembers the last two), and the host never keeps more than two requests in flight.
+  A resent copy is preceded by 0xFF bytes (8, 16, 32, ...) that end any false frame.
 * ``Device``: the operations (``info``, ``config``, parameters, ``train`` / ``infer`` and their
   pipelined ``*_many`` forms, ``counters``, ``set_t``).
 """
@@ -292,17 +293,26 @@ class Device:
         link.start_session()
 
     @classmethod
-    def open(cls, port: str, baud: int, *, timeout: float = 1.0, retries: int = 10) -> "Device":
-        """``port``: "/dev/ttyUSB0", a pty path, "socket://host:port" (pyserial URL)."""
+    def open(cls, port: str, baud: int, *, timeout: float | None = None, retries: int = 10) -> "Device":
+        """``port``: "/dev/ttyUSB0", a pty path, "socket://host:port" (pyserial URL). ``timeout``
+        (seconds without a reply before resending): by default 1 s or, at low baud rates, the time
+        of four maximal frames on the line (two requests in flight and their replies)."""
         import serial
 
+        if timeout is None:
+            timeout = max(1.0, 4 * (HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES) * 10 / int(baud))
         try:
             s = serial.serial_for_url(port, baudrate=int(baud), timeout=0.02)
         except (serial.SerialException, OSError, ValueError) as e:
             raise LinkError(f"cannot open {port!r} at {baud} baud: {e}; check the path (ls /dev/tty*) "
                             "and that no other program holds it") from None
-        s.reset_input_buffer() if hasattr(s, "reset_input_buffer") else None
-        return cls(Link(s, timeout=timeout, retries=retries), port_obj=s)
+        if hasattr(s, "reset_input_buffer"):
+            s.reset_input_buffer()
+        try:
+            return cls(Link(s, timeout=timeout, retries=retries), port_obj=s)
+        except BaseException:
+            s.close()
+            raise
 
     def close(self):
         if self._port is not None:
