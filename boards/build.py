@@ -169,8 +169,6 @@ def precheck_board(cfg, board, *, train: bool = True) -> dict:
     for k, (w, d, g) in memory_map(cfg).items():
         n = 0 if d <= ICE40_LOGIC_MEMORY_DEPTH else ebr_blocks(w, d, g)
         mems[k] = {"width": w, "depth": d, "bits": w * d, "ebr_min": n}
-        if n == 0:
-            logic += w * d                  # flip-flops (and their multiplexers)
     link_ebr = sum(ebr_blocks(w, d) for w, d in _link_memories(cfg).values())
     ebr = sum(v["ebr_min"] for v in mems.values())
     (ma, mb), (ua, ub) = _mult_widths(cfg)
@@ -178,31 +176,33 @@ def precheck_board(cfg, board, *, train: bool = True) -> dict:
     upd = math.ceil(ua / 16) * math.ceil(ub / 16)
     P = cfg.parallelism
     mults = P * mac + (2 * P * upd if train else 0)
-    surplus = max(0, mults - res["DSP"])
-    # surplus multipliers go to logic: about a x b cells each (the larger of the two kinds)
-    logic += surplus * max(ma * mb, ua * ub)
+    # yosys' synth_ice40 -dsp maps every multiplier to an SB_MAC16, however many the device has
     w_ebr = sum(v["ebr_min"] for k, v in mems.items() if k.startswith("W"))
     est = {"device": b.device, "memories": mems, "weight_ebr_min": w_ebr, "all_memories_ebr_min": ebr,
            "link_ebr_min": link_ebr, "ebr_available": res["EBR"], "sb_mac16_estimate": mults,
-           "sb_mac16_available": res["DSP"], "multipliers_in_logic": surplus, "lc_estimate": logic,
+           "sb_mac16_available": res["DSP"], "lc_estimate": logic,
            "lc_available": res["LC"],
            "note": "the core's memories are simple dual-port (one read, one write port): yosys maps them "
                    "to EBR, never to the single-port SPRAM"}
+    why = []
     if w_ebr + link_ebr > res["EBR"]:
         detail = ", ".join(f"{k} {v['width']}x{v['depth']} -> {v['ebr_min']}"
                            for k, v in mems.items() if k.startswith("W"))
-        raise DoesNotFit(f"{name} does not fit {where}: its weight memories need at least {w_ebr} EBR "
-                         f"(4 kbit block RAMs: {detail}) plus {link_ebr} for the link's buffer and config ROM, and "
-                         f"the device has {res['EBR']} (its {res['SPRAM']} SPRAM banks cannot hold them: the core's "
-                         f"memories are dual-port)")
-    if ebr + link_ebr > res["EBR"]:
+        why.append(f"its weight memories need at least {w_ebr} EBR (4 kbit block RAMs: {detail}) plus "
+                   f"{link_ebr} for the link's buffer and config ROM, and the device has {res['EBR']} (its "
+                   f"{res['SPRAM']} SPRAM banks cannot hold them: the core's memories are dual-port)")
+    elif ebr + link_ebr > res["EBR"]:
         detail = ", ".join(f"{k} -> {v['ebr_min']}" for k, v in mems.items())
-        raise DoesNotFit(f"{name} does not fit {where}: its memories need at least {ebr} EBR ({detail}) plus "
-                         f"{link_ebr} for the link's buffer and config ROM, and the device has {res['EBR']}")
+        why.append(f"its memories need at least {ebr} EBR ({detail}) plus {link_ebr} for the link's buffer "
+                   f"and config ROM, and the device has {res['EBR']}")
+    if mults > res["DSP"]:
+        why.append(f"it needs {mults} SB_MAC16 ({P} MAC" + (f" + {2 * P} update" if train else "") +
+                   f" multipliers; yosys -dsp maps every one to a DSP) and the device has {res['DSP']}")
     if logic > res["LC"]:
-        raise DoesNotFit(f"{name} does not fit {where}: its logic is estimated at {logic:,} logic cells "
-                         f"({mults} multipliers for {res['DSP']} SB_MAC16, {surplus} of them in logic) and the "
-                         f"device has {res['LC']:,}")
+        why.append(f"its logic (core and link) is estimated at {logic:,} logic cells and the device has "
+                   f"{res['LC']:,}")
+    if why:
+        raise DoesNotFit(f"{name} does not fit {where}: " + "; ".join(why))
     return est
 
 
