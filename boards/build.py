@@ -85,20 +85,24 @@ def _run(cmd, cwd, log, timeout=None):
 
 # ---- pre-check ----------------------------------------------------------------------------------
 # What the serial link (hdl/link.py, docs/protocol.md) adds to the core: the payload buffer (two
-# banks of MAX_PAYLOAD = 2048 bytes), the config JSON ROM, the receive FIFO; logic: UART, CRC-32,
-# the protocol engine.
-LINK_BUFFER_BYTES = 2 * 2048
+# banks of MAX_PAYLOAD bytes), the receive FIFO, the config JSON ROM; its logic (UART, CRC-32, the
+# protocol engine) is in the logic fit below.
+
+
+def _link_memories(cfg: EPConfig) -> dict:
+    """{name: (width, depth)} of the link's memories (payload buffer, receive FIFO, config ROM)."""
+    import inspect
+
+    from eqfpga.hdl.link import MAX_PAYLOAD, LinkedCore, config_json
+    fifo = inspect.signature(LinkedCore).parameters["rx_fifo_depth"].default
+    return {"link_buffer": (8, 2 * MAX_PAYLOAD), "link_rx_fifo": (8, fifo),
+            "link_config_rom": (8, len(config_json(cfg)))}
+
 
 # iCE40 EBR aspect ratios (width, depth); 256 x 16 has a per-bit write mask. yosys maps the core's
 # memories to EBR (iCE40 has no LUT RAM) except the shallowest (depth 2 in tiny), which go to logic.
 EBR_MODES = ((16, 256), (8, 512), (4, 1024), (2, 2048))
 ICE40_LOGIC_MEMORY_DEPTH = 4
-
-
-def _link_memories(cfg: EPConfig) -> dict:
-    """{name: (width, depth)} of the link's memories (buffer, config ROM)."""
-    rom = len(json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":")))
-    return {"link_buffer": (8, LINK_BUFFER_BYTES), "link_config_rom": (8, rom)}
 
 
 def ebr_blocks(width: int, depth: int, granularity: int | None = None) -> int:
@@ -189,12 +193,12 @@ def precheck_board(cfg, board, *, train: bool = True) -> dict:
         detail = ", ".join(f"{k} {v['width']}x{v['depth']} -> {v['ebr_min']}"
                            for k, v in mems.items() if k.startswith("W"))
         why.append(f"its weight memories need at least {w_ebr} EBR (4 kbit block RAMs: {detail}) plus "
-                   f"{link_ebr} for the link's buffer and config ROM, and the device has {res['EBR']} (its "
+                   f"{link_ebr} for the link's buffer, FIFO and config ROM, and the device has {res['EBR']} (its "
                    f"{res['SPRAM']} SPRAM banks cannot hold them: the core's memories are dual-port)")
     elif ebr + link_ebr > res["EBR"]:
         detail = ", ".join(f"{k} -> {v['ebr_min']}" for k, v in mems.items())
-        why.append(f"its memories need at least {ebr} EBR ({detail}) plus {link_ebr} for the link's buffer "
-                   f"and config ROM, and the device has {res['EBR']}")
+        why.append(f"its memories need at least {ebr} EBR ({detail}) plus {link_ebr} for the link's buffer, "
+                   f"FIFO and config ROM, and the device has {res['EBR']}")
     if mults > res["DSP"]:
         why.append(f"it needs {mults} SB_MAC16 ({P} MAC" + (f" + {2 * P} update" if train else "") +
                    f" multipliers; yosys -dsp maps every one to a DSP) and the device has {res['DSP']}")
@@ -208,8 +212,11 @@ def precheck_board(cfg, board, *, train: bool = True) -> dict:
 
 # ---- the flow -----------------------------------------------------------------------------------
 def config_digest(cfg: EPConfig) -> dict:
-    canon = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
-    return {"sha256": hashlib.sha256(canon.encode()).hexdigest()[:16], "crc32": f"{zlib.crc32(canon.encode()):08x}"}
+    """sha256 (16 hex digits) and CRC-32 of the canonical config JSON; the CRC is the one the board
+    reports in INFO (``config_crc``), so a host can match a board to its build report."""
+    from eqfpga.hdl.link import config_json
+    js = config_json(cfg)
+    return {"sha256": hashlib.sha256(js).hexdigest()[:16], "crc32": f"{zlib.crc32(js):08x}"}
 
 
 def _ecp5_cmds(platform, tools, target_mhz, seed):
