@@ -139,6 +139,10 @@ def uart_divisor(clock_hz: float, baud: int) -> tuple:
 
 
 # ---- the top ------------------------------------------------------------------------------------
+def hold_reset_until(m: Module, lock, domain: str = "sync") -> None:
+    """Hold ``domain`` in reset while ``lock`` is 0 and for two clock cycles after it rises (LOCK
+    is asynchronous to the PLL's output clock: ResetSynchronizer asserts at once, releases in step)."""
+    m.submodules.reset_sync = ResetSynchronizer(~lock, domain=domain)
 class BoardTop(Elaboratable):
     """Oscillator, PLL, reset, LEDs and the UART around ``LinkedCore`` (see the module docstring)."""
 
@@ -199,8 +203,7 @@ class BoardTop(Elaboratable):
         # No constraint on the PLL output net: yosys renames it (clk, rx_sync.clk, ...), and nextpnr
         # derives its frequency from the oscillator pin's constraint through the PLL's dividers
         # ("Derived frequency constraint of ... for net ..."); build_board also passes --freq.
-        # The domain is held in reset until the PLL locks (LOCK is asynchronous to the new clock).
-        m.submodules.reset_sync = ResetSynchronizer(~lock, domain="sync")
+        hold_reset_until(m, lock)
         return lock
 
     def elaborate(self, platform):

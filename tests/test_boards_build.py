@@ -217,3 +217,34 @@ def test_precheck_refuses_smallest_mnist_net_on_icebreaker():
                                              "acc_bits": 26, "update_bits": 8, "update_rounding": "stochastic"})
     with pytest.raises(DoesNotFit, match="EBR"):
         precheck_board(cfg, "icebreaker")
+
+
+def test_reset_held_until_pll_lock():
+    from amaranth.hdl import ClockDomain, Module, Signal
+    from amaranth.sim import Simulator
+
+    from eqfpga.boards.top import hold_reset_until
+    m = Module()
+    m.domains.sync = ClockDomain("sync")
+    lock, count = Signal(), Signal(8)
+    hold_reset_until(m, lock)
+    m.d.sync += count.eq(count + 1)
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    seen = {}
+
+    async def tb(ctx):                              # delays, not ticks: ticks stop at a domain reset
+        await ctx.delay(10.25e-6)
+        seen["before"] = ctx.get(count)             # no lock: held in reset
+        ctx.set(lock, 1)
+        await ctx.delay(10e-6)
+        seen["after"] = ctx.get(count)
+        ctx.set(lock, 0)                            # lock lost: reset again at once
+        await ctx.delay(2e-6)
+        seen["lost"] = ctx.get(count)
+
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen["before"] == 0
+    assert 6 <= seen["after"] <= 9                  # released a couple of cycles after LOCK rose
+    assert seen["lost"] == 0
