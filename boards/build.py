@@ -137,7 +137,7 @@ def _lane_cost(cfg: EPConfig) -> int:
 # Logic of the whole top (core + link) = base + P * lane cost, fitted on the measured builds
 # (docs/boards.md): iCE40 logic cells (nextpnr ICESTORM_LC), ECP5 TRELLIS_COMB (LUT4 + carry
 # halves + LUT RAM). Good to ~5%: enough to refuse the hopeless cases before any tool runs.
-LOGIC_FIT = {"ice40": (5310, 1.38), "ecp5": (3400, 1.2)}
+LOGIC_FIT = {"ice40": (5310, 1.38), "ecp5": (3300, 1.24)}
 
 
 def _logic_estimate(cfg: EPConfig, family: str, train: bool = True) -> int:
