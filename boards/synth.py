@@ -284,11 +284,13 @@ def _critical_path(rep: dict):
 # ---- the flow ------------------------------------------------------------------------------
 def synth_core(cfg, out_dir, *, device="LFE5U-85F", package="CABGA381", speed="6", clock_mhz=100,
                train: bool = True, seed: int = 1, timeout: float | None = None,
-               route: bool = True, quiet: bool = False) -> dict:
+               route: bool = True, quiet: bool = False, router: str = "router2") -> dict:
     """Synthesise, place and route ``cfg``'s core on ``device``; write and return the report.
 
     ``timeout``: seconds allowed for each tool (None: no limit); if nextpnr runs out of time the
     report is still written, with ``routed`` false and the post-placement Fmax estimate of its log.
+    ``router``: nextpnr's router (``router2``, the default, routes the core far faster than
+    ``router1``, which had not finished ``mnist-1h`` after 20 minutes).
     ``route=False``: place only (nextpnr ``--no-route``); Fmax is then nextpnr's post-placement
     estimate. yosys is skipped when ``out_dir`` already holds the netlist of the same Verilog.
     Raises DoesNotFit before any tool runs if the config cannot fit, ToolMissing if the tools are
@@ -327,7 +329,7 @@ def synth_core(cfg, out_dir, *, device="LFE5U-85F", package="CABGA381", speed="6
     dev = DEVICES[device]
     cmd = nextpnr + [dev["flag"], "--package", package, "--speed", str(speed), "--freq", str(clock_mhz),
                      "--json", f"{TOP}.json", "--report", "nextpnr_report.json", "--timing-allow-fail",
-                     "--lpf-allow-unconstrained", "--seed", str(seed), "--log", "nextpnr.log"]
+                     "--lpf-allow-unconstrained", "--seed", str(seed), "--log", "nextpnr.log", "--router", router]
     if not route:
         cmd.append("--no-route")
     (out / "nextpnr_report.json").unlink(missing_ok=True)
@@ -387,7 +389,7 @@ def synth_core(cfg, out_dir, *, device="LFE5U-85F", package="CABGA381", speed="6
                                      "output goes to a load/shift register read on pin sout, so the access "
                                      "stream can write and read back every memory: none can be removed",
         },
-        "tools": {"yosys": yosys[0], "nextpnr": nextpnr[0], "yosys_flow": "synth_ecp5 (abc9 default)"},
+        "tools": {"yosys": yosys[0], "nextpnr": nextpnr[0], "yosys_flow": "synth_ecp5 (abc9 default)", "router": router},
         "times_s": times,
         "files": {"verilog": f"{TOP}.v", "netlist": f"{TOP}.json", "yosys_log": "yosys.log",
                   "nextpnr_log": "nextpnr.log", "nextpnr_report": "nextpnr_report.json"},

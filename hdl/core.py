@@ -34,12 +34,20 @@ unsettled          out  32         training samples whose free phase had not set
 cycling            out  32         ...of which s_T1 == s_(T1-2) (integer period-2 cycle)
 =================  ===  =========  ======================================================
 
-Pipeline: the controller emits one op a cycle into register A; stage B turns it into memory
-addresses (the non-zero pixel list is read in A, so W_0 addresses resolve in B) and computes the
-stochastic-rounding hashes; in stage C the memories' read data lands in registers (the block
-RAMs' output registers); stage D does the MACs, the neuron finish or the read-modify-write of the
-update. Every op reads only data written before its stage B, which the schedule guarantees (two
-bubbles between steps, one after the input drive; updates visit each word once).
+Pipeline (depths in ``eqfpga.hdl.plan``; an op emitted in cycle e is at depth d in cycle e + d and
+travels with its record, so every stage knows what it works on): the controller emits one op a
+cycle into register A (1), reading the non-zero pixel list at the same time; stage B (2) drives
+every read address from registers (plus the pixel index for W_0) and forms the P hash counters;
+the read data lands in registers at C (4). MACs: operands registered (5), products (6), adder tree
+16 -> 4 (7) and 4 -> 1 (8), accumulate at 8. Neuron finish: the terms beside the accumulator (d0,
+bias, nudge, rounding offset) are summed in 4-7, acc + terms (8 -> 9), round and clamp (9 -> 10),
+state write at 10; the residual, the argmax (one level of a max tree a stage) and the clamp counters
+follow. Update: operands (5), products (6), D (7); the hash runs one ARX round a stage from B and
+delivers R at 11; D + R (11), shift (12), saturate the update (13), add and saturate the parameter
+(14), write (15), saturation counters at 16. Every op reads only data written before its read
+(depth 2), which the schedule guarantees: STEP_BUBBLES = 8 bubbles between steps, D0_BUBBLES = 5
+after the input drive, DRAIN cycles before a sample ends; updates visit each word once. Host
+commands answer when their op reaches the parameter write (15), so a write lands before its answer.
 """
 from __future__ import annotations
 
@@ -208,7 +216,8 @@ class EPCore(wiring.Component):
             "e": unsigned(EW), "ibase": unsigned(IDX_BITS + 1), "jbase": unsigned(IDX_BITS + 1),
             "lane_i": 1, "zero": 1, "nudge": 1, "neg": 1, "lastfree": 1, "target": 3, "cid": 3,
             "hdata": signed(32), "lj": unsigned(JW), "lx": unsigned(max(fx, 1)),
-            "mask": unsigned(P), "lsel": unsigned(P),       # valid lanes, one-hot lane (set in stage B)
+            # set in stage B: valid lanes, one-hot lane, lanes holding the label's neuron
+            "mask": unsigned(P), "lsel": unsigned(P), "ysel": unsigned(P),
         })
         opA = Signal(op_layout)
         # op[d]: the op at depth d (A = 1, B = 2, 3 while the memory reads complete, C = 4, ...)
@@ -229,6 +238,9 @@ class EPCore(wiring.Component):
                 v = reg(v, f"{name}_d{k}")
             return v
 
+        label = Signal(self.label_bits)
+        learn_r = Signal()
+
         # Stage A: the pixel list was read at emission (address: the controller's pixel counter),
         # its data lands in registers here, so stage B only adds the pixel index to a register.
         m.d.sync += opB.eq(opA)
@@ -244,7 +256,8 @@ class EPCore(wiring.Component):
         m.d.sync += op[3].eq(opB)
         m.d.sync += [op[3].waddr.eq(waddr_b),
                      op[3].mask.eq(Cat(*[p < opB.nvalid for p in range(P)])),
-                     op[3].lsel.eq(Cat(*[opB.lane == p for p in range(P)]))]
+                     op[3].lsel.eq(Cat(*[opB.lane == p for p in range(P)])),
+                     op[3].ysel.eq(Cat(*[opB.ibase + p == label for p in range(P)]))]
         # Stage C: every memory's read data goes straight into a register: no logic between a
         # RAM and a flip-flop.
         wq = [Signal(P * wb, name=f"w{n}_q") for n in range(N)]
@@ -326,8 +339,6 @@ class EPCore(wiring.Component):
 
         # Neuron finish: the terms beside the accumulator (d0, bias, nudge, rounding offset) are
         # summed in stages 4-7 while the MACs drain; acc + terms (8), round and clamp (9), write (10).
-        label = Signal(self.label_bits)
-        learn_r = Signal()
         d0l = [v.as_signed() for v in _lanes(d0q, A, P)]
         bfl = [v.as_signed() for v in _lanes(bfin, bb, P)]
         r_s = (1 << fw) >> 1 if f.state_rounding == "nearest" else 0
@@ -336,10 +347,10 @@ class EPCore(wiring.Component):
         for p in range(P):
             drive = Mux(o4.layer == 1, d0l[p], 0)
             t5 = reg(drive + (bfl[p] << (fw + fs - fb)), f"fin_db{p}")
-            y = Mux(o4.ibase + p == label, one, 0)
-            nd = Signal(signed(SW + 2), name=f"fin_nd{p}")
-            m.d.comb += nd.eq(y - s0[p])
-            nud5 = reg(Mux(nudge_on, Mux(o4.neg, -nd, nd), 0), f"fin_nudge{p}", signed(SW + 2))
+            # sigma * (y - s): one subtraction with its operands swapped for sigma = -1
+            y = Mux(o4.ysel[p], one, 0)
+            na, nb = Mux(o4.neg, s0[p], y), Mux(o4.neg, y, s0[p])
+            nud5 = reg(Mux(nudge_on, na - nb, 0), f"fin_nudge{p}", signed(SW + 2))
             t6 = reg(t5 + (nud5 << (fw - cfg.beta_shift)), f"fin_dbn{p}")
             t7 = reg(t6 + r_s, f"fin_terms{p}") if r_s else reg(t6, f"fin_terms{p}")
             t8 = reg(t7, f"fin_terms{p}_8")
@@ -368,94 +379,92 @@ class EPCore(wiring.Component):
         mv1 = reg(Mux(last10, Cat(*[o10.mask[p] & (new_state[p] != old1[p]) for p in range(P)]), 0), "moved_l")
         mv2 = reg(Mux(last10, Cat(*[o10.mask[p] & (new_state[p] != old2[p]) for p in range(P)]), 0), "moved2_l")
         m.d.sync += [moved.eq(moved | mv1.any()), moved2.eq(moved2 | mv2.any())]
-        # argmax over the output layer: 16 -> 4 lanes (10 -> 11), 4 -> 1 (11 -> 12), merge (12)
+        # argmax over the output layer: a tree of pairwise maxima, one level a stage (from depth
+        # 10), then the merge with the running maximum of the earlier blocks
         best, best_idx, have = Signal(SW), Signal(IDX_BITS), Signal()
-
-        def amax(cands, name):
-            """(value, lane, valid) of the strict maximum, the lowest lane winning ties."""
-            cb, ci, cv = cands[0]
-            for k, (vb, vi, vv) in enumerate(cands[1:]):
-                take = vv & (~cv | (vb > cb))
-                nb, ni, nv = (Signal(SW, name=f"{name}_v{k}"), Signal(LW + 1, name=f"{name}_i{k}"),
-                              Signal(name=f"{name}_ok{k}"))
-                m.d.comb += [nb.eq(Mux(take, vb, cb)), ni.eq(Mux(take, vi, ci)), nv.eq(cv | take)]
-                cb, ci, cv = nb, ni, nv
-            return cb, ci, cv
-
-        lanes10 = [(new_state[p], Const(p, LW + 1), o10.mask[p] & last10 & (o10.layer == N)) for p in range(P)]
-        g11 = []
-        for q in range(0, P, 4):
-            vb, vi, vv = amax(lanes10[q:q + 4], f"amax_a{q}")
-            g11.append((reg(vb, f"amax_a{q}_v"), reg(vi, f"amax_a{q}_i"), reg(vv, f"amax_a{q}_ok")))
-        vb, vi, vv = amax(g11, "amax_b")
-        vb12, vi12, vv12 = reg(vb, "amax_v"), reg(vi, "amax_i"), reg(vv, "amax_ok")
-        base12 = op[STATE_WRITE_DEPTH + 2].ibase
-        with m.If(vv12 & (~have | (vb12 > best))):
-            m.d.sync += [best.eq(vb12), best_idx.eq(base12 + vi12), have.eq(1)]
+        cands = [(new_state[p], Const(p, LW), o10.mask[p] & last10 & (o10.layer == N)) for p in range(P)]
+        lvl = 0
+        while len(cands) > 1:
+            nxt = []
+            for q in range(0, len(cands), 2):
+                if q + 1 == len(cands):
+                    vb, vi, vv = cands[q]
+                else:
+                    (ab, ai, av), (bb_, bi, bv) = cands[q], cands[q + 1]
+                    take = bv & (~av | (bb_ > ab))       # strict: the lower lane wins ties
+                    vb, vi, vv = Mux(take, bb_, ab), Mux(take, bi, ai), av | bv
+                nxt.append((reg(vb, f"amax{lvl}_{q}_v", unsigned(SW)), reg(vi, f"amax{lvl}_{q}_i", unsigned(LW)),
+                            reg(vv, f"amax{lvl}_{q}_ok")))
+            cands, lvl = nxt, lvl + 1
+        (vbm, vim, vvm), = cands
+        base_m = op[STATE_WRITE_DEPTH + lvl].ibase
+        with m.If(vvm & (~have | (vbm > best))):
+            m.d.sync += [best.eq(vbm), best_idx.eq(base_m + vim), have.eq(1)]
 
         # ---- update unit: D = m1 - m2 (5, 6, 7), round with the hash (11), shift and saturate
         # the update (12), add and saturate the parameter (13), write (14) ---------------------
         gneg = Signal()
         bl = [v.as_signed() for v in _lanes(bsel, bb, P)]
         PW = max(wb, bb)
-        usat_n, psat_n = [], []
+        UW_ = UPDATE_WRITE_DEPTH
+        oS, oP = op[UW_ - 2], op[UW_ - 1]      # the ops saturating the update, adding it
         if self.train:
+            # D (7), then: + R (HASH_DEPTH), shift (+1), saturate the update (+2), add and saturate
+            # the parameter (+3), write (+4)
+            RD = HASH_DEPTH
+            assert RD + 4 == UW_
             diff7 = self._update_diffs(m, o4=o4, s0q=s0q, s1q=s1q, s0raw=s0raw, s1raw=s1raw, gneg=gneg, reg=reg)
             old5 = [reg(Mux(is4(Kind.UB), bl[p], wl[p]), f"old{p}", signed(PW)) for p in range(P)]
-            RD = HASH_DEPTH
-            old13 = [delay(v, RD + 2 - 5, f"old{p}") for p, v in enumerate(old5)]
-            diffR = [delay(v, RD - 7, f"diff{p}") for p, v in enumerate(diff7)]
-            oR = op[RD]
-            is_bR = oR.kind == Kind.UB
+            oldP = [delay(v, UW_ - 1 - (DATA_DEPTH + 1), f"old{p}") for p, v in enumerate(old5)]
+            diffR = [delay(v, RD - (DATA_DEPTH + 3), f"diff{p}") for p, v in enumerate(diff7)]
             classes = [(n, b, pl.sh_b(n) if b else pl.sh_w(n)) for n in range(N) for b in (0, 1)]
-            o12 = op[RD + 1]
-            is_b12 = o12.kind == Kind.UB
-            o13 = op[RD + 2]
-            is_b13 = o13.kind == Kind.UB
-            is_w13 = (o13.kind == Kind.UW) | (o13.kind == Kind.U0)
-            usat13 = []
-            new14, psat14 = [], []
+
+            def cls(o, n, b):
+                return (o.layer == n) & ((o.kind == Kind.UB) == b)
+
+            oR, oT = op[RD], op[RD + 1]
+            is_bP = oP.kind == Kind.UB
+            usatS, newW, psatW = [], [], []
             for p in range(P):
-                # round: t = D + R (R = 0 for a left shift)
+                # round: t = D + R (R = 0 for a left shift), then shift
                 dW = max(len(diffR[p]), max(sh for _, _, sh in classes) + 1) + 1
                 tR = Signal(signed(dW), name=f"rnd_in{p}")
                 for n, b, sh in classes:
-                    with m.If((oR.layer == n) & (is_bR == b)):
+                    with m.If(cls(oR, n, b)):
                         off = round_offset(max(sh, 0), f.update_rounding, rnd[p] if stochastic else None)
                         m.d.comb += tR.eq(diffR[p] + off)
-                t12 = reg(tR, f"rnd_t{p}")
-                v12 = Signal(signed(dW + max([0] + [-sh for _, _, sh in classes])), name=f"upd_v{p}")
+                tT = reg(tR, f"rnd_t{p}")
+                vT = Signal(signed(dW + max([0] + [-sh for _, _, sh in classes])), name=f"upd_v{p}")
                 for n, b, sh in classes:
-                    with m.If((o12.layer == n) & (is_b12 == b)):
-                        m.d.comb += v12.eq(t12 >> sh if sh > 0 else t12 << -sh)
-                dlt, us = saturate(v12, f.update_min, f.update_max)
-                d13 = reg(dlt, f"upd_d{p}", signed(f.update_bits))
-                usat13.append(reg(us & o12.mask[p], f"upd_sat{p}"))
-                nv = old13[p] + d13
+                    with m.If(cls(oT, n, b)):
+                        m.d.comb += vT.eq(tT >> sh if sh > 0 else tT << -sh)
+                vS = reg(vT, f"upd_vs{p}")
+                dlt, us = saturate(vS, f.update_min, f.update_max)
+                dP = reg(dlt, f"upd_d{p}", signed(f.update_bits))
+                usatS.append(reg(us & oS.mask[p], f"upd_sat{p}"))
+                nv = oldP[p] + dP
                 vw, pw = saturate(nv, f.weight_min, f.weight_max)
                 vb_, pb_ = saturate(nv, f.bias_min, f.bias_max)
-                new14.append(reg(Mux(o13.kind == Kind.HWR, o13.hdata[:PW], Mux(is_b13, vb_, vw)), f"upd_new{p}",
-                                 signed(PW)))
-                psat14.append(reg(Mux(is_b13, pb_, pw) & o13.mask[p], f"par_sat{p}"))
+                newW.append(reg(Mux(oP.kind == Kind.HWR, oP.hdata[:PW], Mux(is_bP, vb_, vw)), f"upd_new{p}",
+                                signed(PW)))
+                psatW.append(reg(Mux(is_bP, pb_, pw) & oP.mask[p], f"par_sat{p}"))
         else:
-            new14 = [reg(op[UPDATE_WRITE_DEPTH - 1].hdata[:PW], f"upd_new{p}", signed(PW)) for p in range(P)]
-        assert HASH_DEPTH + 3 == UPDATE_WRITE_DEPTH
-        o13 = op[UPDATE_WRITE_DEPTH - 1]
-        o14 = op[UPDATE_WRITE_DEPTH]
-        is_w13 = ((o13.kind == Kind.UW) | (o13.kind == Kind.U0)) if self.train else Const(0, 1)
-        is_b13 = (o13.kind == Kind.UB) if self.train else Const(0, 1)
-        hw13 = o13.kind == Kind.HWR
+            newW = [reg(oP.hdata[:PW], f"upd_new{p}", signed(PW)) for p in range(P)]
+        oW = op[UW_]
+        is_wP = ((oP.kind == Kind.UW) | (oP.kind == Kind.U0)) if self.train else Const(0, 1)
+        is_bP = (oP.kind == Kind.UB) if self.train else Const(0, 1)
+        hwP = oP.kind == Kind.HWR
         for n in range(N):
-            here = o13.layer == n
-            wen = reg(Mux(is_w13 & here, o13.mask,
-                          Mux(hw13 & here & (o13.target == TARGET_WEIGHT), Const(1, 1) << o13.lane, 0)),
+            here = oP.layer == n
+            wen = reg(Mux(is_wP & here, oP.mask,
+                          Mux(hwP & here & (oP.target == TARGET_WEIGHT), Const(1, 1) << oP.lane, 0)),
                       f"w{n}_wen", unsigned(P))
-            ben = reg(Mux(is_b13 & here, o13.mask,
-                          Mux(hw13 & here & (o13.target == TARGET_BIAS), Const(1, 1) << o13.lane, 0)),
+            ben = reg(Mux(is_bP & here, oP.mask,
+                          Mux(hwP & here & (oP.target == TARGET_BIAS), Const(1, 1) << oP.lane, 0)),
                       f"b{n}_wen", unsigned(P))
             m.d.comb += [
-                wwr[n].addr.eq(o14.waddr), wwr[n].data.eq(Cat(*[v[:wb] for v in new14])), wwr[n].en.eq(wen),
-                bwr[n].addr.eq(o14.baddr), bwr[n].data.eq(Cat(*[v[:bb] for v in new14])), bwr[n].en.eq(ben),
+                wwr[n].addr.eq(oW.waddr), wwr[n].data.eq(Cat(*[v[:wb] for v in newW])), wwr[n].en.eq(wen),
+                bwr[n].addr.eq(oW.baddr), bwr[n].data.eq(Cat(*[v[:bb] for v in newW])), bwr[n].en.eq(ben),
             ]
 
         # ---- counters ----------------------------------------------------------------------
@@ -468,22 +477,22 @@ class EPCore(wiring.Component):
         CW = ceil_log2(P + 1)
         per = {(name, n): Signal(32, name=f"cnt_{name}_{n}") for name in LAYER_COUNTERS for n in range(N)}
         if self.train:
-            # saturations: popcounts registered (13 -> 14 -> 15 and 14 -> 15), added at 15
-            u14 = reg(sum(usat13) if P > 1 else usat13[0], "upd_sat_n", unsigned(CW))
-            u15 = reg(u14, "upd_sat_n15", unsigned(CW))
-            p15 = reg(sum(psat14) if P > 1 else psat14[0], "par_sat_n", unsigned(CW))
-            o15 = op[UPDATE_WRITE_DEPTH + 1]
-            w15 = (o15.kind == Kind.UW) | (o15.kind == Kind.U0)
-            b15 = o15.kind == Kind.UB
-            m.d.sync += [cnt_r["update_sat"].eq(cnt_r["update_sat"] + Mux(w15 | b15, u15, 0)),
-                         cnt_r["weight_sat"].eq(cnt_r["weight_sat"] + Mux(w15, p15, 0)),
-                         cnt_r["bias_sat"].eq(cnt_r["bias_sat"] + Mux(b15, p15, 0))]
+            # saturations: popcounts registered, added one stage after the write
+            uW = reg(sum(usatS) if P > 1 else usatS[0], "upd_sat_n", unsigned(CW))
+            uC = reg(uW, "upd_sat_nc", unsigned(CW))
+            pC = reg(sum(psatW) if P > 1 else psatW[0], "par_sat_n", unsigned(CW))
+            oC = op[UW_ + 1]
+            w15 = (oC.kind == Kind.UW) | (oC.kind == Kind.U0)
+            b15 = oC.kind == Kind.UB
+            m.d.sync += [cnt_r["update_sat"].eq(cnt_r["update_sat"] + Mux(w15 | b15, uC, 0)),
+                         cnt_r["weight_sat"].eq(cnt_r["weight_sat"] + Mux(w15, pC, 0)),
+                         cnt_r["bias_sat"].eq(cnt_r["bias_sat"] + Mux(b15, pC, 0))]
             for n in range(N):
-                here = o15.layer == n
+                here = oC.layer == n
                 m.d.sync += [
-                    per["update_sat", n].eq(per["update_sat", n] + Mux(here & (w15 | b15), u15, 0)),
-                    per["weight_sat", n].eq(per["weight_sat", n] + Mux(here & w15, p15, 0)),
-                    per["bias_sat", n].eq(per["bias_sat", n] + Mux(here & b15, p15, 0)),
+                    per["update_sat", n].eq(per["update_sat", n] + Mux(here & (w15 | b15), uC, 0)),
+                    per["weight_sat", n].eq(per["weight_sat", n] + Mux(here & w15, pC, 0)),
+                    per["bias_sat", n].eq(per["bias_sat", n] + Mux(here & b15, pC, 0)),
                 ]
         # clamps: popcounts registered (10 -> 11), added at 11
         lo11 = reg(sum(lows) if P > 1 else lows[0], "act_lo_n", unsigned(CW))
@@ -525,7 +534,7 @@ class EPCore(wiring.Component):
                         m.d.sync += rsp_hold.eq(0)
         with m.If(self.access_rsp.valid & self.access_rsp.ready):
             m.d.sync += rsp_valid.eq(0)
-        with m.If((o14.kind == Kind.HRD) | (o14.kind == Kind.HWR)):
+        with m.If((oW.kind == Kind.HRD) | (oW.kind == Kind.HWR)):
             m.d.sync += [rsp_valid.eq(1), rsp_data.eq(rsp_hold)]
 
         # ---- controller ------------------------------------------------------------------

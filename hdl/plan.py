@@ -33,8 +33,8 @@ ACC_DEPTH = 8           # operands (5), products (6), adder tree (7, 8), accumul
 STATE_WRITE_DEPTH = 10  # neuron finish: acc + terms (8 -> 9), round and clamp (9 -> 10), write (10)
 D0_WRITE_DEPTH = ACC_DEPTH
 HASH_DEPTH = READ_DEPTH + 1 + 8     # counter at B, one ARX round a stage: the random word at 11
-UPDATE_WRITE_DEPTH = HASH_DEPTH + 3  # round (11), shift + saturate (12), add + saturate (13), write (14)
-LAST_DEPTH = UPDATE_WRITE_DEPTH + 2  # the saturation counters add at 16
+UPDATE_WRITE_DEPTH = HASH_DEPTH + 4  # round (11), shift (12), saturate (13), add + saturate (14), write (15)
+LAST_DEPTH = UPDATE_WRITE_DEPTH + 2  # the saturation counters add at 16, their sums are out at 17
 
 PIPE_DEPTH = STATE_WRITE_DEPTH       # a step's last state write lands PIPE_DEPTH - 2 cycles after its last bubble
 # A read at depth READ_DEPTH of an op emitted in cycle e' sees a write at depth W of an op emitted in
