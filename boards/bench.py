@@ -449,20 +449,23 @@ def link_bytes(cfg, images, limit: int = 5000) -> dict:
 
 
 def find_board_reports(cfg_name: str, roots=None) -> list:
-    """Board build reports for this config: build/<board>-<config>/report.json and docs/boards/*.json."""
+    """Board build reports of this config (``eqfpga build`` writes build/<board>-<config>/report.json by
+    default; also one folder deeper, and docs/boards/*.json), oldest first (the newest wins per board)."""
     roots = roots or [REPO / "build", REPO / "docs" / "boards"]
     found = []
     for root in roots:
         root = Path(root)
         if not root.is_dir():
             continue
-        cands = list(root.glob(f"*-{cfg_name}/report.json")) + list(root.glob("*.json"))
-        for p in cands:
+        cands = set(root.glob(f"*-{cfg_name}/report.json")) | set(root.glob("*/*/report.json")) | set(root.glob("*.json"))
+        for p in sorted(cands, key=lambda q: q.stat().st_mtime):
             try:
                 rep = json.loads(p.read_text())
             except (OSError, ValueError):
                 continue
             if not isinstance(rep, dict) or not ("board" in rep or "fmax_mhz" in rep):
+                continue
+            if "board" not in rep and p.parent.parent != root:    # deeper folders: board reports only
                 continue
             c = rep.get("config")
             name = c.get("name") if isinstance(c, dict) else c
@@ -930,6 +933,11 @@ def write_plots(res: dict, out_dir) -> list:
                 ax.barh(row, w, left=left, color=f"C{i}", label=k if row == 0 else None)
                 left += w
             ax.text(left, row, f" {left:,.0f}", va="center", fontsize=8)
+        rc = sp.get("rtl_cycles")
+        if rc and rc["measured"]["mean"]:
+            # the RTL's own counter (first images only) beside the plan's schedule for the same images
+            ax.plot([rc["measured"]["mean"]], [0], "k|", ms=22, mew=2,
+                    label=f"RTL counter, first {rc['images']:,} images")
         ax.set_yticks([0, 1], ["schedule", "ideal (P MACs/cycle)"])
         ax.invert_yaxis()
         ax.set_xlabel(f"cycles per training sample (mean over {c['images']:,} images, P = {c['P']})")
