@@ -254,7 +254,8 @@ def build_board(board, cfg, out_dir, *, clock_hz: float | None = None, baud: int
 
     ``clock_hz``: the target clock (default: the board's); the PLL's achieved frequency is what the
     UART divisor, the core and nextpnr's constraint use. ``baud``: default the board's.
-    ``timeout``: seconds per tool. ``keep_work``: keep the generated files (RTLIL, netlist) in
+    ``timeout``: seconds per tool; if nextpnr runs out of time the report is still written (no
+    bitstream, ``routed`` false, Fmax from the post-placement estimate of nextpnr's log). ``keep_work``: keep the generated files (RTLIL, netlist) in
     ``out_dir/_work``. ``force``: build even when the pre-check refuses (the refusal is kept in
     the report). Raises DoesNotFit (before any tool runs), ToolMissing, ValueError (clock
     or baud impossible), RuntimeError / TimeoutError (a tool failed).
@@ -309,8 +310,17 @@ def build_board(board, cfg, out_dir, *, clock_hz: float | None = None, baud: int
     times["yosys_s"] = _run(tools["yosys"] + ["-q", "-l", "yosys.log", f"{TOP}.ys"], work, "yosys.stdout", timeout)
     if not quiet:
         print(f"  yosys {times['yosys_s']} s", flush=True)
+    routed = True
+    t1 = time.monotonic()
+    (work / "nextpnr_report.json").unlink(missing_ok=True)
     try:
         times["nextpnr_s"] = _run(pnr, work, "nextpnr.stdout", timeout)
+    except TimeoutError:
+        routed = False                      # report what placement gave: the estimate of the log
+        times["nextpnr_s"] = round(time.monotonic() - t1, 1)
+        if not quiet:
+            print(f"  nextpnr stopped after {timeout} s: no bitstream; Fmax is nextpnr's estimate so far",
+                  flush=True)
     except RuntimeError:
         log = (work / "nextpnr.log").read_text(errors="replace") if (work / "nextpnr.log").exists() else ""
         over = [(bel, int(u), int(a)) for bel, u, a in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log)
@@ -326,14 +336,22 @@ def build_board(board, cfg, out_dir, *, clock_hz: float | None = None, baud: int
             "precheck": est, "times_s": times}, indent=2, default=str))
         raise DoesNotFit(f"config {cfg.name!r} does not fit {b.name} ({b.device}) after synthesis: "
                          f"nextpnr found {detail} (logs in {out})") from None
-    if not quiet:
+    if not quiet and routed:
         print(f"  nextpnr {times['nextpnr_s']} s", flush=True)
+    do_pack = do_pack and routed
     if do_pack:
         times["pack_s"] = _run(pack, work, "pack.log", timeout)
 
-    rep = json.loads((work / "nextpnr_report.json").read_text())
-    util = rep.get("utilization", {})
-    fmax_all = rep.get("fmax", {})
+    rp = work / "nextpnr_report.json"
+    rep = json.loads(rp.read_text()) if rp.exists() else {}
+    log = (work / "nextpnr.log").read_text(errors="replace") if (work / "nextpnr.log").exists() else ""
+    util = rep.get("utilization") or {
+        bel: {"used": int(u), "available": int(a)}
+        for bel, u, a in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log)}
+    fmax_all = rep.get("fmax") or {
+        clk: {"achieved": float(f), "constraint": float(c)}
+        for clk, f, c in re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((?:PASS|FAIL) at ([\d.]+) MHz",
+                                    log)}
     # the PLL clock domain: the constrained net at the achieved PLL frequency
     dom = {k: v for k, v in fmax_all.items() if abs(v.get("constraint", 0) - target_mhz) < 0.01 * target_mhz}
     dom = dom or fmax_all
@@ -373,6 +391,9 @@ def build_board(board, cfg, out_dir, *, clock_hz: float | None = None, baud: int
         "clock_mhz": round(clk["f_out_hz"] / 1e6, 6),
         "uart": {"baud": top.baud, "divisor": top.divisor, "actual_baud": round(top.clock_hz / top.divisor, 1),
                  "error_pct": round(top.baud_error_pct, 3), "usb_uart": b.usb_uart},
+        "routed": routed,
+        "nextpnr_status": "routed" if routed else (f"stopped after {timeout} s (timeout) before routing finished: "
+                                                   "Fmax is the latest estimate of nextpnr's log (post-placement)"),
         "fmax_mhz": round(fmax, 2) if fmax is not None else None,
         "timing_met": fmax is not None and fmax >= target_mhz,
         "fmax_by_clock": fmax_all,
@@ -408,7 +429,8 @@ def format_report(r: dict) -> str:
         rows.append((k, f"{used if used is not None else '-':>7} of {av}{pct}"))
     fm = r["fmax_mhz"]
     rows.append(("Fmax (PLL clock)", f"{fm} MHz vs {r['clock_mhz']:g} MHz target: "
-                                     f"{'PASS' if r['timing_met'] else 'FAIL'}"))
+                                     f"{'PASS' if r['timing_met'] else 'FAIL'}"
+                  + ("" if r.get("routed", True) else " (NOT ROUTED: nextpnr's post-placement estimate)")))
     cp = r.get("critical_path")
     if cp:
         rows.append(("critical path", f"{cp['delay_ns']} ns: {cp['start']} -> {cp['end']}"))
