@@ -46,9 +46,11 @@ def arx_round(x, y, k, r):
     return xn, y.rotate_left(2) ^ xn
 
 
-def arx_hash_pipeline(m, key, ctr, *, name="arx"):
-    """H(key, ctr) with a register after every round: the result (32 bits) is valid HASH_ROUNDS
-    cycles after ``ctr``; ``key`` must hold still meanwhile."""
+def arx_hash_pipeline(m, key, ctr, *, name="arx", per_stage=1):
+    """H(key, ctr) with a register after every ``per_stage`` rounds: the result (32 bits) is valid
+    HASH_ROUNDS / per_stage cycles after ``ctr``; ``key`` must hold still meanwhile."""
+    if HASH_ROUNDS % per_stage:
+        raise ValueError(f"per_stage must divide {HASH_ROUNDS}, not {per_stage!r}")
     key, ctr = Value.cast(key), Value.cast(ctr)
     if len(key) > 32 or len(ctr) > 32:
         raise ValueError(f"key and counter must be at most 32 bits wide, not {len(key)} and {len(ctr)}")
@@ -59,7 +61,8 @@ def arx_hash_pipeline(m, key, ctr, *, name="arx"):
     for r in range(HASH_ROUNDS):
         xn, yn = arx_round(x, y, k0 if r % 2 == 0 else k1, Const(r, 16))
         xs, ys = Signal(16, name=f"{name}_x{r}"), Signal(16, name=f"{name}_y{r}")
-        m.d.sync += [xs.eq(xn), ys.eq(yn)]
+        dom = m.d.sync if (r + 1) % per_stage == 0 else m.d.comb
+        dom += [xs.eq(xn), ys.eq(yn)]
         x, y = xs, ys
     return Cat(y, x)
 

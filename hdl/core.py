@@ -62,7 +62,7 @@ from eqfpga.golden.fixedpoint import HASH_ROUNDS, SIGN_COUNTER
 
 from .arx_hash import arx_hash_pipeline, arx_round
 from .fixed import round_offset, saturate
-from .plan import (ACC_DEPTH, D0_BUBBLES, D0_WRITE_DEPTH, DATA_DEPTH, DRAIN, HASH_DEPTH, KEY_CYCLES, LAST_DEPTH,
+from .plan import (ACC_DEPTH, D0_BUBBLES, D0_WRITE_DEPTH, DATA_DEPTH, HASH_DEPTH, HASH_PER_STAGE, KEY_CYCLES,
                    READ_DEPTH, STATE_WRITE_DEPTH, STEP_BUBBLES, UPDATE_WRITE_DEPTH, Plan)
 
 IDX_BITS = 14           # neuron indices (spec: 14-bit fields of the random counter)
@@ -222,9 +222,9 @@ class EPCore(wiring.Component):
         opA = Signal(op_layout)
         # op[d]: the op at depth d (A = 1, B = 2, 3 while the memory reads complete, C = 4, ...)
         op = {1: opA}
-        for d in range(2, LAST_DEPTH + 1):
+        for d in range(2, pl.last_depth + 1):
             op[d] = Signal(op_layout, name=f"op{d}")
-        for d in range(4, LAST_DEPTH + 1):
+        for d in range(4, pl.last_depth + 1):
             m.d.sync += op[d].eq(op[d - 1])
         opB, opC = op[READ_DEPTH], op[DATA_DEPTH]
 
@@ -275,8 +275,8 @@ class EPCore(wiring.Component):
                 i_p = Mux(opB.lane_i, opB.ibase + p, opB.ibase)[:IDX_BITS]
                 j_p = Mux(opB.lane_i, jb_src, jb_src + p)[:IDX_BITS]
                 ctr = reg(Cat(j_p, i_p, opB.layer), f"hctr{p}")
-                rnd[p] = arx_hash_pipeline(m, key, ctr, name=f"arx{p}")
-            assert READ_DEPTH + 1 + 8 == HASH_DEPTH
+                rnd[p] = delay(arx_hash_pipeline(m, key, ctr, name=f"arx{p}", per_stage=HASH_PER_STAGE),
+                               HASH_DEPTH - (READ_DEPTH + 1 + HASH_ROUNDS // HASH_PER_STAGE), f"arx{p}_out")
 
         # ---- stage C (depth 4): operand selection ------------------------------------------
         o4 = opC
@@ -603,7 +603,7 @@ class EPCore(wiring.Component):
         rbase, wbase, pa, pb = (Signal(len(opA.sa0), name=n) for n in ("rbase", "wbase", "pa", "pb"))
         zero, nudge, neg, lastfree = Signal(), Signal(), Signal(), Signal()
         phase = Signal(2)           # 0 free, 1 nudged, 2 negative
-        drain = Signal(range(DRAIN + 1))
+        drain = Signal(range(pl.drain + 1))
         abase = pl.slot_nudged * S
         cbase = (pl.slot_negative if sym else pl.slot_free) * S
 
@@ -806,7 +806,7 @@ class EPCore(wiring.Component):
                 # let the last ops leave the pipeline, then count the sample
                 m.d.comb += busy.eq(1)
                 m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == DRAIN - 1):
+                with m.If(drain == pl.drain - 1):
                     m.d.sync += cnt_r["samples"].eq(cnt_r["samples"] + 1)
                     with m.If(learn_r):
                         m.d.sync += [t.eq(t + 1), cnt_r["unsettled"].eq(cnt_r["unsettled"] + moved),

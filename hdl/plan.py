@@ -32,9 +32,11 @@ DATA_DEPTH = 4          # stage C: every memory's read data, registered
 ACC_DEPTH = 8           # operands (5), products (6), adder tree (7, 8), accumulate at the end of 8
 STATE_WRITE_DEPTH = 10  # neuron finish: acc + terms (8 -> 9), round and clamp (9 -> 10), write (10)
 D0_WRITE_DEPTH = ACC_DEPTH
-HASH_DEPTH = READ_DEPTH + 1 + 8     # counter at B, one ARX round a stage: the random word at 11
-UPDATE_WRITE_DEPTH = HASH_DEPTH + 4  # round (11), shift (12), saturate (13), add + saturate (14), write (15)
-LAST_DEPTH = UPDATE_WRITE_DEPTH + 2  # the saturation counters add at 16, their sums are out at 17
+HASH_PER_STAGE = 1      # ARX rounds between two registers of the per-lane hash
+# counter at B (2), registered at 3, then HASH_ROUNDS / HASH_PER_STAGE stages; D is ready at 7
+HASH_DEPTH = max(READ_DEPTH + 1 + 8 // HASH_PER_STAGE, DATA_DEPTH + 3)
+UPDATE_WRITE_DEPTH = HASH_DEPTH + 4  # D + R, shift, saturate the update, add and saturate, write
+UPDATE_LAST_DEPTH = UPDATE_WRITE_DEPTH + 2  # the saturation counters add one stage after the write
 
 PIPE_DEPTH = STATE_WRITE_DEPTH       # a step's last state write lands PIPE_DEPTH - 2 cycles after its last bubble
 # A read at depth READ_DEPTH of an op emitted in cycle e' sees a write at depth W of an op emitted in
@@ -43,7 +45,6 @@ STEP_BUBBLES = STATE_WRITE_DEPTH - READ_DEPTH   # a step's last state write befo
 # d0's last write (D0ST at the accumulate stage) before the first finish of layer 1, which at least
 # one feedback op of block 0 precedes (every config has a layer 2)
 D0_BUBBLES = D0_WRITE_DEPTH - READ_DEPTH - 1
-DRAIN = LAST_DEPTH + 1                          # FINISH: every op has left the pipeline
 KEY_CYCLES = 16         # the sample's key H(seed, t) and sign H(key, SIGN_COUNTER): one round a cycle
 
 
@@ -153,6 +154,17 @@ class Plan:
         return f.state_frac + self.cfg.lr_shifts[n] - self.cfg.beta_shift + sym - f.bias_frac
 
     # ---- schedule ------------------------------------------------------------------------
+    @property
+    def last_depth(self) -> int:
+        """Depth of the pipeline's last effect: the saturation counters, or the argmax merge (one
+        level of the max tree a stage from the state write)."""
+        return max(UPDATE_LAST_DEPTH, STATE_WRITE_DEPTH + max(0, (self.P - 1).bit_length()) + 1)
+
+    @property
+    def drain(self) -> int:
+        """FINISH cycles: every op has left the pipeline before the sample counts."""
+        return self.last_depth + 1
+
     def step_cycles(self) -> int:
         """Cycles of one synchronous step (all layers) including its bubble cycles."""
         s, N, cyc = self.sizes, self.N, STEP_BUBBLES
@@ -180,7 +192,7 @@ class Plan:
             "input_drive": self.blocks(1) * (nnz + 1) + D0_BUBBLES,
             "steps": steps * self.step_cycles(),
             "update": self.update_cycles(nnz) if learn else 0,
-            "drain_and_result": DRAIN + 1,
+            "drain_and_result": self.drain + 1,
         }
         parts["total"] = sum(parts.values())
         return parts

@@ -12,7 +12,7 @@ from amaranth.sim import Simulator
 
 from eqfpga.golden import fixedpoint as fp
 from eqfpga.golden.config import FixedConfig
-from eqfpga.hdl.arx_hash import ArxHash
+from eqfpga.hdl.arx_hash import ArxHash, arx_hash_pipeline, arx_round
 from eqfpga.hdl.fixed import SQ, UQ, round_offset, saturate, shape_of, shift_round
 from eqfpga.hdl.neuron import neuron_lane
 from eqfpga.hdl.update import update_lane
@@ -70,6 +70,59 @@ def test_arx_hash_matches_golden():
     _run(dut, [V((dut.key, k), (dut.ctr, c)) for k, c in pairs], lambda ctx, v: got.append(ctx.get(dut.hash)))
     for (k, c), h in zip(pairs, got):
         assert h == fp.arx_hash(k, c), f"H({k:#x}, {c:#x}) = {h:#x}, golden {fp.arx_hash(k, c):#x}"
+
+
+@pytest.mark.parametrize("per_stage", [1, 2, 4])
+def test_arx_hash_pipeline_matches_golden(per_stage):
+    """The registered hash (the core's per-lane random source): one new counter a cycle, each
+    result exactly 8 / per_stage cycles later."""
+    m = Module()
+    key, ctr = Signal(32), Signal(32)
+    out = arx_hash_pipeline(m, key, ctr, per_stage=per_stage)
+    lat = 8 // per_stage
+    rng = random.Random(per_stage)
+    k = rng.getrandbits(32)
+    ctrs = [0, 0xFFFFFFFF, fp.SIGN_COUNTER] + [rng.getrandbits(32) for _ in range(60)]
+    got = []
+
+    async def tb(ctx):
+        ctx.set(key, k)
+        for t in range(len(ctrs) + lat):
+            if t < len(ctrs):
+                ctx.set(ctr, ctrs[t])
+            await ctx.tick()
+            if t + 1 >= lat:
+                got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert got[:len(ctrs)] == [fp.arx_hash(k, c) for c in ctrs]
+
+
+def test_arx_round_by_round():
+    """arx_round with a run-time round index (the controller's one-round-a-cycle key hash)."""
+    m = Module()
+    x, y, k, r = Signal(16), Signal(16), Signal(32), Signal(3)
+    xn, yn = arx_round(x, y, k.word_select(r[0], 16), r)
+    rng = random.Random(5)
+    for _ in range(20):
+        kk, c = rng.getrandbits(32), rng.getrandbits(32)
+        vec = [(x, c >> 16), (y, c & 0xFFFF), (k, kk)]
+        got = []
+
+        async def tb(ctx):
+            xv, yv = c >> 16, c & 0xFFFF
+            for rr in range(8):
+                ctx.set(x, xv), ctx.set(y, yv), ctx.set(k, kk), ctx.set(r, rr)
+                xv, yv = ctx.get(xn), ctx.get(yn)
+            got.append((xv << 16) | yv)
+
+        sim = Simulator(m)
+        sim.add_testbench(tb)
+        sim.run()
+        assert got == [fp.arx_hash(kk, c)], vec
 
 
 def test_shapes_from_formats():
