@@ -249,12 +249,13 @@ RESOURCE_BELS = {
 
 def build_board(board, cfg, out_dir, *, clock_hz: float | None = None, baud: int | None = None,
                 seed: int = 1, do_pack: bool = True, timeout: float | None = None, keep_work: bool = False,
-                force: bool = False, quiet: bool = False) -> dict:
+                force: bool = False, router: str | None = None, quiet: bool = False) -> dict:
     """Pre-check, synthesise, place and route, pack; write ``out_dir/report.json`` and return it.
 
     ``clock_hz``: the target clock (default: the board's); the PLL's achieved frequency is what the
     UART divisor, the core and nextpnr's constraint use. ``baud``: default the board's.
-    ``timeout``: seconds per tool; if nextpnr runs out of time the report is still written (no
+    ``router``: nextpnr's router (``router1``, its default, or ``router2``, which copes better with
+    congested large designs). ``timeout``: seconds per tool; if nextpnr runs out of time the report is still written (no
     bitstream, ``routed`` false, Fmax from the post-placement estimate of nextpnr's log). ``keep_work``: keep the generated files (RTLIL, netlist) in
     ``out_dir/_work``. ``force``: build even when the pre-check refuses (the refusal is kept in
     the report). Raises DoesNotFit (before any tool runs), ToolMissing, ValueError (clock
@@ -304,6 +305,8 @@ def build_board(board, cfg, out_dir, *, clock_hz: float | None = None, baud: int
 
     target_mhz = top.clock_hz / 1e6
     pnr, pack, bitname = (_ecp5_cmds if fam == "ecp5" else _ice40_cmds)(platform, tools, target_mhz, seed)
+    if router:
+        pnr += ["--router", router]
     if not quiet:
         print(f"eqfpga build: {cfg.name} on {b.name} ({b.device}), clock {target_mhz:g} MHz, "
               f"baud {top.baud} (divisor {top.divisor}); work folder {work}", flush=True)
@@ -403,7 +406,7 @@ def build_board(board, cfg, out_dir, *, clock_hz: float | None = None, baud: int
         "precheck": est,
         "times_s": times,
         "tools": {k: v[0] for k, v in tools.items()},
-        "seed": seed,
+        "seed": seed, "router": router or "router1 (nextpnr default)",
         "bitstream": str(bit) if do_pack else None,
         "bitstream_bytes": bit.stat().st_size if do_pack else None,
         "program": b.program.format(bit=bit.name),
