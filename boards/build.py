@@ -241,6 +241,21 @@ def _ice40_cmds(platform, tools, target_mhz, seed):
     return pnr, pack, f"{TOP}.bin"
 
 
+def exact_clock(board: Board, baud: int, near_hz: float) -> float | None:
+    """The clock nearest ``near_hz`` that the board's PLL makes exactly and that is a multiple of
+    ``baud`` (at least 4 cycles per bit), or None."""
+    from .top import PLLError, plan_clock
+    best = None
+    for k in range(4, max(5, math.ceil(1.5 * near_hz / baud))):
+        f = baud * k
+        try:
+            if abs(plan_clock(board, f)["f_out_hz"] - f) < 1 and (best is None or abs(f - near_hz) < abs(best - near_hz)):
+                best = f
+        except PLLError:
+            continue
+    return best
+
+
 RESOURCE_BELS = {
     "ecp5": ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D", "EHXPLLL", "TRELLIS_IO"),
     "ice40": ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_DSP", "ICESTORM_SPRAM", "ICESTORM_PLL", "SB_IO", "SB_GB"),
@@ -255,26 +270,25 @@ def build_board(board, cfg, out_dir, *, clock_hz: float | None = None, baud: int
     ``clock_hz``: the target clock (default: the board's); the PLL's achieved frequency is what the
     UART divisor, the core and nextpnr's constraint use. ``baud``: default the board's.
     ``router``: nextpnr's router (``router1``, its default, or ``router2``, which copes better with
-    congested large designs). ``timeout``: seconds per tool; if nextpnr runs out of time the report is still written (no
-    bitstream, ``routed`` false, Fmax from the post-placement estimate of nextpnr's log). ``keep_work``: keep the generated files (RTLIL, netlist) in
-    ``out_dir/_work``. ``force``: build even when the pre-check refuses (the refusal is kept in
+    congested large designs). ``timeout``: seconds per tool; if nextpnr runs out of time the report
+    is still written (no bitstream, ``routed`` false, Fmax from the post-placement estimate of
+    nextpnr's log). ``keep_work``: keep the generated files (RTLIL, netlist) in ``out_dir/_work``. ``force``: build even when the pre-check refuses (the refusal is kept in
     the report). Raises DoesNotFit (before any tool runs), ToolMissing, ValueError (clock
     or baud impossible), RuntimeError / TimeoutError (a tool failed).
     """
-    from .top import BoardTop
+    from .top import BoardTop, plan_clock, uart_divisor
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     t_all = time.monotonic()
     cfg = load_config(cfg)
     b = board if isinstance(board, Board) else resolve_board(board)
-    from .top import plan_clock, uart_divisor
     clock = plan_clock(b, float(clock_hz if clock_hz is not None else b.default_clock_hz))
     f_hz, baud = int(round(clock["f_out_hz"])), int(baud if baud is not None else b.default_baud)
     divisor, err = uart_divisor(f_hz, baud)
     if abs(err) > MAX_BAUD_ERROR_PCT:
         raise ValueError(f"baud {baud} from a {f_hz / 1e6:g} MHz clock: divisor {divisor} gives "
                          f"{f_hz / divisor:,.0f} baud, {err:+.2f}% off (the limit is {MAX_BAUD_ERROR_PCT}%); "
-                         f"choose a clock that is a multiple of the baud rate (e.g. --clock-mhz "
-                         f"{baud * max(4, round(f_hz / baud)) / 1e6:g})")
+                         f"choose a clock that is a multiple of the baud rate"
+                         + (f" (e.g. --clock-mhz {near / 1e6:g})" if (near := exact_clock(b, baud, f_hz)) else ""))
     try:
         est = precheck_board(cfg, b)
     except DoesNotFit as e:

@@ -248,3 +248,9 @@ def test_reset_held_until_pll_lock():
     assert seen["before"] == 0
     assert 6 <= seen["after"] <= 9                  # released a couple of cycles after LOCK rose
     assert seen["lost"] == 0
+
+
+def test_exact_clock_suggestion():
+    from eqfpga.boards.build import exact_clock
+    assert exact_clock(resolve_board("ulx3s-85f"), 3_000_000, 25e6) == 30e6     # 25 MHz / 5 x 6
+    assert exact_clock(resolve_board("icebreaker"), 3_000_000, 30e6) in (24e6, 36e6)
