@@ -278,24 +278,60 @@ class ProtocolEngine(wiring.Component):
         a_row, a_col, a_count = args[16:32], args[32:48], args[48:64]
         a_u16_0, a_u16_1, a_u32 = args[0:16], args[16:32], args[0:32]
 
-        # payload buffer reader: brd.data is always buf[bank][pos] (one cycle after pos is set)
+        # payload buffer reader: a prefetch queue of 4 bytes in registers. ``rbyte`` (a register)
+        # is buf[bank][pos] when ``rvalid``; ``step`` (only with rvalid) moves to pos + 1, ``load``
+        # jumps to load_val (the first byte is there 4 cycles later). The buffer's read data go
+        # into a plain register first (a block RAM's clock-to-out is long: nothing else follows).
         pos = Signal(12)
-        pos_next = Signal(12)
         step, load = Signal(), Signal()
         load_val = Signal(12)
-        m.d.comb += pos_next.eq(Mux(load, load_val, Mux(step, pos + 1, pos)))
-        m.d.sync += pos.eq(pos_next)
-        m.d.comb += brd.addr.eq(Cat(pos_next[:11], e_bank))
-        rbyte = brd.data
+        with m.If(load):
+            m.d.sync += pos.eq(load_val)
+        with m.Elif(step):
+            m.d.sync += pos.eq(pos + 1)
+        fpos = Signal(11)            # the next byte to fetch
+        QD = 4
+        fetched = Signal()           # a read was issued last cycle: brd.data is its byte
+        fetched2 = Signal()          # ... two cycles ago: bq is its byte
+        bq = Signal(8)
+        m.d.sync += bq.eq(brd.data)
+        qn = Signal(range(QD + 1))   # bytes in the queue
+        q = [Signal(8, name=f"rq{i}") for i in range(QD)]
+        rbyte, rvalid = q[0], Signal()
+        m.d.comb += [rvalid.eq(qn != 0), brd.addr.eq(Cat(fpos, e_bank))]
+        issue = Signal()
+        m.d.comb += issue.eq((qn + fetched + fetched2) < QD)
+        with m.If(load):
+            m.d.sync += [fpos.eq(load_val[:11]), fetched.eq(0), fetched2.eq(0), qn.eq(0)]
+        with m.Else():
+            m.d.sync += [fetched.eq(issue), fetched2.eq(fetched)]
+            with m.If(issue):
+                m.d.sync += fpos.eq(fpos + 1)
+            m.d.sync += qn.eq(qn + fetched2 - step)
+            for i in range(QD):
+                with m.If(step):
+                    with m.If(fetched2 & (qn == i + 1)):
+                        m.d.sync += q[i].eq(bq)
+                    with m.Elif(i + 1 < QD):
+                        m.d.sync += q[i].eq(q[i + 1 if i + 1 < QD else i])
+                with m.Elif(fetched2 & (qn == i)):
+                    m.d.sync += q[i].eq(bq)
 
-        # ROM reader, the same way
+        # ROM reader: the address is a register, the read data go into a plain register (rom_q);
+        # rom_q is rom[rpos] two cycles after rpos last changed (rom_ok)
         rpos = Signal(range(len(rom_data) + 1))
-        rpos_next = Signal.like(rpos)
         rstep, rload = Signal(), Signal()
         rload_val = Signal.like(rpos)
-        m.d.comb += rpos_next.eq(Mux(rload, rload_val, Mux(rstep, rpos + 1, rpos)))
-        m.d.sync += rpos.eq(rpos_next)
-        m.d.comb += rrd.addr.eq(rpos_next)
+        with m.If(rload):
+            m.d.sync += rpos.eq(rload_val)
+        with m.Elif(rstep):
+            m.d.sync += rpos.eq(rpos + 1)
+        m.d.comb += rrd.addr.eq(rpos)
+        rom_q = Signal(8)
+        rsettle = Signal(2)
+        m.d.sync += [rom_q.eq(rrd.data), rsettle.eq(Cat(rload | rstep, rsettle[0]))]
+        rom_ok = Signal()
+        m.d.comb += rom_ok.eq(rsettle == 0)
 
         def free_bank():
             with m.If(e_holds):
@@ -330,14 +366,25 @@ class ProtocolEngine(wiring.Component):
         k = Signal(12)           # byte index inside the current reply part
         pred = Signal(8)
         sticky_err = Signal()
+        # the reply bytes go through a one-byte output register (tq); the reply CRC is computed
+        # from it as each byte leaves: ``tq_clr`` (the sync byte) clears it, ``tq_crc`` feeds it.
+        # ``tx_fire``: the executor hands ``tx_data`` over (the register is empty), so when the
+        # first CRC byte is handed over every payload byte has left and been counted.
         tx_data = Signal(8)
-        tx_fire = Signal()
-        m.d.comb += [self.tx.payload.eq(tx_data), tx_fire.eq(self.tx.valid & self.tx.ready),
-                     tx_crc.data.eq(tx_data)]
+        tx_emit, tx_fire, tx_crc_in = Signal(), Signal(), Signal()
+        tq_full, tq_data, tq_crc, tq_clr = Signal(), Signal(8), Signal(), Signal()
+        tq_go = Signal()
+        m.d.comb += [tx_fire.eq(tx_emit & ~tq_full), self.tx.valid.eq(tq_full),
+                     self.tx.payload.eq(tq_data), tq_go.eq(tq_full & self.tx.ready),
+                     tx_crc.data.eq(tq_data), tx_crc.clear.eq(tq_go & tq_clr),
+                     tx_crc.valid.eq(tq_go & tq_crc)]
+        with m.If(tx_fire):
+            m.d.sync += [tq_full.eq(1), tq_data.eq(tx_data), tq_crc.eq(tx_crc_in), tq_clr.eq(0)]
+        with m.Elif(tq_go):
+            m.d.sync += tq_full.eq(0)
 
         def reply(status, length=0, src=SRC_NONE):
             m.d.sync += [rep_status.eq(status), rep_len.eq(length), rep_src.eq(src), k.eq(0)]
-            m.d.comb += tx_crc.clear.eq(1)
             m.next = "HDR"
 
         # parameter runs (WRITE_PARAMS / READ_PARAMS)
@@ -348,11 +395,21 @@ class ProtocolEngine(wiring.Component):
         nrows, ncols = _const_table(rows, lsel), _const_table(cols, lsel)
         is_bias = a_kind == Kind.BIAS
         vb = Mux(is_bias, VBB, VBW)
+        # argument checks in two register stages (args settle in PARSE, two cycles before CHECK
+        # reads these: PARSE -> CHECK0 -> CHECK)
+        base_ok, run_end, run_lim = Signal(), Signal(17), Signal(range(max(rows + cols) + 1))
+        m.d.sync += [base_ok.eq((a_kind <= 1) & layer_ok & (a_row < nrows) & (~is_bias | (a_col == 0))),
+                     run_end.eq(Mux(is_bias, a_row, a_col) + a_count),
+                     run_lim.eq(Mux(is_bias, nrows, ncols))]
         run_ok = Signal()
-        m.d.comb += run_ok.eq((a_kind <= 1) & layer_ok & (a_row < nrows) & Mux(
-            is_bias, (a_col == 0) & (a_row + a_count <= nrows), a_col + a_count <= ncols))
+        m.d.sync += run_ok.eq(base_ok & (run_end <= run_lim))
         run_bytes = Signal(20)
-        m.d.comb += run_bytes.eq(Mux(is_bias, a_count * VBB, a_count * VBW))
+        m.d.sync += run_bytes.eq(Mux(is_bias, a_count * VBB, a_count * VBW))
+        wp_len_ok, rp_len_ok = Signal(), Signal()
+        m.d.sync += [wp_len_ok.eq((e_len >= PARAMS_HEADER) & (e_len == PARAMS_HEADER + run_bytes)),
+                     rp_len_ok.eq((e_len == PARAMS_HEADER) & (run_bytes <= MAX_PAYLOAD))]
+        config_ok = Signal()
+        m.d.sync += config_ok.eq((a_u16_0 + a_u16_1 <= len(self.json)) & (a_u16_1 <= MAX_PAYLOAD))
         vidx = Signal(16)        # value index inside the run
         wp_check = Signal()      # WRITE_PARAMS: first pass, range check only
 
@@ -362,14 +419,25 @@ class ProtocolEngine(wiring.Component):
             return (top == 0) | (top == (1 << len(top)) - 1)
         vb_k = Signal(2)         # byte index inside a value
         value = Signal(32)
-        acc_row = Signal(14)
+        acc_row = Signal(14)     # the access address of value vidx, kept with vidx
         acc_col = Signal(14)
-        m.d.comb += [acc_row.eq(Mux(is_bias, a_row + vidx, a_row)),
-                     acc_col.eq(Mux(is_bias, 0, a_col + vidx))]
+        vidx_last = Signal()     # vidx + 1 == a_count, kept with vidx
+
+        def vidx_reset():
+            m.d.sync += [vidx.eq(0), acc_row.eq(a_row), acc_col.eq(Mux(is_bias, 0, a_col)),
+                         vidx_last.eq(a_count == 1)]
+
+        def vidx_inc():
+            m.d.sync += [vidx.eq(vidx + 1), vidx_last.eq(vidx + 2 == a_count)]
+            with m.If(is_bias):
+                m.d.sync += acc_row.eq(acc_row + 1)
+            with m.Else():
+                m.d.sync += acc_col.eq(acc_col + 1)
 
         # sample decoding (TRAIN / INFER)
         streaming = Signal()
-        px_count = Signal(20)
+        px_count = Signal(range(n_in + 1))     # check pass: pixels so far (never above n_in)
+        px_full = Signal()                      # px_count == n_in, kept with px_count
         px_k = Signal(2)
         px_acc = Signal(max(8, 8 * PB))
         zleft = Signal(9)
@@ -380,7 +448,13 @@ class ProtocolEngine(wiring.Component):
         else:
             m.d.comb += px_value.eq(Cat(px_acc[:8 * (PB - 1)], rbyte))
         px_fits = (px_value >> fx) == 0 if fx < 8 * PB else Const(1)
-        at_end = pos == e_len
+        # at_end (pos == e_len) and at_end1 (pos + 1 == e_len) are registers, kept with pos
+        at_end, at_end1 = Signal(), Signal()
+        with m.If(load):
+            m.d.sync += [at_end.eq(load_val == e_len), at_end1.eq(load_val + 1 == e_len)]
+        with m.Elif(step):
+            m.d.sync += [at_end.eq(at_end1), at_end1.eq(pos + 2 == e_len)]
+        run_sum = Signal(range(n_in + 258))
 
         m.d.comb += [core.learn.eq(e_cmd == Cmd.TRAIN), core.t_value.eq(a_u32),
                      core.access_rsp.ready.eq(1), core.result.ready.eq(0)]
@@ -415,10 +489,12 @@ class ProtocolEngine(wiring.Component):
                     m.next = "PARSE"
             with m.State("PARSE"):              # the first min(len, 8) payload bytes into args
                 with m.If((k == 8) | (k == e_len)):
-                    m.next = "CHECK"
-                with m.Else():
+                    m.next = "CHECK0"
+                with m.Elif(rvalid):
                     m.d.comb += step.eq(1)
                     m.d.sync += [args.word_select(k[:3], 8).eq(rbyte), k.eq(k + 1)]
+            with m.State("CHECK0"):             # the argument checks settle
+                m.next = "CHECK"
             with m.State("CHECK"):
                 with m.Switch(e_cmd):
                     with m.Case(Cmd.INFO):
@@ -430,16 +506,15 @@ class ProtocolEngine(wiring.Component):
                             reply(Status.BAD_ARG)
                     with m.Case(Cmd.CONFIG):
                         free_bank()
-                        with m.If((e_len == 4) & (a_u16_0 + a_u16_1 <= len(self.json))
-                                  & (a_u16_1 <= MAX_PAYLOAD)):
+                        with m.If((e_len == 4) & config_ok):
                             m.d.comb += [rload.eq(1), rload_val.eq(INFO_BYTES + a_u16_0)]
                             reply(Status.OK, a_u16_1, SRC_ROM)
                         with m.Else():
                             reply(Status.BAD_ARG)
                     with m.Case(Cmd.WRITE_PARAMS):
-                        with m.If((e_len >= PARAMS_HEADER) & run_ok
-                                  & (e_len == PARAMS_HEADER + run_bytes)):
-                            m.d.sync += [vidx.eq(0), vb_k.eq(0), value.eq(0), wp_check.eq(1)]
+                        with m.If(wp_len_ok & run_ok):
+                            vidx_reset()
+                            m.d.sync += [vb_k.eq(0), value.eq(0), wp_check.eq(1)]
                             with m.If(a_count == 0):
                                 free_bank()
                                 m.d.comb += dup_record.eq(1)
@@ -451,14 +526,15 @@ class ProtocolEngine(wiring.Component):
                             reply(Status.BAD_ARG)
                     with m.Case(Cmd.READ_PARAMS):
                         free_bank()
-                        with m.If((e_len == PARAMS_HEADER) & run_ok & (run_bytes <= MAX_PAYLOAD)):
-                            m.d.sync += [vidx.eq(0), vb_k.eq(0)]
+                        with m.If(rp_len_ok & run_ok):
+                            vidx_reset()
+                            m.d.sync += vb_k.eq(0)
                             reply(Status.OK, run_bytes, SRC_RP)
                         with m.Else():
                             reply(Status.BAD_ARG)
                     with m.Case(Cmd.TRAIN, Cmd.INFER):
                         with m.If((e_len >= 1) & (a_kind < n_out)):
-                            m.d.sync += [label.eq(a_kind), px_count.eq(0), px_k.eq(0),
+                            m.d.sync += [label.eq(a_kind), px_count.eq(0), px_full.eq(0), px_k.eq(0),
                                          streaming.eq(0)]
                             m.d.comb += [load.eq(1), load_val.eq(1)]
                             m.next = "PX"
@@ -482,20 +558,25 @@ class ProtocolEngine(wiring.Component):
 
             # ---- WRITE_PARAMS: assemble each value from vb bytes, write it over access
             with m.State("WP_VAL"):
-                m.d.comb += step.eq(1)
                 nv = Signal(32)
                 m.d.comb += nv.eq(value | (rbyte << (vb_k * 8)))
-                m.d.sync += [value.eq(nv), vb_k.eq(vb_k + 1)]
-                with m.If(vb_k + 1 == vb):
+                with m.If(~rvalid):
+                    pass
+                with m.Elif(vb_k + 1 != vb):
+                    m.d.comb += step.eq(1)
+                    m.d.sync += [value.eq(nv), vb_k.eq(vb_k + 1)]
+                with m.Else():
+                    m.d.comb += step.eq(1)
                     with m.If(wp_check):
                         # first pass: every value must be a sign-extended `bits`-bit integer
-                        m.d.sync += [value.eq(0), vb_k.eq(0), vidx.eq(vidx + 1)]
+                        m.d.sync += [value.eq(0), vb_k.eq(0)]
+                        vidx_inc()
                         with m.If(~Mux(is_bias, fits(nv, f.bias_bits, VBB), fits(nv, f.weight_bits, VBW))):
-                            free_bank()
-                            reply(Status.BAD_ARG)
-                        with m.Elif(vidx + 1 == a_count):
+                            m.next = "BAD_ARG"
+                        with m.Elif(vidx_last):
                             m.d.comb += [load.eq(1), load_val.eq(PARAMS_HEADER)]
-                            m.d.sync += [vidx.eq(0), wp_check.eq(0)]
+                            m.d.sync += wp_check.eq(0)
+                            vidx_reset()
                     with m.Else():
                         # sign-extend from vb bytes (the wire carries sign-extended values)
                         m.d.sync += value.eq(Mux(is_bias, nv[:8 * VBB].as_signed(), nv[:8 * VBW].as_signed()))
@@ -507,8 +588,9 @@ class ProtocolEngine(wiring.Component):
                     m.next = "WP_RSP"
             with m.State("WP_RSP"):
                 with m.If(core.access_rsp.valid):
-                    m.d.sync += [vidx.eq(vidx + 1), vb_k.eq(0), value.eq(0)]
-                    with m.If(vidx + 1 == a_count):
+                    m.d.sync += [vb_k.eq(0), value.eq(0)]
+                    vidx_inc()
+                    with m.If(vidx_last):
                         free_bank()
                         m.d.comb += dup_record.eq(1)
                         reply(Status.OK)
@@ -520,15 +602,15 @@ class ProtocolEngine(wiring.Component):
                 with m.If(at_end & (px_k == 0)):
                     with m.If(streaming):
                         m.next = "LABEL"
-                    with m.Elif(px_count == n_in):
-                        m.d.sync += [streaming.eq(1), px_count.eq(0)]
+                    with m.Elif(px_full):
+                        m.d.sync += [streaming.eq(1), px_count.eq(0), px_full.eq(0)]
                         m.d.comb += [load.eq(1), load_val.eq(1)]
                     with m.Else():
-                        free_bank()
-                        reply(Status.BAD_ARG)
+                        m.next = "BAD_ARG"
                 with m.Elif(at_end):
-                    free_bank()
-                    reply(Status.BAD_ARG)           # the payload ends inside a pixel value
+                    m.next = "BAD_ARG"           # the payload ends inside a pixel value
+                with m.Elif(~rvalid):
+                    pass
                 with m.Elif(px_k + 1 < PB):
                     m.d.comb += step.eq(1)
                     m.d.sync += [px_acc.word_select(px_k, 8).eq(rbyte), px_k.eq(px_k + 1)]
@@ -537,12 +619,12 @@ class ProtocolEngine(wiring.Component):
                     m.d.sync += px_k.eq(0)
                     m.next = "RUN"
                 with m.Elif(~streaming):
-                    with m.If(~px_fits | (px_count >= n_in)):
-                        free_bank()
-                        reply(Status.BAD_ARG)
+                    with m.If(~px_fits | px_full):
+                        m.next = "BAD_ARG"
                     with m.Else():
                         m.d.comb += step.eq(1)
-                        m.d.sync += [px_count.eq(px_count + 1), px_k.eq(0)]
+                        m.d.sync += [px_count.eq(px_count + 1), px_full.eq(px_count == n_in - 1),
+                                     px_k.eq(0)]
                 with m.Else():
                     m.d.comb += [core.sample.valid.eq(1), core.sample.payload.eq(px_value)]
                     with m.If(core.sample.ready):
@@ -550,19 +632,24 @@ class ProtocolEngine(wiring.Component):
                         m.d.sync += px_k.eq(0)
             with m.State("RUN"):
                 with m.If(at_end):
-                    free_bank()
-                    reply(Status.BAD_ARG)           # a zero without its run length
-                with m.Else():
+                    m.next = "BAD_ARG"           # a zero without its run length
+                with m.Elif(rvalid):
                     m.d.comb += step.eq(1)
                     with m.If(streaming):
                         m.d.sync += zleft.eq(rbyte + 1)
                         m.next = "ZEROS"
-                    with m.Elif(px_count + rbyte + 1 > n_in):
-                        free_bank()
-                        reply(Status.BAD_ARG)
                     with m.Else():
-                        m.d.sync += px_count.eq(px_count + rbyte + 1)
-                        m.next = "PX"
+                        m.d.sync += run_sum.eq(px_count + rbyte + 1)
+                        m.next = "RUN_CHK"
+            with m.State("RUN_CHK"):                # check pass: the run must fit in the sample
+                with m.If(run_sum > n_in):
+                    m.next = "BAD_ARG"
+                with m.Else():
+                    m.d.sync += [px_count.eq(run_sum), px_full.eq(run_sum == n_in)]
+                    m.next = "PX"
+            with m.State("BAD_ARG"):
+                free_bank()
+                reply(Status.BAD_ARG)
             with m.State("ZEROS"):
                 m.d.comb += [core.sample.valid.eq(1), core.sample.payload.eq(0)]
                 with m.If(core.sample.ready):
@@ -584,12 +671,13 @@ class ProtocolEngine(wiring.Component):
 
             # ---- the reply: header, payload from rep_src, CRC
             with m.State("HDR"):
-                m.d.comb += [self.tx.valid.eq(1), tx_crc.valid.eq(tx_fire & (k != 0)),
+                m.d.comb += [tx_emit.eq(1), tx_crc_in.eq(k != 0),
                              tx_data.eq(Array([Const(SYNC_REPLY, 8), e_seq, rep_status,
                                                rep_len[:8], rep_len[8:]])[k[:3]])]
                 with m.If(tx_fire):
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == 0):
+                        m.d.sync += tq_clr.eq(1)        # the sync byte starts the reply CRC
                         m.d.comb += [self.reply_ok.eq(rep_status == Status.OK),
                                      self.reply_err.eq((rep_status != Status.OK)
                                                        & (rep_status != Status.DUPLICATE))]
@@ -608,7 +696,7 @@ class ProtocolEngine(wiring.Component):
                                 with m.Case(SRC_RP):
                                     m.next = "RP_ACC"
             with m.State("P_ROM"):
-                m.d.comb += [self.tx.valid.eq(1), tx_crc.valid.eq(tx_fire), tx_data.eq(rrd.data)]
+                m.d.comb += [tx_emit.eq(rom_ok), tx_crc_in.eq(1), tx_data.eq(rom_q)]
                 with m.If(tx_fire):
                     m.d.comb += rstep.eq(1)
                     m.d.sync += k.eq(k + 1)
@@ -616,12 +704,12 @@ class ProtocolEngine(wiring.Component):
                         m.d.sync += k.eq(0)
                         m.next = "TXCRC"
             with m.State("P_PRED"):
-                m.d.comb += [self.tx.valid.eq(1), tx_crc.valid.eq(tx_fire), tx_data.eq(pred)]
+                m.d.comb += [tx_emit.eq(1), tx_crc_in.eq(1), tx_data.eq(pred)]
                 with m.If(tx_fire):
                     m.d.sync += k.eq(0)
                     m.next = "TXCRC"
             with m.State("P_CNT"):
-                m.d.comb += [self.tx.valid.eq(1), tx_crc.valid.eq(tx_fire),
+                m.d.comb += [tx_emit.eq(1), tx_crc_in.eq(1),
                              tx_data.eq(cnt_word.word_select(k[:2], 8))]
                 with m.If(tx_fire):
                     m.d.sync += k.eq(k + 1)
@@ -638,26 +726,26 @@ class ProtocolEngine(wiring.Component):
                     m.d.sync += [value.eq(core.access_rsp.payload), vb_k.eq(0)]
                     m.next = "RP_EMIT"
             with m.State("RP_EMIT"):
-                m.d.comb += [self.tx.valid.eq(1), tx_crc.valid.eq(tx_fire),
+                m.d.comb += [tx_emit.eq(1), tx_crc_in.eq(1),
                              tx_data.eq(value.word_select(vb_k, 8))]
                 with m.If(tx_fire):
                     m.d.sync += vb_k.eq(vb_k + 1)
                     with m.If(vb_k + 1 == vb):
-                        m.d.sync += vidx.eq(vidx + 1)
-                        with m.If(vidx + 1 == a_count):
+                        vidx_inc()
+                        with m.If(vidx_last):
                             m.d.sync += k.eq(0)
                             m.next = "TXCRC"
                         with m.Else():
                             m.next = "RP_ACC"
             with m.State("TXCRC"):
-                m.d.comb += [self.tx.valid.eq(1), tx_data.eq(tx_crc.value.word_select(k[:2], 8))]
+                m.d.comb += [tx_emit.eq(1), tx_data.eq(tx_crc.value.word_select(k[:2], 8))]
                 with m.If(tx_fire):
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == 3):
                         free_bank()
                         m.next = "IDLE"
 
-        m.d.comb += self.idle.eq(~self.rx.valid & ~j_valid & (bank_busy == 0)
+        m.d.comb += self.idle.eq(~self.rx.valid & ~j_valid & (bank_busy == 0) & ~tq_full
                                  & efsm.ongoing("IDLE") & rfsm.ongoing("HUNT"))
         return m
 

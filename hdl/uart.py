@@ -8,7 +8,8 @@ start bit, then every ``divisor`` cycles), rejects a start bit that is gone at m
 and drops a byte whose stop bit reads 0 (framing error: ``frame_error`` pulses) and then waits for
 the line to return to 1 before it hunts for the next start bit, so a break or a misaligned stream
 recovers at the next idle gap. Received bytes go through a small ``SyncFIFOBuffered`` so that the
-consumer may stall for a few byte times.
+consumer may stall for a few byte times, then through an output register (``data.payload`` and
+``data.valid`` are registers: the FIFO memory's read data reach nothing but that register).
 """
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ class UARTRx(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         D = self.divisor
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=8, depth=self.fifo_depth)
+        # the FIFO's read data come straight from its memory (a long clock-to-out on an FPGA
+        # block RAM): they go through one more register, which also holds one of the bytes
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=8, depth=max(2, self.fifo_depth - 1))
         line = Signal(init=1)
         m.submodules.sync = FFSynchronizer(self.rx, line, init=1)   # rx is asynchronous to clk
 
@@ -94,12 +97,17 @@ class UARTRx(wiring.Component):
                 with m.If(line):
                     m.next = "IDLE"
 
+        out_full, out_data = Signal(), Signal(8)
         m.d.comb += [
-            self.data.payload.eq(fifo.r_data),
-            self.data.valid.eq(fifo.r_rdy),
-            fifo.r_en.eq(self.data.ready),
+            self.data.payload.eq(out_data),
+            self.data.valid.eq(out_full),
+            fifo.r_en.eq(~out_full | self.data.ready),
         ]
-        with m.If(fifo.r_rdy):
+        with m.If(fifo.r_rdy & fifo.r_en):
+            m.d.sync += [out_full.eq(1), out_data.eq(fifo.r_data)]
+        with m.Elif(self.data.ready):
+            m.d.sync += out_full.eq(0)
+        with m.If(fifo.r_rdy | out_full):
             m.d.comb += self.busy.eq(1)
         return m
 
