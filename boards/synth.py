@@ -35,12 +35,17 @@ private /tmp, so they run inside ``out_dir`` with relative paths.
 Measured on this repository's 2-core machine (YoWASP yosys 0.70, nextpnr-ecp5, LFE5U-85F, 100 MHz
 target, seed 1), 2026-11-28:
 
-* ``tiny`` (12-7-3, P = 4): 3,932 LUT4 (7,952 TRELLIS_COMB), 2,609 FF, 9 MULT18X18D, 0 DP16KD
-  (every memory in LUT RAM), routed Fmax 26.3 MHz; yosys 19-39 s, nextpnr 77-150 s.
-* ``mnist-1h`` (784-128-10, P = 16): 23,642 LUT4 (37,614 of 83,640 TRELLIS_COMB), 7,553 FF,
-  33 MULT18X18D, 121 DP16KD (W_0, W_1, states, pixels; biases and d0 in LUT RAM); yosys 352 s;
-  placement 510 s with an estimated Fmax of 9.9 MHz; routing had not finished after 1,200 s of
-  nextpnr (50k of 133k arcs left), so no routed Fmax.
+* ``tiny`` (12-7-3, P = 4), unpipelined core: 3,932 LUT4 (7,952 TRELLIS_COMB), 2,609 FF, 9 MULT18X18D,
+  0 DP16KD (every memory in LUT RAM), routed Fmax 26.3 MHz; yosys 19-39 s, nextpnr 77-150 s.
+* ``mnist-1h`` (784-128-10, P = 16), unpipelined core: 23,642 LUT4, 7,553 FF, 33 MULT18X18D,
+  121 DP16KD; yosys 352 s; placement 510 s with an estimated Fmax of 9.9 MHz; router1 had not
+  finished after 1,200 s (50k of 133k arcs left). The critical path (routed on a 64-32-10 copy,
+  10.8 MHz): the prediction's argmax chain after the neuron finish, after the MACs, in one cycle.
+* ``mnist-1h``, pipelined core (docs/hardware.md): 18,543 LUT4, 25,206 FF, 49 MULT18X18D,
+  121 DP16KD; yosys 550 s; placement 855 s with an estimated Fmax of 62.0 MHz; router2 did not
+  converge with the timing-driven placement (overused wires down to ~200, then up again).
+
+``router`` picks nextpnr's router (router2 by default: router1 crawls on these designs).
 """
 from __future__ import annotations
 
