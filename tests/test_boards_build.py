@@ -125,7 +125,7 @@ def test_precheck_refuses_mnist_1h_on_icebreaker():
     with pytest.raises(DoesNotFit) as e:
         precheck_board("mnist-1h", "icebreaker")
     msg = str(e.value)
-    assert "EBR" in msg and "416" in msg and "30" in msg and "SPRAM" in msg
+    assert "EBR" in msg and "400" in msg and "30" in msg and "SPRAM" in msg
 
 
 def test_precheck_refuses_tiny_on_icebreaker():

@@ -19,11 +19,14 @@ def test_dp16kd_blocks(width, depth, gran, blocks):
 
 
 def test_board_net_fits_the_85f():
-    est = precheck("mnist-1h")
+    # the P = 16 variant (mnist-1h ships with P = 8: P = 16 does not route with YoWASP, see README)
+    est = precheck(load_config("mnist-1h").replace(parallelism=16))
     assert est["memories"]["W0"]["width"] == 16 * 16 and est["memories"]["W0"]["depth"] == 8 * 784
     assert est["weight_dp16kd_min"] == 104 + 8 <= est["dp16kd_available"] == 208
     assert est["mult18x18d_estimate"] == 16 + 2 * 16 <= est["mult18x18d_available"] == 156
     assert precheck("tiny")["weight_dp16kd_min"] <= 208
+    p8 = precheck("mnist-1h")
+    assert p8["memories"]["W0"]["width"] == 8 * 16 and p8["mult18x18d_estimate"] == 8 + 2 * 8
 
 
 def test_two_hidden_layers_do_not_fit_the_block_rams():
@@ -33,7 +36,7 @@ def test_two_hidden_layers_do_not_fit_the_block_rams():
 
 
 def test_board_net_does_not_fit_a_25f():
-    with pytest.raises(DoesNotFit, match=r"at least 112 DP16KD .* device has 56"):
+    with pytest.raises(DoesNotFit, match=r"at least 104 DP16KD .* device has 56"):
         precheck("mnist-1h", "LFE5U-25F")
 
 

@@ -50,12 +50,16 @@ def test_generate_writes_verilog_and_report(tmp_path, capsys):
 
 
 def test_schedule_of_the_board_net():
-    """mnist-1h at P = 16 with 150 non-zero pixels: the controller's schedule vs the ideal bound."""
-    pl = Plan(load_config("mnist-1h"))
+    """mnist-1h (P = 8) and its P = 16 variant with 150 non-zero pixels: schedule vs ideal bound."""
+    for P in (8, 16):
+        _check_schedule(Plan(load_config("mnist-1h").replace(parallelism=P)), P)
+
+
+def _check_schedule(pl, P):
     cyc = pl.sample_cycles(150)
     assert cyc["steps"] == 28 * pl.step_cycles()
     assert cyc["total"] - cyc["load"] <= 1.1 * pl.ideal_cycles(150)
-    assert pl.ideal_cycles(150) == -(-(150 * 128 * 2 + 28 * 2 * 128 * 10 + 128 * 10 + 138) // 16)
+    assert pl.ideal_cycles(150) == -(-(150 * 128 * 2 + 28 * 2 * 128 * 10 + 128 * 10 + 138) // P)
 
 
 def test_hdl_never_imports_torch():
