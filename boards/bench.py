@@ -448,10 +448,13 @@ def link_bytes(cfg, images, limit: int = 5000) -> dict:
             "reply_bytes": TRAIN_REPLY_BYTES, "encoder": source, "bits_per_byte": 10}
 
 
-def find_board_reports(cfg_name: str, roots=None) -> list:
+def find_board_reports(cfg, roots=None) -> list:
     """Board build reports of this config (``eqfpga build`` writes build/<board>-<config>/report.json by
     default; also one folder deeper, and docs/boards/*.json), oldest first (the newest wins per board)."""
     roots = roots or [REPO / "build", REPO / "docs" / "boards"]
+    cfg_name = cfg if isinstance(cfg, str) else cfg.name
+    # a report of another name counts when it describes the same net (sizes and P), e.g. a JSON copy of the preset
+    same = None if isinstance(cfg, str) else (list(cfg.sizes), cfg.parallelism)
     found = []
     for root in roots:
         root = Path(root)
@@ -469,9 +472,11 @@ def find_board_reports(cfg_name: str, roots=None) -> list:
                 continue
             c = rep.get("config")
             name = c.get("name") if isinstance(c, dict) else c
-            if name not in (cfg_name, None):
+            net = (list(c.get("sizes") or []), c.get("parallelism")) if isinstance(c, dict) else None
+            if name not in (cfg_name, None) and not (same and net == same):
                 continue
             board = rep.get("board") or (p.parent.name[: -len(cfg_name) - 1] if p.name == "report.json" else p.stem)
+            rep = dict(rep, _config_name=name)
             if isinstance(board, dict):
                 board = board.get("name")
             found.append({"board": str(board), "path": str(p.relative_to(REPO) if p.is_relative_to(REPO) else p),
@@ -623,7 +628,7 @@ def bench_speed(cfg, data, *, accuracy=None, log=print) -> dict:
     res["core_synth"] = synth
     cycles = cyc["schedule"]["total"]
     work = cyc["macs"]["total"]
-    boards = board_figures(find_board_reports(cfg.name), cfg)
+    boards = board_figures(find_board_reports(cfg), cfg)
     mults = res["multipliers"]["total"]
     for b in boards:
         fmax, fsrc = b["fmax_mhz"], "board build report"
