@@ -289,7 +289,7 @@ def bench_accuracy(cfg, data, *, n_train, n_test, seeds=(0, 1, 2), curve=(), rtl
     res = {"config": cfg.name, "sizes": list(cfg.sizes), "train_samples": n_train, "test_images": n_test,
            "seeds": list(seeds), "epochs": 1,
            "order": {"golden": "Trainer's seeded permutation of the first train_samples images (epoch 0)",
-                     "rtl": "the first train_samples images in file order (verify)"}}
+                     "rtl": "the same images in the same order as the fixed golden of each seed"}}
     for arith in ("float", "fixed"):
         runs = []
         for s in seeds:
@@ -316,16 +316,22 @@ def bench_accuracy(cfg, data, *, n_train, n_test, seeds=(0, 1, 2), curve=(), rtl
 def _rtl_accuracy(cfg, data, n_train, n_test, seeds, curve, root, log) -> dict:
     tx, ty = _lsbs(data.train_images[:n_train], cfg), data.train_labels[:n_train].astype(np.int64)
     vx, vy = _lsbs(data.test_images[:n_test], cfg), data.test_labels[:n_test].astype(np.int64)
-    runs = []
+    from eqfpga.golden.train import epoch_order
+    runs, orders = [], {}
     for s in seeds:
         log(f"  RTL seed {s}: build (once per seed: the seed is part of the core) and verify {n_train} samples")
-        r = verify_seed(cfg.replace(seed=s), tx, ty, vx, vy, root=root)
+        # the samples in the fixed golden Trainer's order for this seed: the RTL must then end with
+        # exactly the fixed golden's test error (same init, same counter, same samples)
+        orders[s] = epoch_order(cfg.replace(seed=s), 0, n_train).numpy()
+        o = orders[s]
+        r = verify_seed(cfg.replace(seed=s), tx[o], ty[o], vx, vy, root=root)
         runs.append(r)
         log(f"  RTL seed {s}: bit-exact {r['bit_exact']}, test error "
             f"{100 * r['test_error']:.2f}% (golden {100 * r['golden_test_error']:.2f}%), "
             f"{r['samples_per_s']:.0f} samples/s" if r["test_error"] is not None else
             f"  RTL seed {s}: NOT bit-exact: {r['first_mismatch']}")
-    curve_run = rtl_curve(cfg.replace(seed=seeds[0]), tx, ty, vx, vy, curve, root=root, log=log)
+    o = orders[seeds[0]]
+    curve_run = rtl_curve(cfg.replace(seed=seeds[0]), tx[o], ty[o], vx, vy, curve, root=root, log=log)
     curve_run["same_as_verify"] = curve_run["test_error"] == runs[0]["test_error"]
     return {"runs": runs, "test_error": stats(r["test_error"] for r in runs),
             "bit_exact": all(r["bit_exact"] for r in runs), "curve_run": curve_run,
@@ -805,6 +811,9 @@ def synth_point(cfg, *, route: bool, reuse_any: bool, root=None, timeout=900, lo
     digest = sources_digest("hdl") + hashlib.sha256((REPO / "boards" / "synth.py").read_bytes()).hexdigest()[:16]
     rep_path = d / "synth_report.json"
     fresh = stamp.exists() and stamp.read_text().strip() == digest
+    if rep_path.exists() and json.loads(rep_path.read_text()).get("fmax_mhz") is None:
+        fresh = False              # an interrupted run (no Fmax): synthesise again (yosys's netlist is reused)
+        rep_path.unlink()
     foreign = None
     if not rep_path.exists() and reuse_any:      # an `eqfpga synth` report of the same config, newer than hdl/
         foreign = core_synth_report(cfg, [REPO / "build" / "synth"])
@@ -1153,8 +1162,11 @@ def write_markdown(res: dict, out_dir) -> str:
                   f"from FixedEP's: {mism}. The RTL-alone training curve (seed {r['curve_run']['seed']}) ends at "
                   f"{_pct(r['curve_run']['test_error'])}, "
                   f"{'the same as' if r['curve_run']['same_as_verify'] else 'DIFFERENT from'} the verified run. "
-                  "The golden runs visit the images in `Trainer`'s seeded order, the RTL runs in file order, "
-                  "so golden and RTL errors differ by sampling noise, not by arithmetic."]
+                  "The RTL trains on the same images in the same order as the fixed-point golden of each seed "
+                  "(`Trainer`'s seeded order), so its test error must equal the fixed golden's: "
+                  + ("it does for every seed." if all(x["test_error"] == y["test_error"] for x, y in
+                                                       zip(r["runs"], acc["fixed"]["runs"])) else
+                     "**it does not for every seed** (see benchmarks.json).")]
         L += ["", "![training curves](bench-curves.png)", "", by, "",
               "Published EP figures (EP-NOTES.md; not produced by this run, for comparison: larger nets, "
               "float arithmetic, many epochs):", "",
