@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -37,7 +36,7 @@ from pathlib import Path
 from eqfpga.golden.config import EPConfig, load_config
 
 from .platforms import Board, resolve_board
-from .synth import DoesNotFit, ToolMissing, _critical_path, dp16kd_blocks, memory_map
+from .synth import DoesNotFit, ToolMissing, _critical_path, dp16kd_blocks, find_tool, memory_map
 from .synth import precheck as ecp5_precheck
 
 __all__ = ["build_board", "print_report", "format_report", "precheck_board", "DoesNotFit", "ToolMissing",
@@ -48,26 +47,6 @@ TOP = "top"
 MAX_BAUD_ERROR_PCT = 2.5
 
 # ---- tools --------------------------------------------------------------------------------------
-_ENV = {"yosys": "YOSYS", "nextpnr-ecp5": "NEXTPNR_ECP5", "nextpnr-ice40": "NEXTPNR_ICE40",
-        "ecppack": "ECPPACK", "icepack": "ICEPACK"}
-
-
-def find_tool(kind: str) -> list:
-    """The command of a tool: ``$YOSYS`` (etc.) if set, else native on PATH, else YoWASP."""
-    env = _ENV[kind]
-    if os.environ.get(env):
-        return [os.environ[env]]
-    for name in (kind, f"yowasp-{kind}"):
-        p = shutil.which(name)
-        if p:
-            return [p]
-    p = Path(sys.executable).parent / f"yowasp-{kind}"
-    if p.exists():
-        return [str(p)]
-    raise ToolMissing(f"{kind} not found: install the optional tools with `pip install -e .[boards]` "
-                      f"(YoWASP {kind}), or put a native {kind} on PATH (preferred when found), or set ${env}")
-
-
 def _run(cmd, cwd, log, timeout=None):
     t0 = time.monotonic()
     with open(Path(cwd) / log, "w") as fh:

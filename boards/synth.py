@@ -224,9 +224,14 @@ def write_wrapper_verilog(cfg, out_dir, *, train: bool = True) -> dict:
 
 
 # ---- tools ----------------------------------------------------------------------------------
+# Environment overrides of each tool (the names amaranth's build scripts use too).
+TOOL_ENV = {"yosys": "YOSYS", "nextpnr-ecp5": "NEXTPNR_ECP5", "nextpnr-ice40": "NEXTPNR_ICE40",
+            "ecppack": "ECPPACK", "icepack": "ICEPACK"}
+
+
 def find_tool(kind: str) -> list:
-    """Command of ``yosys`` or ``nextpnr-ecp5``: $YOSYS / $NEXTPNR_ECP5, native, then YoWASP."""
-    env = {"yosys": "YOSYS", "nextpnr-ecp5": "NEXTPNR_ECP5"}[kind]
+    """The command of a tool: ``$YOSYS`` (etc.) if set, else native on PATH, else YoWASP."""
+    env = TOOL_ENV[kind]
     if os.environ.get(env):
         return [os.environ[env]]
     for name in (kind, f"yowasp-{kind}"):
