@@ -10,7 +10,7 @@ export AMARANTH_USE_YOSYS := builtin
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade "pip>=24" "setuptools>=68" wheel
+	$(BIN)/pip install -q --upgrade "pip>=24" "setuptools>=77" wheel
 	$(BIN)/pip install -q -e ".[test]"
 	touch $(STAMP)
 
