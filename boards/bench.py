@@ -574,6 +574,7 @@ def core_synth_report(cfg, roots=None) -> dict | None:
         return None
     mt, p, rep = best
     return {"path": str(p.relative_to(REPO) if p.is_relative_to(REPO) else p), "fmax_mhz": rep["fmax_mhz"],
+            "device": rep.get("device", "LFE5U-85F"),
             "routed": rep.get("routed", True), "status": rep.get("nextpnr_status", "routed"),
             "fresh": mt >= hdl_mtime(), "P": rep["config"]["parallelism"], "sizes": rep["config"]["sizes"],
             "resources": {k: v.get("used") for k, v in rep.get("resources", {}).items()},
@@ -614,6 +615,12 @@ def torch_speed(cfg, data, *, b1_samples, batched_samples, batches=(20, 100), re
     return out
 
 
+def _same_family(board: dict, synth: dict) -> bool:
+    """Whether a core synthesis (of ``synth["device"]``) speaks for ``board``: same FPGA family."""
+    fam = lambda d: "ecp5" if str(d).upper().startswith("LFE5") else "ice40" if str(d).upper().startswith("ICE40") else d
+    return fam(board.get("device")) == fam(synth.get("device", "LFE5U-85F"))
+
+
 def bench_speed(cfg, data, *, accuracy=None, log=print) -> dict:
     """Cycles by phase, boards, compute/link bounds, CPU torch, published references, CUPS, MAC/DSP."""
     from eqfpga.hdl.generate import multipliers
@@ -638,9 +645,10 @@ def bench_speed(cfg, data, *, accuracy=None, log=print) -> dict:
     mults = res["multipliers"]["total"]
     for b in boards:
         fmax, fsrc = b["fmax_mhz"], "board build report"
-        if fmax is None and synth and synth["fresh"]:
+        if fmax is None and synth and synth["fresh"] and b.get("fits", True) and _same_family(b, synth):
             # a core synthesis stands in for the board build only if it is newer than hdl/ (an older
-            # report may describe an unpipelined core: reported, not used)
+            # report may describe an unpipelined core: reported, not used), the config fits the board
+            # and the synthesis targeted the board's FPGA family
             fmax, fsrc = synth["fmax_mhz"], f"core synthesis {synth['path']} ({synth['status']})"
         b["fmax_used_mhz"], b["fmax_source"] = fmax, (fsrc if fmax else None)
         link_sps = b["baud"] / (lb["bits_per_byte"] * lb["request_bytes_mean"])

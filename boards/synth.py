@@ -80,6 +80,10 @@ for _s, _f in (("25F", "25k"), ("45F", "45k"), ("85F", "85k")):
     DEVICES[f"LFE5UM-{_s}"] = dict(DEVICES[f"LFE5U-{_s}"], flag=f"--um-{_f}")
     DEVICES[f"LFE5UM5G-{_s}"] = dict(DEVICES[f"LFE5U-{_s}"], flag=f"--um5g-{_f}")
 
+# A clock-capable (PCLK) input pad per package for the core-only build's clk: G2 is the ULX3S's
+# 25 MHz oscillator pin (PCLKT6_0) on CABGA381.
+CLOCK_PAD = {"CABGA381": "G2"}
+
 # DP16KD aspect ratios: (data width, depth, byte-enable granule or None). 36 bits only as a
 # simple dual-port RAM (one read, one write port), which is how the core uses every memory.
 DP16KD_MODES = ((36, 512, 9), (18, 1024, 9), (9, 2048, 9), (4, 4096, None), (2, 8192, None), (1, 16384, None))
@@ -340,6 +344,12 @@ def synth_core(cfg, out_dir, *, device="LFE5U-85F", package="CABGA381", speed="6
     cmd = nextpnr + [dev["flag"], "--package", package, "--speed", str(speed), "--freq", str(clock_mhz),
                      "--json", f"{TOP}.json", "--report", "nextpnr_report.json", "--timing-allow-fail",
                      "--lpf-allow-unconstrained", "--seed", str(seed), "--log", "nextpnr.log", "--router", router]
+    if package in CLOCK_PAD:
+        # left unconstrained, clk may land on a pad with no route to a global clock buffer (router2 then
+        # fails: "Failed to route arc 0.0 of net 'clk$TRELLIS_IO_IN'"); pin it to a PCLK input
+        (out / "clock.lpf").write_text(f'LOCATE COMP "clk" SITE "{CLOCK_PAD[package]}";\n'
+                                       f'IOBUF PORT "clk" IO_TYPE=LVCMOS33;\n')
+        cmd += ["--lpf", "clock.lpf"]
     if not route:
         cmd.append("--no-route")
     (out / "nextpnr_report.json").unlink(missing_ok=True)
