@@ -97,6 +97,21 @@ def test_board_figures_read_a_build_report(tmp_path):
     assert b["resources"]["LUT4"] == 20000
 
 
+def test_a_core_synthesis_speaks_only_for_boards_it_can_describe(monkeypatch):
+    """An ECP5 core synthesis stands in for an unbuilt ECP5 board, never for a board the config does
+    not fit or of another family (the first full run gave the iCEBreaker mnist-1h an ECP5 Fmax)."""
+    synth = {"path": "x/synth_report.json", "fmax_mhz": 61.9, "device": "LFE5U-85F", "fresh": True,
+             "status": "placed", "P": 8, "sizes": [784, 128, 10], "resources": {"MULT18X18D": 25}}
+    monkeypatch.setattr(bench, "core_synth_report", lambda cfg, roots=None: synth)
+    monkeypatch.setattr(bench, "find_board_reports", lambda cfg, roots=None: [])
+    sp = bench.bench_speed(load_config("mnist-1h"), fake_mnist())
+    b = {x["board"]: x for x in sp["boards"]}
+    assert b["ulx3s-85f"]["fmax_used_mhz"] == 61.9 and b["ulx3s-85f"]["fmax"]["mhz"] == 61.9
+    assert b["icebreaker"]["fits"] is False and "does not fit" in b["icebreaker"]["precheck"]
+    assert b["icebreaker"]["fmax_used_mhz"] is None and b["icebreaker"]["fmax"] is None
+    assert not any("icebreaker" in r["system"] for r in bench.compare(sp))
+
+
 def test_run_bench_writes_report(tmp_path):
     """The whole writer on a tiny run: golden accuracy, speed, scaling (no RTL, no synthesis)."""
     mode = {"train": 30, "test": 60, "seeds": (0, 1), "curve": (10, 20, 30), "rtl": False, "synth": False,
