@@ -87,8 +87,8 @@ PUBLISHED_RBM = [
 ENERGY_NOTE = ("Energy is not measured here: no board power was measured in this run, so no "
                "energy per sample is given next to the published uJ/mJ figures.")
 # Boards reported even when not built (platforms.py defaults, used only if that module is absent).
-DEFAULT_BOARDS = {"ulx3s-85f": {"baud": 3_000_000, "clock_hz": 45e6, "device": "LFE5U-85F"},
-                  "icebreaker": {"baud": 3_000_000, "clock_hz": 24e6, "device": "iCE40UP5K"}}
+DEFAULT_BOARDS = {"ulx3s-85f": {"baud": 3_000_000, "clock_hz": 45e6, "device": "LFE5U-85F", "family": "ecp5"},
+                  "icebreaker": {"baud": 3_000_000, "clock_hz": 24e6, "device": "iCE40UP5K", "family": "ice40"}}
 
 
 # ---- small helpers ---------------------------------------------------------------------------
@@ -482,7 +482,6 @@ def find_board_reports(cfg, roots=None) -> list:
             if name not in (cfg_name, None) and not (same and net == same):
                 continue
             board = rep.get("board") or (p.parent.name[: -len(cfg_name) - 1] if p.name == "report.json" else p.stem)
-            rep = dict(rep, _config_name=name)
             if isinstance(board, dict):
                 board = board.get("name")
             found.append({"board": str(board), "path": str(p.relative_to(REPO) if p.is_relative_to(REPO) else p),
@@ -532,7 +531,7 @@ def board_figures(found: list, cfg) -> list:
         if resolve_board:
             try:
                 b = resolve_board(name)
-                info.update(baud=b.default_baud, clock_hz=b.default_clock_hz, device=b.device)
+                info.update(baud=b.default_baud, clock_hz=b.default_clock_hz, device=b.device, family=b.family)
             except Exception:  # noqa: BLE001 - the platforms module is another issue's work in progress
                 pass
         fits, why = True, None
@@ -545,7 +544,7 @@ def board_figures(found: list, cfg) -> list:
             fits, why = type(e).__name__ != "DoesNotFit", str(e)
         boards[name] = {"board": name, "built": False, "source": None, "fmax_mhz": None, "resources": {},
                         "clock_mhz": info["clock_hz"] / 1e6 if fits else None, "baud": info["baud"],
-                        "device": info["device"], "fits": fits, "precheck": why}
+                        "device": info["device"], "family": info["family"], "fits": fits, "precheck": why}
     for b in boards.values():
         if b["baud"] is None:
             b["baud"] = 3_000_000
@@ -574,7 +573,6 @@ def core_synth_report(cfg, roots=None) -> dict | None:
         return None
     mt, p, rep = best
     return {"path": str(p.relative_to(REPO) if p.is_relative_to(REPO) else p), "fmax_mhz": rep["fmax_mhz"],
-            "device": rep.get("device", "LFE5U-85F"),
             "routed": rep.get("routed", True), "status": rep.get("nextpnr_status", "routed"),
             "fresh": mt >= hdl_mtime(), "P": rep["config"]["parallelism"], "sizes": rep["config"]["sizes"],
             "resources": {k: v.get("used") for k, v in rep.get("resources", {}).items()},
@@ -615,12 +613,6 @@ def torch_speed(cfg, data, *, b1_samples, batched_samples, batches=(20, 100), re
     return out
 
 
-def _same_family(board: dict, synth: dict) -> bool:
-    """Whether a core synthesis (of ``synth["device"]``) speaks for ``board``: same FPGA family."""
-    fam = lambda d: "ecp5" if str(d).upper().startswith("LFE5") else "ice40" if str(d).upper().startswith("ICE40") else d
-    return fam(board.get("device")) == fam(synth.get("device", "LFE5U-85F"))
-
-
 def bench_speed(cfg, data, *, accuracy=None, log=print) -> dict:
     """Cycles by phase, boards, compute/link bounds, CPU torch, published references, CUPS, MAC/DSP."""
     from eqfpga.hdl.generate import multipliers
@@ -645,10 +637,10 @@ def bench_speed(cfg, data, *, accuracy=None, log=print) -> dict:
     mults = res["multipliers"]["total"]
     for b in boards:
         fmax, fsrc = b["fmax_mhz"], "board build report"
-        if fmax is None and synth and synth["fresh"] and b.get("fits", True) and _same_family(b, synth):
+        if fmax is None and synth and synth["fresh"] and b.get("fits", True) and b.get("family") == "ecp5":
             # a core synthesis stands in for the board build only if it is newer than hdl/ (an older
             # report may describe an unpipelined core: reported, not used), the config fits the board
-            # and the synthesis targeted the board's FPGA family
+            # and the board is an ECP5, the only family synth_core targets
             fmax, fsrc = synth["fmax_mhz"], f"core synthesis {synth['path']} ({synth['status']})"
         b["fmax_used_mhz"], b["fmax_source"] = fmax, (fsrc if fmax else None)
         link_sps = b["baud"] / (lb["bits_per_byte"] * lb["request_bytes_mean"])
@@ -819,16 +811,17 @@ def synth_point(cfg, *, route: bool, reuse_any: bool, root=None, timeout=900, lo
     digest = sources_digest("hdl") + hashlib.sha256((REPO / "boards" / "synth.py").read_bytes()).hexdigest()[:16]
     rep_path = d / "synth_report.json"
     fresh = stamp.exists() and stamp.read_text().strip() == digest
-    if rep_path.exists() and json.loads(rep_path.read_text()).get("fmax_mhz") is None:
-        fresh = False              # an interrupted run (no Fmax): synthesise again (yosys's netlist is reused)
+    cached = json.loads(rep_path.read_text()) if rep_path.exists() else None
+    if cached is not None and cached.get("fmax_mhz") is None:
+        fresh, cached = False, None   # an interrupted run (no Fmax): synthesise again (yosys's netlist is reused)
         rep_path.unlink()
     foreign = None
-    if not rep_path.exists() and reuse_any:      # an `eqfpga synth` report of the same config, newer than hdl/
+    if cached is None and reuse_any:      # an `eqfpga synth` report of the same config, newer than hdl/
         foreign = core_synth_report(cfg, [REPO / "build" / "synth"])
         if foreign and not foreign["fresh"]:
             foreign = None
-    if rep_path.exists() and (fresh or reuse_any):
-        rep = json.loads(rep_path.read_text())
+    if cached is not None and (fresh or reuse_any):
+        rep = cached
         made = "cached" + ("" if fresh else " (made from an older hdl/: stale)")
     elif foreign:
         rep_path = REPO / foreign["path"]

@@ -100,7 +100,7 @@ def test_board_figures_read_a_build_report(tmp_path):
 def test_a_core_synthesis_speaks_only_for_boards_it_can_describe(monkeypatch):
     """An ECP5 core synthesis stands in for an unbuilt ECP5 board, never for a board the config does
     not fit or of another family (the first full run gave the iCEBreaker mnist-1h an ECP5 Fmax)."""
-    synth = {"path": "x/synth_report.json", "fmax_mhz": 61.9, "device": "LFE5U-85F", "fresh": True,
+    synth = {"path": "x/synth_report.json", "fmax_mhz": 61.9, "fresh": True,
              "status": "placed", "P": 8, "sizes": [784, 128, 10], "resources": {"MULT18X18D": 25}}
     monkeypatch.setattr(bench, "core_synth_report", lambda cfg, roots=None: synth)
     monkeypatch.setattr(bench, "find_board_reports", lambda cfg, roots=None: [])
