@@ -72,7 +72,8 @@ def _link_memories(cfg: EPConfig) -> dict:
     """{name: (width, depth)} of the link's memories (payload buffer, receive FIFO, config ROM)."""
     import inspect
 
-    from eqfpga.hdl.link import MAX_PAYLOAD, LinkedCore, config_json
+    from eqfpga.hdl.link import LinkedCore
+    from eqfpga.hdl.protocol import MAX_PAYLOAD, config_json
     fifo = inspect.signature(LinkedCore).parameters["rx_fifo_depth"].default
     return {"link_buffer": (8, 2 * MAX_PAYLOAD), "link_rx_fifo": (8, fifo),
             "link_config_rom": (8, len(config_json(cfg)))}
@@ -193,7 +194,7 @@ def precheck_board(cfg, board, *, train: bool = True) -> dict:
 def config_digest(cfg: EPConfig) -> dict:
     """sha256 (16 hex digits) and CRC-32 of the canonical config JSON; the CRC is the one the board
     reports in INFO (``config_crc``), so a host can match a board to its build report."""
-    from eqfpga.hdl.link import config_json
+    from eqfpga.hdl.protocol import config_json
     js = config_json(cfg)
     return {"sha256": hashlib.sha256(js).hexdigest()[:16], "crc32": f"{zlib.crc32(js):08x}"}
 

@@ -1,7 +1,7 @@
 """Host side of the serial link (docs/protocol.md): framing, retries, and the ``Device`` API.
 
-No torch needed: numpy and pyserial only. Protocol constants come from ``eqfpga.hdl.link`` (one
-definition for both sides).
+No torch needed: numpy and pyserial only. The protocol (constants, framing, pixel code) comes from
+``eqfpga.hdl.protocol``, plain Python that the gateware imports too.
 
 * ``encode_pixels`` / ``decode_pixels``: the lossless zero-run pixel code of TRAIN / INFER.
 * ``Link``: frames requests (sequence numbers, CRC-32), checks the CRC of replies, resynchronises
@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import struct
 import time
-import zlib
 from collections import OrderedDict
 
 import numpy as np
 
 from eqfpga.golden.config import EPConfig
-from eqfpga.hdl.link import (COUNTER_NAMES, CRC_BYTES, DUP_WINDOW, HEADER_BYTES, INFO_BYTES, MAGIC,
-                             MAX_PAYLOAD, MUTATING, PARAMS_HEADER, SYNC_REPLY, SYNC_REQUEST, VERSION,
-                             Cmd, Kind, Status, pixel_bytes, value_bytes)
+from eqfpga.hdl.protocol import (COUNTER_NAMES, CRC_BYTES, DUP_WINDOW, HEADER_BYTES, INFO_BYTES, MAGIC,
+                                 MAX_PAYLOAD, MUTATING, PARAMS_HEADER, SYNC_REPLY, SYNC_REQUEST, VERSION,
+                                 Cmd, ParamKind, Status, crc32, decode_pixels, encode_pixels, frame,
+                                 pixel_bytes, value_bytes)
 
 __all__ = ["LinkError", "encode_pixels", "decode_pixels", "Link", "Device"]
 
@@ -46,63 +46,6 @@ _HINT = {
 
 class LinkError(RuntimeError):
     """A request failed; the message says what went wrong and what to do."""
-
-
-# ---- the pixel code ---------------------------------------------------------------------------
-def encode_pixels(pixels, input_frac: int) -> bytes:
-    """UQ(0, input_frac) integer pixels -> the zero-run code: each value in ceil(input_frac/8) bytes
-    (little-endian); a value 0 is followed by one byte r and stands for r + 1 zero pixels."""
-    px = np.asarray(pixels).reshape(-1)
-    if px.size and not np.issubdtype(px.dtype, np.integer):
-        raise ValueError(f"pixels must be integers (UQ(0, {input_frac}) LSBs), not {px.dtype}; "
-                         "convert MNIST bytes with FixedEP.bytes_to_lsbs or encode floats first")
-    px = px.astype(np.int64)
-    hi = (1 << input_frac) - 1
-    if px.size and (px.min() < 0 or px.max() > hi):
-        raise ValueError(f"pixels must lie in 0..{hi} (UQ(0, {input_frac})), got {px.min()}..{px.max()}")
-    pb = pixel_bytes(input_frac)
-    out = bytearray()
-    nz = np.flatnonzero(px)
-    pos = 0
-    for j in list(nz) + [px.size]:
-        run = j - pos                       # zeros before pixel j
-        while run > 0:
-            r = min(run, 256)
-            out += bytes(pb) + bytes([r - 1])
-            run -= r
-        if j < px.size:
-            out += int(px[j]).to_bytes(pb, "little")
-        pos = j + 1
-    return bytes(out)
-
-
-def decode_pixels(data: bytes, input_frac: int, n: int | None = None) -> np.ndarray:
-    """Inverse of ``encode_pixels``; ``n``: the exact pixel count expected (ValueError otherwise)."""
-    pb = pixel_bytes(input_frac)
-    out, i = [], 0
-    while i < len(data):
-        if i + pb > len(data):
-            raise ValueError(f"pixel code ends inside a value at byte {i}")
-        v = int.from_bytes(data[i:i + pb], "little")
-        i += pb
-        if v == 0:
-            if i >= len(data):
-                raise ValueError("pixel code ends after a zero without its run length")
-            out.extend([0] * (data[i] + 1))
-            i += 1
-        else:
-            if v >> input_frac:
-                raise ValueError(f"pixel value {v} does not fit UQ(0, {input_frac})")
-            out.append(v)
-    if n is not None and len(out) != n:
-        raise ValueError(f"pixel code decodes to {len(out)} pixels, expected {n}")
-    return np.array(out, dtype=np.int64)
-
-
-def frame(sync: int, seq: int, code: int, payload: bytes) -> bytes:
-    """One frame (request: sync 0xA5 and a cmd; reply: sync 0x5A and a status)."""
-    body = bytes([seq & 0xFF, code & 0xFF]) + len(payload).to_bytes(2, "little") + payload
-    return bytes([sync]) + body + zlib.crc32(body).to_bytes(4, "little")
 
 
 class _Pending:
@@ -227,7 +170,7 @@ class Link:
             if len(rx) < total:
                 return
             body = bytes(rx[1:HEADER_BYTES + n])
-            if zlib.crc32(body) != int.from_bytes(rx[HEADER_BYTES + n:total], "little"):
+            if crc32(body) != int.from_bytes(rx[HEADER_BYTES + n:total], "little"):
                 del rx[:1]
                 self.stats["garbage_bytes"] += 1
                 continue
@@ -266,7 +209,7 @@ class Link:
         """Make the device's duplicate window hold only seqs of this session: no-op mutating
         requests (WRITE_PARAMS of 0 values) until DUP_WINDOW of them in a row were executed (OK),
         so that a seq left there by an earlier session cannot turn a new request into DUPLICATE."""
-        noop = struct.pack("<BBHHH", Kind.WEIGHT, 0, 0, 0, 0)
+        noop = struct.pack("<BBHHH", ParamKind.WEIGHT, 0, 0, 0, 0)
         ok = 0
         for _ in range(4 * DUP_WINDOW + 4):
             status, _ = self.result(self.submit(Cmd.WRITE_PARAMS, noop))
@@ -347,7 +290,7 @@ class Device:
             n = min(MAX_PAYLOAD, info["json_len"] - off)
             js += self.link.request(Cmd.CONFIG, struct.pack("<HH", off, n))
             off += n
-        if zlib.crc32(bytes(js)) != info["config_crc"]:
+        if crc32(bytes(js)) != info["config_crc"]:
             raise LinkError("the config read over CONFIG does not match INFO's config_crc: the link "
                             "corrupted it (retry) or the bitstream is broken")
         self._cfg = EPConfig.from_json(js.decode())
@@ -377,20 +320,20 @@ class Device:
     # ---- parameters ----
     def _vb(self, kind):
         f = self.cfg.fixed
-        return value_bytes(f.bias_bits if kind == Kind.BIAS else f.weight_bits)
+        return value_bytes(f.bias_bits if kind == ParamKind.BIAS else f.weight_bits)
 
     def _bits(self, kind):
         f = self.cfg.fixed
-        return f.bias_bits if kind == Kind.BIAS else f.weight_bits
+        return f.bias_bits if kind == ParamKind.BIAS else f.weight_bits
 
     @staticmethod
     def _kind(kind):
         if isinstance(kind, str):
             try:
-                return {"weight": Kind.WEIGHT, "w": Kind.WEIGHT, "bias": Kind.BIAS, "b": Kind.BIAS}[kind.lower()]
+                return {"weight": ParamKind.WEIGHT, "w": ParamKind.WEIGHT, "bias": ParamKind.BIAS, "b": ParamKind.BIAS}[kind.lower()]
             except KeyError:
                 raise ValueError(f"kind must be 'weight' or 'bias', not {kind!r}") from None
-        return Kind(int(kind))
+        return ParamKind(int(kind))
 
     def _params_payload(self, kind, layer, row, col, values=None, count=None):
         kind = self._kind(kind)
@@ -400,13 +343,13 @@ class Device:
         if values is not None:
             values = np.asarray(values, dtype=np.int64).reshape(-1)
             count = values.size
-        limit = s[layer + 1] if kind == Kind.BIAS else s[layer]
-        start = row if kind == Kind.BIAS else col
-        if kind == Kind.BIAS and col != 0:
+        limit = s[layer + 1] if kind == ParamKind.BIAS else s[layer]
+        start = row if kind == ParamKind.BIAS else col
+        if kind == ParamKind.BIAS and col != 0:
             raise ValueError("a bias run has col 0 and runs over rows")
         if not (0 <= row < s[layer + 1] and 0 <= start and start + count <= limit):
             raise ValueError(f"run {kind.name.lower()} layer {layer} row {row} col {col} count {count} "
-                             f"leaves the {'bias vector' if kind == Kind.BIAS else 'row'} ({limit})")
+                             f"leaves the {'bias vector' if kind == ParamKind.BIAS else 'row'} ({limit})")
         vb = self._vb(kind)
         if count * vb > MAX_PAYLOAD - PARAMS_HEADER:
             raise ValueError(f"{count} values exceed one request ({(MAX_PAYLOAD - PARAMS_HEADER) // vb})")
@@ -448,7 +391,7 @@ class Device:
         s, vb = self.cfg.sizes, self._vb(kind)
         per = (MAX_PAYLOAD - PARAMS_HEADER) // vb
         for n in range(self.cfg.n_layers):
-            if kind == Kind.BIAS:
+            if kind == ParamKind.BIAS:
                 for r0 in range(0, s[n + 1], per):
                     yield n, r0, 0, min(per, s[n + 1] - r0)
             else:
@@ -474,10 +417,10 @@ class Device:
         B = [np.asarray(b, dtype=np.int64).reshape(s[n + 1]) for n, b in enumerate(biases)]
         if len(W) != self.cfg.n_layers or len(B) != self.cfg.n_layers:
             raise ValueError(f"expected {self.cfg.n_layers} weight matrices and bias vectors")
-        jobs = [(Cmd.WRITE_PARAMS, self._params_payload(Kind.WEIGHT, n, i, c, values=W[n][i, c:c + k]))
-                for n, i, c, k in self._runs(Kind.WEIGHT)]
-        jobs += [(Cmd.WRITE_PARAMS, self._params_payload(Kind.BIAS, n, r, 0, values=B[n][r:r + k]))
-                 for n, r, _, k in self._runs(Kind.BIAS)]
+        jobs = [(Cmd.WRITE_PARAMS, self._params_payload(ParamKind.WEIGHT, n, i, c, values=W[n][i, c:c + k]))
+                for n, i, c, k in self._runs(ParamKind.WEIGHT)]
+        jobs += [(Cmd.WRITE_PARAMS, self._params_payload(ParamKind.BIAS, n, r, 0, values=B[n][r:r + k]))
+                 for n, r, _, k in self._runs(ParamKind.BIAS)]
         self._pipeline(jobs)
 
     def read_weights(self):
@@ -485,15 +428,15 @@ class Device:
         s = self.cfg.sizes
         W = [np.zeros((s[n + 1], s[n]), np.int64) for n in range(self.cfg.n_layers)]
         B = [np.zeros(s[n + 1], np.int64) for n in range(self.cfg.n_layers)]
-        wr, br = list(self._runs(Kind.WEIGHT)), list(self._runs(Kind.BIAS))
-        replies = self._pipeline([(Cmd.READ_PARAMS, self._params_payload(Kind.WEIGHT, n, i, c, count=k))
+        wr, br = list(self._runs(ParamKind.WEIGHT)), list(self._runs(ParamKind.BIAS))
+        replies = self._pipeline([(Cmd.READ_PARAMS, self._params_payload(ParamKind.WEIGHT, n, i, c, count=k))
                                   for n, i, c, k in wr] +
-                                 [(Cmd.READ_PARAMS, self._params_payload(Kind.BIAS, n, r, 0, count=k))
+                                 [(Cmd.READ_PARAMS, self._params_payload(ParamKind.BIAS, n, r, 0, count=k))
                                   for n, r, _, k in br])
         for (n, i, c, k), raw in zip(wr, replies[:len(wr)]):
-            W[n][i, c:c + k] = self._decode_values(Kind.WEIGHT, raw, k)
+            W[n][i, c:c + k] = self._decode_values(ParamKind.WEIGHT, raw, k)
         for (n, r, _, k), raw in zip(br, replies[len(wr):]):
-            B[n][r:r + k] = self._decode_values(Kind.BIAS, raw, k)
+            B[n][r:r + k] = self._decode_values(ParamKind.BIAS, raw, k)
         return W, B
 
     # ---- samples ----

@@ -1,6 +1,6 @@
 """The serial link: protocol engine and the UART-attached core (docs/protocol.md is the contract).
 
-Every protocol constant lives here (the host side, ``eqfpga.boards.link``, imports them).
+The protocol itself (constants, framing, pixel code) is plain Python in ``eqfpga.hdl.protocol``.
 
 ``ProtocolEngine`` sits between two byte streams (from the UART receiver, to the UART transmitter)
 and the ports of one ``EPCore``. It has two halves joined by a one-entry job slot:
@@ -19,8 +19,6 @@ and ``idle`` (nothing in flight: lets a simulator sleep).
 """
 from __future__ import annotations
 
-import enum as py_enum
-import zlib
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
@@ -31,78 +29,10 @@ from eqfpga.golden.config import EPConfig
 
 from .core import Access, EPCore
 from .crc import CRC32
+from .protocol import (CRC_BYTES, DUP_WINDOW, HEADER_BYTES, INFO_BYTES, MAX_PAYLOAD, MUTATING,
+                       PARAMS_HEADER, SYNC_REPLY, SYNC_REQUEST, Cmd, ParamKind, Status, info_payload,
+                       config_json, pixel_bytes, value_bytes)
 from .uart import UARTRx, UARTTx
-
-# ---- protocol constants (docs/protocol.md) ---------------------------------------------------
-SYNC_REQUEST = 0xA5
-SYNC_REPLY = 0x5A
-MAX_PAYLOAD = 2048
-VERSION = 1
-MAGIC = b"EQFP"
-HEADER_BYTES = 5            # sync, seq, cmd/status, len (u16)
-CRC_BYTES = 4
-DUP_WINDOW = 2              # executed mutating seqs remembered for DUPLICATE (host keeps 2 in flight)
-
-
-class Cmd(py_enum.IntEnum):
-    INFO = 0x01
-    CONFIG = 0x02
-    WRITE_PARAMS = 0x03
-    READ_PARAMS = 0x04
-    TRAIN = 0x05
-    INFER = 0x06
-    COUNTERS = 0x07
-    SET_T = 0x08
-
-
-MUTATING = frozenset({Cmd.WRITE_PARAMS, Cmd.TRAIN, Cmd.SET_T})
-
-
-class Status(py_enum.IntEnum):
-    OK = 0
-    BAD_CRC = 1
-    UNKNOWN_CMD = 2
-    BAD_LENGTH = 3
-    TIMEOUT = 4
-    BAD_ARG = 5
-    DUPLICATE = 6
-
-
-class Kind(py_enum.IntEnum):
-    """``kind`` of WRITE_PARAMS / READ_PARAMS."""
-    WEIGHT = 0
-    BIAS = 1
-
-
-COUNTER_NAMES = ("t", "cycles", "samples", "update_sat", "weight_sat", "bias_sat", "act_low",
-                 "act_high", "unsettled", "cycling")
-PARAMS_HEADER = 8           # kind u8, layer u8, row u16, col u16, count u16
-
-
-def value_bytes(bits: int) -> int:
-    """Bytes per parameter value on the wire: ceil(bits / 8)."""
-    return (bits + 7) // 8
-
-
-def pixel_bytes(input_frac: int) -> int:
-    """Bytes per pixel value in the zero-run code: ceil(input_frac / 8), at least 1."""
-    return max(1, (input_frac + 7) // 8)
-
-
-def config_json(cfg: EPConfig) -> bytes:
-    """The canonical config JSON that CONFIG serves (and INFO's config_crc covers)."""
-    return cfg.to_json().encode()
-
-
-def info_payload(cfg: EPConfig, *, clk_hz: int, divisor: int) -> bytes:
-    """The INFO reply payload of a device built for ``cfg``."""
-    js = config_json(cfg)
-    return (MAGIC + VERSION.to_bytes(2, "little") + MAX_PAYLOAD.to_bytes(2, "little")
-            + int(clk_hz).to_bytes(4, "little") + int(divisor).to_bytes(4, "little")
-            + zlib.crc32(js).to_bytes(4, "little") + len(js).to_bytes(2, "little"))
-
-
-INFO_BYTES = 22
 
 
 def _const_table(values, index):
@@ -393,7 +323,7 @@ class ProtocolEngine(wiring.Component):
         layer_ok = a_layer < N
         lsel = Mux(layer_ok, a_layer, 0)
         nrows, ncols = _const_table(rows, lsel), _const_table(cols, lsel)
-        is_bias = a_kind == Kind.BIAS
+        is_bias = a_kind == ParamKind.BIAS
         vb = Mux(is_bias, VBB, VBW)
         # argument checks in two register stages (args settle in PARSE, two cycles before CHECK
         # reads these: PARSE -> CHECK0 -> CHECK)

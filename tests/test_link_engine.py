@@ -6,10 +6,9 @@ import zlib
 
 from amaranth.sim import Simulator
 
-from eqfpga.boards.link import frame
 from eqfpga.golden.config import load_config
-from eqfpga.hdl.link import (INFO_BYTES, SYNC_REPLY, SYNC_REQUEST, Cmd, ProtocolEngine, Status,
-                             config_json, info_payload)
+from eqfpga.hdl.link import ProtocolEngine
+from eqfpga.hdl.protocol import INFO_BYTES, SYNC_REPLY, SYNC_REQUEST, Cmd, Status, config_json, frame, info_payload
 
 CFG = load_config("tiny")
 

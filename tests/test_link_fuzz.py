@@ -12,10 +12,10 @@ import time
 import numpy as np
 import torch
 
-from eqfpga.boards.link import Device, encode_pixels, frame
+from eqfpga.boards.link import Device
 from eqfpga.golden.config import load_config
 from eqfpga.golden.fixed_model import FixedEP
-from eqfpga.hdl.link import SYNC_REQUEST, Cmd, info_payload
+from eqfpga.hdl.protocol import SYNC_REQUEST, Cmd, encode_pixels, frame, info_payload
 from eqfpga.sim.boardsim import SIM_CLK_HZ, SimBoard
 
 CFG = load_config("tiny")

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from eqfpga.boards.link import Device, LinkError, decode_pixels, encode_pixels, frame
+from eqfpga.boards.link import Device, LinkError
 from eqfpga.golden.config import load_config
 from eqfpga.golden.fixed_model import FixedEP
-from eqfpga.hdl.link import (COUNTER_NAMES, MAX_PAYLOAD, SYNC_REPLY, SYNC_REQUEST, Cmd, Status,
-                             info_payload)
+from eqfpga.hdl.protocol import (COUNTER_NAMES, MAX_PAYLOAD, SYNC_REPLY, SYNC_REQUEST, Cmd, Status,
+                                 decode_pixels, encode_pixels, frame, info_payload)
 from eqfpga.sim.boardsim import SIM_CLK_HZ, SimBoard
 
 CFG = load_config("tiny")
