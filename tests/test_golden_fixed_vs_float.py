@@ -83,7 +83,8 @@ def run_both(cfg, W, b, x, labels, sign):
         float_traj.append(s)
         phases.append(0.0)
     free = s
-    betas = [sign * cfg.beta] + ([-cfg.beta] if cfg.nudging == "symmetric" else [])
+    # the fixed model's negative phase (symmetric nudging) runs with the opposite sign of the first
+    betas = [sign * cfg.beta] + ([-sign * cfg.beta] if cfg.nudging == "symmetric" else [])
     for beta in betas:
         s = free
         for _ in range(cfg.T2):
@@ -178,16 +179,31 @@ def test_per_neuron_bound(results):
             prev = e
 
 
-def test_zero_error_when_float_lands_on_grid():
-    """A net whose float pre-activations are on the state grid: the fixed model is exact."""
-    cfg = EPConfig(name="grid", sizes=(2, 2, 2), T1=6, T2=3, beta=0.5, lrs=(0.5, 0.5),
-                   fixed=FixedConfig(input_frac=4, state_frac=4, weight_bits=8, weight_frac=2, bias_bits=8,
-                                     bias_frac=2, acc_bits=24, update_bits=8))
-    W = [torch.tensor([[0.5, 0.25], [0.0, 0.5]], dtype=torch.float64),
-         torch.tensor([[0.25, 0.0], [0.0, 0.25]], dtype=torch.float64)]
-    b = [torch.tensor([0.25, 0.0], dtype=torch.float64), torch.tensor([0.0, 0.25], dtype=torch.float64)]
-    x = torch.tensor([[0.5, 0.25]], dtype=torch.float64)
-    _, _, ft, flt, _ = run_both(cfg, W, b, x, torch.tensor([0]), 1)
-    # every product of these weights and grid states stays on a 2^-(fw + fs) grid; rounding to fs bits
-    # happens, so the error is bounded, but the trajectories must start identical
-    assert err(ft[0], flt[0]) == 0.0
+@pytest.mark.parametrize("sign", [1, -1])
+@pytest.mark.parametrize("nudging", ["one_sided", "symmetric", "random_sign"])
+@pytest.mark.parametrize("rounding", ["truncate", "nearest"])
+def test_zero_error_when_float_lands_on_grid(rounding, nudging, sign):
+    """A net whose float pre-activations stay on the state grid: the fixed model is exact at every step.
+
+    Inputs have 2 fraction bits and W_0 2 more (fx + fw_0 = fs), biases are on the state grid, the
+    weights that multiply states (W_1, feedback and forward) are integers and beta = 1: every sum
+    the float model forms is a multiple of 2^-fs, so neither rounding mode may change it."""
+    cfg = EPConfig(name="grid", sizes=(3, 3, 2), T1=8, T2=4, beta=1.0, lrs=(0.5, 0.5), nudging=nudging,
+                   fixed=FixedConfig(input_frac=2, state_frac=4, weight_bits=8, weight_frac=2, bias_bits=8,
+                                     bias_frac=4, acc_bits=24, update_bits=8, state_rounding=rounding))
+    W = [torch.tensor([[0.5, 0.25, -0.75], [0.75, -0.5, 0.25], [-0.25, 1.0, 0.5]], dtype=torch.float64),
+         torch.tensor([[1.0, -1.0, 0.0], [0.0, 1.0, -1.0]], dtype=torch.float64)]
+    b = [torch.tensor([0.125, -0.0625, 0.25], dtype=torch.float64),
+         torch.tensor([0.1875, -0.125], dtype=torch.float64)]
+    x = torch.tensor([[0.5, 0.75, 0.25], [0.75, 0.0, 0.5]], dtype=torch.float64)
+    fx_net, Wf, ft, flt, phases = run_both(cfg, W, b, x, torch.tensor([0, 1]), sign)
+    assert all(torch.equal(p, q) for p, q in zip(Wf, W))           # the weights are representable as given
+    steps = cfg.T1 + cfg.T2 * (2 if nudging == "symmetric" else 1)
+    assert len(ft) == len(flt) == steps
+    for t, (a, b_) in enumerate(zip(ft, flt)):
+        for k, (p, q) in enumerate(zip(a, b_)):
+            assert torch.equal(p, q), (t, k, p, q)                 # every state of every step, exactly
+    # not vacuous: the states move, take values inside (0, 1), and the nudge changes the output
+    assert len({tuple(torch.cat([s.flatten() for s in st]).tolist()) for st in flt}) >= 6
+    assert any(((s > 0) & (s < 1)).any() for st in flt for s in st)
+    assert any(not torch.equal(flt[t][-1], flt[cfg.T1 - 1][-1]) for t in range(cfg.T1, steps))
