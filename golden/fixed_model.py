@@ -63,6 +63,12 @@ class Counters:
         return cls(z(), [z() for _ in range(L)], [z() for _ in range(L)], [z() for _ in range(L)],
                    [z() for _ in range(L)], [z() for _ in range(L)], z(), z())
 
+    @classmethod
+    def from_dict(cls, d: dict):
+        """One net's counters back from ``as_dict`` (a checkpoint's history keeps them)."""
+        t = lambda v: torch.tensor([v], dtype=torch.int64)  # noqa: E731
+        return cls(**{k: [t(x) for x in v] if isinstance(v, list) else t(v) for k, v in d.items()})
+
     def as_dict(self, net: int = 0) -> dict:
         out = {}
         for k, v in self.__dict__.items():

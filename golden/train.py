@@ -17,7 +17,7 @@ import torch
 
 from .config import EPConfig
 from .data import MNIST, load_mnist
-from .fixed_model import FixedEP
+from .fixed_model import Counters, FixedEP
 from .float_model import FloatEP
 from .weights import NetParams, load_npz, save_npz
 
@@ -106,6 +106,8 @@ class Trainer:
         else:
             self.model.samples_seen = p.meta["position"]
         self.history, self.epoch = p.meta["history"], p.meta["epoch"]
+        if self.arith == "fixed" and self.history:     # the counters run on from the checkpoint's
+            self.model.counters = Counters.from_dict(self.history[-1]["counters"])
         self.log(f"resumed from {self.checkpoint} after epoch {self.epoch}")
 
     # ---- one epoch ---------------------------------------------------------------------------
