@@ -3,9 +3,11 @@ import json
 import math
 
 import pytest
+import torch
 
 from eqfpga.golden.config import (ConfigError, EPConfig, FixedConfig, load_config, power_of_two_shift,
                                   preset_names)
+from eqfpga.golden.fixed_model import FixedEP
 
 # A config the fixed-point model accepts: the base for the check_fixed cases.
 GOOD = dict(name="t", sizes=(6, 5, 3), activation="hard_sigmoid", T1=5, T2=3, beta=0.5,
@@ -108,8 +110,30 @@ def test_presets_exist():
     assert {"tiny", "mnist-1h"} <= set(names)
 
 
+def _runs_one_sample(c):
+    """FixedEP trains one sample of ``c``: states in [0, 1], parameters moved and within their formats."""
+    net = FixedEP(c)
+    before = [w.clone() for w in net.weights + net.biases]
+    x = (torch.arange(c.sizes[0]) * 37 % 256) >> (8 - c.fixed.input_frac)    # bytes-like pixels, some 0
+    ph = net.train_sample(x, c.sizes[-1] - 1)
+    for s in ph.free + ph.nudged:
+        assert int(s.min()) >= 0 and int(s.max()) <= c.fixed.state_one
+    f = c.fixed
+    for w in net.weights:
+        assert f.weight_min <= int(w.min()) and int(w.max()) <= f.weight_max
+    for b in net.biases:
+        assert f.bias_min <= int(b.min()) and int(b.max()) <= f.bias_max
+    assert any(not torch.equal(p, q) for p, q in zip(before, net.weights + net.biases))
+
+
 def test_tiny_preset_runs_in_fixed_point():
-    load_config("tiny").check_fixed()
+    c = load_config("tiny")
+    assert c.check_fixed() is None
+    # the preset's accumulator holds the worst case, and its shifts are the spec's
+    assert c.acc_bits_needed() == _acc_bits_brute(c) <= c.fixed.acc_bits
+    assert (c.beta_shift, c.lr_shifts) == (1, (2, 3))
+    assert c.update_shifts() == [(8 + 8 + 2 - 1 - 8, 8 + 2 - 1 - 8), (8 + 8 + 3 - 1 - 8, 8 + 3 - 1 - 8)]
+    _runs_one_sample(c)
 
 
 def test_load_config_json_path(tmp_path):
@@ -169,10 +193,28 @@ def test_replace_merges_fixed_dict():
 
 
 # ---- check_fixed ----------------------------------------------------------------------------
-def test_check_fixed_accepts_good():
-    EPConfig(**GOOD).check_fixed()
-    EPConfig(**{**GOOD, "nudging": "symmetric"}).check_fixed()
-    EPConfig(**{**GOOD, "nudging": "random_sign", "beta": 1.0, "lrs": (1.0, 2.0 ** -12)}).check_fixed()
+# GOOD with the default formats (fx = fs = 8, fw = fb = 12): beta = 2^-1, lrs = 2^-2, 2^-3.
+# update_shifts: sh_W = fs + f_pre + ke - kb + sym - fw, sh_b = fs + ke - kb + sym - fb.
+ACCEPTED = [
+    ({}, [(5, -3), (6, -2)]),
+    ({"nudging": "symmetric"}, [(6, -2), (7, -1)]),                  # sym = 1: one more bit of shift
+    ({"nudging": "random_sign", "beta": 1.0, "lrs": (1.0, 2.0 ** -12)}, [(4, -4), (16, 8)]),
+    ({"lrs": (0.25, 2.0 ** -29)}, [(5, -3), (32, 24)]),               # the largest shift allowed
+    ({"fixed": {"input_frac": 6}}, [(3, -3), (6, -2)]),              # f_pre = fx for W_0 only
+]
+
+
+@pytest.mark.parametrize("change,shifts", ACCEPTED, ids=["one_sided", "symmetric", "random_sign", "shift-32", "fx-6"])
+def test_check_fixed_accepts_good(change, shifts):
+    c = EPConfig(**{**GOOD, **change})
+    assert c.check_fixed() is None
+    assert c.update_shifts() == shifts
+    _runs_one_sample(c)
+
+
+def test_check_fixed_refuses_one_past_the_largest_shift():
+    with pytest.raises(ConfigError, match=r"'lrs\[1\]'.*update shift of 33"):
+        EPConfig(**{**GOOD, "lrs": (0.25, 2.0 ** -30)}).check_fixed()
 
 
 @pytest.mark.parametrize("change,named", [
