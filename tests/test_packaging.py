@@ -5,13 +5,27 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("golden", "hdl", "sim", "boards", "tools")      # folder -> eqfpga.<folder>
+
+
+def package_folders(root=ROOT) -> tuple:
+    """The folders pyproject.toml maps to the top-level subpackages (folder -> eqfpga.<folder>)."""
+    setup = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = []
+    for name, folder in setup["package-dir"].items():
+        if name.startswith("eqfpga.") and name.count(".") == 1:
+            assert name == f"eqfpga.{folder}", f"{name} maps to {folder!r}: the folder must be named like it"
+            folders.append(folder)
+    return tuple(folders)
+
+
+PACKAGES = package_folders()
 
 
 def source_modules():
@@ -116,50 +130,56 @@ def test_every_module_imports_from_the_unpacked_wheel(wheel, tmp_path):
     assert sorted(out["presets"]) == sorted(p.stem for p in (ROOT / "golden" / "presets").glob("*.json"))
 
 
-def _bare_imports(path):
+def bare_imports(path: Path, packages=PACKAGES) -> list:
+    """(line, name) of every import of a package folder by its bare name (``import golden``), at any depth."""
     tree = ast.parse(path.read_text(), str(path))
-    bad = []
+    found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
             names = [node.module]
         else:
             continue
-        for n in names:
-            if n.split(".")[0] in PACKAGES:
-                bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {n}")
-    return bad
+        found += [(node.lineno, n) for n in names if n.split(".")[0] in packages]
+    return sorted(found)
+
+
+def test_package_folders_match_the_tree():
+    """Every top-level package folder is in pyproject.toml (else the wheel and these tests miss it)."""
+    assert {"golden", "hdl", "sim", "boards", "tools"} <= set(PACKAGES)
+    on_disk = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests"}
+    assert on_disk == set(PACKAGES), f"package folders {sorted(on_disk)}, pyproject.toml maps {sorted(PACKAGES)}"
 
 
 def test_no_bare_folder_imports():
     """`import golden` works only from the repository root; installed code must say eqfpga.golden."""
     files = [p for pkg in PACKAGES + ("tests",) for p in (ROOT / pkg).rglob("*.py") if "__pycache__" not in p.parts]
     assert len(files) > 10
-    bad = [b for p in files for b in _bare_imports(p)]
+    bad = [f"{p.relative_to(ROOT)}:{line}: {name}" for p in files for line, name in bare_imports(p)]
     assert not bad, bad
 
 
 def test_bare_import_detector_works(tmp_path):
     p = ROOT / "golden" / "__init__.py"
-    assert _bare_imports(p) == []
+    assert bare_imports(p) == []
     q = tmp_path / "x.py"
     q.write_text(textwrap.dedent("""
         import os, golden.config
         from hdl import core
         from .golden import x
+        from . import golden
         from eqfpga.golden import config
         def f():
             import tools
+        class C:
+            def g(self):
+                from sim.verify import verify
     """))
-    found = []
-    tree = ast.parse(q.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [a.name for a in node.names if a.name.split(".")[0] in PACKAGES]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module.split(".")[0] in PACKAGES:
-            found.append(node.module)
-    assert sorted(found) == ["golden.config", "hdl", "tools"]
+    assert bare_imports(q) == [(2, "golden.config"), (3, "hdl"), (8, "tools"), (11, "sim.verify")]
+    assert bare_imports(q, packages=("bench",)) == []
+    q.write_text("import bench.speed\n")
+    assert bare_imports(q, packages=PACKAGES + ("bench",)) == [(1, "bench.speed")]
 
 
 BLOCK_TORCH = r"""
