@@ -1,4 +1,4 @@
-"""The float golden model: discrete-time EqProp exactly as in ../docs (EP-NOTES equations).
+"""The float golden model: discrete-time EqProp, the equations below.
 
 States are post-activation values, one tensor per layer after the input, shape (batch, width).
 One step is synchronous (every layer from the previous step's states):

@@ -3,6 +3,9 @@
 docs/fixed-point.md, "One step": s = clamp((acc + r_s) >> fw, 0, 2**fs) with acc the exact sum of
 forward, bias (aligned by << (fw + fs - fb)), feedback and, for the output layer in a nudged step,
 sigma * ((y - s) << (fw - kb)). Returns the new state and the two clamp flags (act_low/act_high).
+
+A combinational reference, tested against the golden model (tests/test_hdl_blocks.py): ``EPCore``
+does not instantiate it, it computes the same in its pipeline stages (hdl/core.py, "Neuron finish").
 """
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 docs/fixed-point.md, "Update": dW = sat_ub(((D << max(-sh, 0)) + R) >> max(sh, 0)) and
 W = sat_wb(W + dW). Returns the new value and the two saturation flags that feed ``update_sat``
 and ``weight_sat`` / ``bias_sat``.
+
+A combinational reference, tested against the golden model (tests/test_hdl_blocks.py): ``EPCore``
+does not instantiate it, it computes the same in its pipeline stages (hdl/core.py, "update unit").
 """
 from __future__ import annotations
 
