@@ -171,10 +171,7 @@ class Trainer:
 
 
 def _bar(total, desc, enabled):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        enabled = False
+    from tqdm import tqdm
     if not enabled:
         class _Null:
             def update(self, n): pass

@@ -402,7 +402,7 @@ class EPCore(wiring.Component):
             m.d.sync += [best.eq(vbm), best_idx.eq(base_m + vim), have.eq(1)]
 
         # ---- update unit: D = m1 - m2 (5, 6, 7), round with the hash (11), shift and saturate
-        # the update (12), add and saturate the parameter (13), write (14) ---------------------
+        # the update (12), add and saturate the parameter (13), write (15 = UPDATE_WRITE_DEPTH) ----
         gneg = Signal()
         bl = [v.as_signed() for v in _lanes(bsel, bb, P)]
         PW = max(wb, bb)
