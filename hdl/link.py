@@ -29,7 +29,7 @@ from eqfpga.golden.config import EPConfig
 
 from .core import Access, EPCore
 from .crc import CRC32
-from .protocol import (CRC_BYTES, DUP_WINDOW, HEADER_BYTES, INFO_BYTES, MAX_PAYLOAD, MUTATING,
+from .protocol import (COUNTER_NAMES, CRC_BYTES, DUP_WINDOW, HEADER_BYTES, INFO_BYTES, MAX_PAYLOAD, MUTATING,
                        PARAMS_HEADER, SYNC_REPLY, SYNC_REQUEST, Cmd, ParamKind, Status, info_payload,
                        config_json, pixel_bytes, value_bytes)
 from .uart import UARTRx, UARTTx
