@@ -602,3 +602,23 @@ def test_real_core_place_and_route(tmp_path, monkeypatch):
     assert r.critical_path["delay_ns"] > 0 and r.yosys_cells["LUT4"] == r.used("LUT4")
     monkeypatch.setattr(build, "run_tool", lambda *a, **k: pytest.fail("a tool ran again"))
     assert build_core(MINI, out, device="LFE5U-25F", timeout=3000, quiet=True) == r
+
+
+@pytest.mark.parametrize("board", ["ulx3s-85f", "icebreaker"])
+def test_board_commands_match_amaranths_build_script(board):
+    """nextpnr and the packer get the device, package and file options Amaranth's own script gives them."""
+    import shlex
+
+    from eqfpga.boards.top import BOARD_TOP
+    b = resolve_board(board)
+    plan = b.platform().prepare(BoardTop(MINI, b), name=BOARD_TOP)
+    lines = [shlex.split(x) for x in plan.files[f"build_{BOARD_TOP}.sh"].splitlines() if x.startswith('"$')]
+    script_pnr, script_pack = lines[1][1:], lines[2][1:]
+    pnr, pack, bit, constraints = build._board_cmds(b, b.part, ["nextpnr"], ["pack"], 45.0, 1, None)
+    for opt, value in zip(script_pnr, script_pnr[1:] + [""]):
+        if opt.startswith("--") and opt not in ("--quiet", "--log"):
+            assert opt in pnr, opt
+            if not value.startswith("--") and value:
+                assert pnr[pnr.index(opt) + 1] == value, opt
+    assert [a for a in script_pack if a != "--svf" and not a.endswith(".svf")] == pack[1:]
+    assert bit in pack and constraints in pnr
