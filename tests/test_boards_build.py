@@ -622,3 +622,11 @@ def test_board_commands_match_amaranths_build_script(board):
                 assert pnr[pnr.index(opt) + 1] == value, opt
     assert [a for a in script_pack if a != "--svf" and not a.endswith(".svf")] == pack[1:]
     assert bit in pack and constraints in pnr
+
+
+def test_default_out_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("EQFPGA_BUILD_DIR", str(tmp_path / "b"))
+    assert build.default_out_dir(MINI, board="ulx3s-85f") == tmp_path / "b" / "ulx3s-85f-mini"
+    assert build.default_out_dir(MINI, board="amaranth_boards.icestick:ICEStickPlatform") == \
+        tmp_path / "b" / "amaranth_boards.icestick_ICEStickPlatform-mini"
+    assert build.default_out_dir(MINI, device="LFE5U-25F") == tmp_path / "b" / "core" / "LFE5U-25F-mini"
