@@ -10,36 +10,23 @@
   ``amaranth_boards.icestick:ICEStickPlatform``. Other families are refused:
   this machine has no vendor tools, only yosys and nextpnr for ECP5 and iCE40.
 
-and returns a :class:`Board`: the platform class, the family, the device resources (for the fit
-pre-check), the oscillator, the default target clock and baud rate, and the UART and LED resources.
+and returns a :class:`Board`: the platform class, the family, the device (its resources from
+:mod:`eqfpga.boards.devices`), the oscillator, the default target clock and baud rate, and the UART and LED resources.
 
 Default baud rate: 3,000,000 on both boards. The FT231X's top rate is 3 Mbaud (48 MHz / 16, exact);
 the FT2232H reaches 12 Mbaud, and 3 Mbaud is exact on it too (12 MHz / 4), so one host setting
 serves both. The default target clocks are multiples of 3 MHz so the UART divisor is exact:
-ULX3S 45 MHz (divisor 15; the routed tiny and mnist-1h tops meet it, docs/boards.md), iCEBreaker
-24 MHz (divisor 8).
+ULX3S 45 MHz (divisor 15), iCEBreaker 24 MHz (divisor 8).
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
 
-from eqfpga.boards.synth import DEVICES as ECP5_DEVICES
-
-# iCE40 resources (Lattice iCE40 LP/HX and UltraPlus data sheets): logic cells (LUT4 + FF each),
-# 4 kbit block RAMs (EBR), SB_MAC16 DSPs, 256 kbit single-port RAMs (SPRAM, 16K x 16), PLLs.
-ICE40_DEVICES = {
-    "iCE40UP5K": {"flag": "--up5k", "LC": 5280, "EBR": 30, "DSP": 8, "SPRAM": 4, "PLL": 1},
-    "iCE40HX8K": {"flag": "--hx8k", "LC": 7680, "EBR": 32, "DSP": 0, "SPRAM": 0, "PLL": 2},
-    "iCE40LP8K": {"flag": "--lp8k", "LC": 7680, "EBR": 32, "DSP": 0, "SPRAM": 0, "PLL": 2},
-    "iCE40HX4K": {"flag": "--hx8k", "LC": 3520, "EBR": 20, "DSP": 0, "SPRAM": 0, "PLL": 2},
-    "iCE40LP4K": {"flag": "--lp8k", "LC": 3520, "EBR": 20, "DSP": 0, "SPRAM": 0, "PLL": 2},
-    "iCE40HX1K": {"flag": "--hx1k", "LC": 1280, "EBR": 16, "DSP": 0, "SPRAM": 0, "PLL": 1},
-    "iCE40LP1K": {"flag": "--lp1k", "LC": 1280, "EBR": 16, "DSP": 0, "SPRAM": 0, "PLL": 1},
-}
+from .devices import DEVICES, Device
 
 
-class BoardError(ValueError):
+class UnsupportedBoard(ValueError):
     """An unknown board name, or a platform this flow cannot build for."""
 
 
@@ -50,7 +37,7 @@ class Board:
     family: str                    # "ecp5" or "ice40"
     device: str                    # e.g. "LFE5U-85F", "iCE40UP5K"
     package: str
-    resources: dict                # device resources (ECP5: LUT4/TRELLIS_FF/MULT18X18D/DP16KD; iCE40: LC/EBR/DSP/SPRAM)
+    resources: dict                # Device.resources(): ECP5 LUT4/TRELLIS_FF/MULT18X18D/DP16KD; iCE40 LC/EBR/DSP/SPRAM/PLL
     osc_resource: str              # the oscillator's resource name (platform.default_clk)
     osc_hz: float                  # its frequency
     default_clock_hz: float        # default target of the PLL
@@ -61,6 +48,11 @@ class Board:
     usb_uart: str = ""             # the USB UART chip on the board
     program: str = ""              # how to load a bitstream (printed in the report)
     notes: tuple = field(default_factory=tuple)
+
+    @property
+    def part(self) -> Device:
+        """The device's entry in the device table."""
+        return DEVICES[self.device]
 
     def platform(self):
         """A fresh platform instance (amaranth platforms can prepare only one design each)."""
@@ -104,29 +96,29 @@ def _family_of(cls) -> str:
 
 
 def resolve_board(name: str) -> Board:
-    """The :class:`Board` for a name (see the module docstring); BoardError names what is wrong."""
+    """The :class:`Board` for a name (see the module docstring); UnsupportedBoard names what is wrong."""
     if not isinstance(name, str) or not name:
-        raise BoardError(f"board must be a name such as {', '.join(BOARD_NAMES)} or module:Class, not {name!r}")
+        raise UnsupportedBoard(f"board must be a name such as {', '.join(BOARD_NAMES)} or module:Class, not {name!r}")
     key = name.lower()
     if key in _KNOWN:
         mod, clsname, clk, baud, leds, extra, usb, prog = _KNOWN[key]
         cls = getattr(importlib.import_module(mod), clsname)
         return _board(key, cls, clk, baud, leds, extra, usb, prog)
     if ":" not in name:
-        raise BoardError(f"unknown board {name!r}: known boards are {', '.join(BOARD_NAMES)}; any other "
+        raise UnsupportedBoard(f"unknown board {name!r}: known boards are {', '.join(BOARD_NAMES)}; any other "
                          f"ECP5 or iCE40 platform can be given as module:Class "
                          f"(e.g. amaranth_boards.icestick:ICEStickPlatform)")
     mod, _, clsname = name.partition(":")
     try:
         module = importlib.import_module(mod)
     except ImportError as e:
-        raise BoardError(f"board {name!r}: cannot import module {mod!r} ({e})") from None
+        raise UnsupportedBoard(f"board {name!r}: cannot import module {mod!r} ({e})") from None
     cls = getattr(module, clsname, None)
     if not isinstance(cls, type):
-        raise BoardError(f"board {name!r}: module {mod!r} has no platform class {clsname!r}")
+        raise UnsupportedBoard(f"board {name!r}: module {mod!r} has no platform class {clsname!r}")
     fam = _family_of(cls)
     if fam not in ("ecp5", "ice40"):
-        raise BoardError(f"board {name!r} is a {fam} platform: only ECP5 "
+        raise UnsupportedBoard(f"board {name!r} is a {fam} platform: only ECP5 "
                          f"and iCE40 boards can be built here (yosys + nextpnr; no vendor tools on this machine)")
     leds = [(n, i) for (n, i) in sorted(cls().resources) if n == "led"]
     clk = 48e6 if fam == "ecp5" else 24e6
@@ -136,24 +128,19 @@ def resolve_board(name: str) -> Board:
 def _board(name, cls, clk, baud, leds, extra, usb, prog) -> Board:
     fam = _family_of(cls)
     device = cls.device
-    if fam == "ecp5":
-        if device not in ECP5_DEVICES:
-            raise BoardError(f"board {name!r}: unknown ECP5 device {device!r}")
-        res = {k: v for k, v in ECP5_DEVICES[device].items() if k != "flag"}
-    elif fam == "ice40":
-        if device not in ICE40_DEVICES:
-            raise BoardError(f"board {name!r}: iCE40 device {device!r} has no resource table here "
-                             f"(known: {', '.join(ICE40_DEVICES)})")
-        res = {k: v for k, v in ICE40_DEVICES[device].items() if k != "flag"}
-    else:
-        raise BoardError(f"board {name!r} is a {fam} platform: only ECP5 and iCE40 boards can be built here")
+    if fam not in ("ecp5", "ice40"):
+        raise UnsupportedBoard(f"board {name!r} is a {fam} platform: only ECP5 and iCE40 boards can be built here")
+    if device not in DEVICES:
+        raise UnsupportedBoard(f"board {name!r}: {fam} device {device!r} has no resource table here (known: "
+                               f"{', '.join(d for d, v in DEVICES.items() if v.family == fam)})")
+    res = DEVICES[device].resources()
     p = cls()
     osc = p.default_clk
     if osc is None or osc not in {n for (n, _) in p.resources}:
-        raise BoardError(f"board {name!r}: platform has no oscillator resource (default_clk = {osc!r})")
+        raise UnsupportedBoard(f"board {name!r}: platform has no oscillator resource (default_clk = {osc!r})")
     osc_hz = p.lookup(osc, 0).clock.frequency
     if ("uart", 0) not in p.resources:
-        raise BoardError(f"board {name!r}: platform has no uart resource for the serial link")
+        raise UnsupportedBoard(f"board {name!r}: platform has no uart resource for the serial link")
     return Board(name=name, platform_cls=cls, family=fam, device=device, package=cls.package,
                  resources=res, osc_resource=osc, osc_hz=float(osc_hz), default_clock_hz=float(clk),
                  default_baud=int(baud), leds=tuple(leds), extra_resources=extra, usb_uart=usb,

@@ -53,6 +53,9 @@ class BuildReport:
     program: str | None = None          # how to load the bitstream on the board
     logs: list[str] = field(default_factory=list)
     yosys_cells: dict[str, int] = field(default_factory=dict)
+    fmax_by_clock: dict[str, dict] = field(default_factory=dict)   # nextpnr's Fmax of every clock net
+    wrapper: dict | None = None         # core builds: the serial wrapper's pins, widths, overhead estimate
+    config_digest: dict | None = None   # board builds: sha256 and crc32 of the config JSON (INFO's config_crc)
     schema: int = SCHEMA
 
     @property

@@ -1,4 +1,7 @@
-"""The board top: oscillator -> PLL -> reset synchroniser -> the serial-linked core, status LEDs.
+"""The two tops the build places on a device: the board top, and the core alone behind a serial wrapper.
+
+**The board top** (``BOARD_TOP``): oscillator -> PLL -> reset synchroniser -> the serial-linked
+core, status LEDs.
 
 ``BoardTop(cfg, board, clock_hz=..., baud=...)`` is an Elaboratable for an amaranth-boards platform
 (``eqfpga.boards.platforms``):
@@ -14,18 +17,31 @@
   clk_hz=clock_hz)`` (``rx`` through a two-flip-flop synchroniser);
 * the LEDs show, in this order as far as the board has LEDs (``platforms.LED_ROLES``): heartbeat,
   error, busy, rx activity, idle, PLL locked, in reset, tx activity.
+
+**The core alone** (``WRAPPER_TOP``, ``eqfpga build --core-only``): the core's top has hundreds of
+port bits (counters, the access stream), far more than a package's pins. :class:`SerialWrapper`
+feeds every core input from one shift register (``sin`` shifts in one bit a cycle) and loads every
+core output into another (``load`` = 1 captures all outputs, ``load`` = 0 shifts them out on
+``sout``). Every input bit stays controllable and every output bit observable, so yosys can remove
+nothing: the weight, bias, state and pixel memories are all written and read back through the
+``access`` stream, which keeps them (and their contents) alive. The wrapper costs about
+``in_bits + out_bits`` flip-flops and ``out_bits`` LUTs (the load/shift multiplexers).
 """
 from __future__ import annotations
 
 import math
 
-from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, ResetSignal, Signal
-from amaranth.lib import io
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, ResetSignal, Signal,
+                          Value)
+from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 
 from eqfpga.golden.config import load_config
 
 from .platforms import LED_ROLES, Board, resolve_board
+
+BOARD_TOP = "top"                        # the board design's top module (and its file names)
+WRAPPER_TOP = "eqfpga_serial_core"       # the core behind SerialWrapper (core-only builds)
 
 
 class PLLError(ValueError):
@@ -143,6 +159,8 @@ def hold_reset_until(m: Module, lock, domain: str = "sync") -> None:
     """Hold ``domain`` in reset while ``lock`` is 0 and for two clock cycles after it rises (LOCK
     is asynchronous to the PLL's output clock: ResetSynchronizer asserts at once, releases in step)."""
     m.submodules.reset_sync = ResetSynchronizer(~lock, domain=domain)
+
+
 class BoardTop(Elaboratable):
     """Oscillator, PLL, reset, LEDs and the UART around ``LinkedCore`` (see the module docstring)."""
 
@@ -232,4 +250,42 @@ class BoardTop(Elaboratable):
             buf = io.Buffer("o", platform.request(name, number, dir="-"))
             m.submodules[f"led_{name}_{number}"] = buf
             m.d.comb += buf.o.eq(roles[role])
+        return m
+
+
+# ---- the core alone -----------------------------------------------------------------------------
+class SerialWrapper(Elaboratable):
+    """The core with 5 pins (clk, rst, sin, load, sout): every input from a shift register, every
+    output into another (see the module docstring)."""
+
+    def __init__(self, core):
+        self.core = core
+        self.sin, self.load, self.sout = Signal(name="sin"), Signal(name="load"), Signal(name="sout")
+        self.inputs, self.outputs = [], []
+        for path, member, value in core.signature.flatten(core):
+            (self.inputs if member.flow == wiring.In else self.outputs).append(value)
+        self.in_bits = sum(len(Value.cast(v)) for v in self.inputs)
+        self.out_bits = sum(len(Value.cast(v)) for v in self.outputs)
+
+    @property
+    def overhead(self) -> dict:
+        """The wrapper's own cost, to subtract from a core-only build's figures (an estimate)."""
+        return {"TRELLIS_FF": self.in_bits + self.out_bits, "LUT4": self.out_bits}
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = self.core
+        si = Signal(self.in_bits)
+        so = Signal(self.out_bits)
+        m.d.sync += si.eq(Cat(si[1:], self.sin))
+        pos = 0
+        for v in self.inputs:
+            w = len(Value.cast(v))
+            m.d.comb += v.eq(si[pos:pos + w])
+            pos += w
+        with m.If(self.load):
+            m.d.sync += so.eq(Cat(*[Value.cast(v) for v in self.outputs]))
+        with m.Else():
+            m.d.sync += so.eq(so[1:])
+        m.d.comb += self.sout.eq(so[0])
         return m

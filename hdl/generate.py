@@ -1,6 +1,6 @@
 """Generate the core's Verilog for a config, with a resource and schedule report.
 
-``generate(cfg, out_dir)`` writes ``<out_dir>/eqfpga_top.v`` (amaranth.back.verilog) and
+``generate(cfg, out_dir)`` writes ``<out_dir>/eqfpga_top.v`` (``CORE_TOP``, amaranth.back.verilog) and
 ``<out_dir>/report.json``, prints a table and returns the report. It refuses, with the error of
 ``EPConfig.check_fixed`` naming the field, every config the fixed-point model cannot run. The
 top's ports are listed in ``eqfpga.hdl.core``'s docstring.
@@ -14,7 +14,9 @@ lists them with their widths (``ports``).
 
 The report counts memory bits (allocated, lanes included), multipliers, an estimate of flip-flops
 (the registers of the generated Verilog, memories excluded) and the cycles of one sample from the
-controller's schedule, next to the ideal bound of P products a cycle.
+controller's schedule, next to the ideal bound of P products a cycle; and, for each FPGA family,
+the resource estimate of ``eqfpga.hdl.resources`` (block RAMs, DSP blocks, logic) that the
+build's pre-check uses.
 """
 from __future__ import annotations
 
@@ -26,14 +28,14 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import wiring
-from amaranth.utils import ceil_log2
 
 from eqfpga.golden.config import ConfigError, EPConfig, load_config
 
+from . import resources
 from .core import EPCore
-from .plan import N_SLOTS, Plan
+from .plan import Plan
 
-TOP = "eqfpga_top"
+CORE_TOP = "eqfpga_top"     # the core's Verilog module (and file) name
 # Amaranth's Verilog extends and truncates operands implicitly and leaves `casez` without a default
 # (every signal has a default assignment before it): legal, intended, and flagged by Verilator's
 # style lints. Waived in the file itself so that a plain `verilator --lint-only` passes.
@@ -53,15 +55,10 @@ def check_hardware(cfg: EPConfig) -> None:
 
 
 def memory_bits(cfg: EPConfig) -> dict:
-    pl, f = Plan(cfg), cfg.fixed
-    P, N = pl.P, pl.N
-    out = {}
-    for n in range(N):
-        out[f"W{n}"] = max(2, pl.w_depth(n)) * P * f.weight_bits
-        out[f"b{n}"] = max(2, pl.b_depth(n)) * P * f.bias_bits
-    out["d0"] = max(2, pl.blocks(1)) * P * f.acc_bits
-    out["states"] = N_SLOTS * pl.S * P * (f.state_frac + 1)
-    out["pixels"] = max(2, cfg.sizes[0]) * (max(1, ceil_log2(cfg.sizes[0])) + f.input_frac)
+    """Bits of every memory of the core as allocated (lanes included), their total, and the bits
+    the weights and biases need."""
+    f, N = cfg.fixed, cfg.n_layers
+    out = {k: w * d for k, (w, d, _) in resources.memory_map(cfg).items()}
     out["total"] = sum(out.values())
     out["weights_and_biases_needed"] = sum(
         cfg.sizes[n] * cfg.sizes[n + 1] * f.weight_bits + cfg.sizes[n + 1] * f.bias_bits for n in range(N))
@@ -69,13 +66,13 @@ def memory_bits(cfg: EPConfig) -> dict:
 
 
 def multipliers(cfg: EPConfig, train: bool = True) -> dict:
-    f, P = cfg.fixed, cfg.parallelism
-    sw = f.state_frac + 1
-    upd = 2 * P if train else 0
+    """Count and operand widths of the MAC and update multipliers (no update ones without ``train``)."""
+    mac, update = resources.multipliers(cfg, train=True)
+    n_update = update.count if train else 0
     return {
-        "mac": {"count": P, "width": f"{f.weight_bits}s x {sw}u"},
-        "update": {"count": upd, "width": f"{sw}u x {max(sw, f.input_frac)}u"},
-        "total": P + upd,
+        "mac": {"count": mac.count, "width": mac.width},
+        "update": {"count": n_update, "width": update.width},
+        "total": mac.count + n_update,
     }
 
 
@@ -172,8 +169,8 @@ def generate(cfg, out_dir, *, nnz: int | None = None, images=None, weights=None,
     out.mkdir(parents=True, exist_ok=True)
     core = EPCore(cfg=cfg, weights=weights, biases=biases, train=train)
     ports = port_list(core)
-    text = LINT_WAIVERS + verilog.convert(core, name=TOP)
-    (out / f"{TOP}.v").write_text(text)
+    text = LINT_WAIVERS + verilog.convert(core, name=CORE_TOP)
+    (out / f"{CORE_TOP}.v").write_text(text)
     used_nnz = DEFAULT_NNZ if nnz is None else nnz
     if nnz is not None:
         source = given
@@ -184,7 +181,7 @@ def generate(cfg, out_dir, *, nnz: int | None = None, images=None, weights=None,
         source = f"assumed all {used_nnz} pixels non-zero (no data given, fewer than {DEFAULT_NNZ} inputs)"
     report = {
         "config": cfg.to_dict(),
-        "verilog": str(out / f"{TOP}.v"),
+        "verilog": str(out / f"{CORE_TOP}.v"),
         "parallelism": cfg.parallelism,
         "memory_bits": memory_bits(cfg),
         "train": train,
@@ -193,6 +190,7 @@ def generate(cfg, out_dir, *, nnz: int | None = None, images=None, weights=None,
         "register_bits_estimate": register_bits(text),
         "schedule": schedule(cfg, used_nnz, train),
         "nnz_source": source,
+        "fpga_estimate": {fam: resources.estimate(cfg, fam, train=train).to_dict() for fam in resources.FAMILIES},
     }
     if images is not None and train:
         report["schedule"]["mean_over_images"] = mean_schedule(cfg, counts)
@@ -213,6 +211,9 @@ def format_table(r: dict) -> str:
                         f"{r['multipliers']['mac']['width']}, {r['multipliers']['update']['count']} "
                         f"update {r['multipliers']['update']['width']})"),
         ("registers (estimate, bits)", f"{r['register_bits_estimate']:,}"),
+        *[(f"{fam} estimate", f"{t['weight_blocks']} {t['block_ram']} for the weights ({t['memory_blocks']} for "
+                              f"every memory), {t['dsp_blocks']} {t['dsp']}, ~{t['logic']:,} {t['logic_unit']}")
+          for fam, t in ((fam, e["totals"]) for fam, e in r["fpga_estimate"].items())],
         ("non-zero pixels", f"{s['nonzero_pixels']} ({r['nnz_source']})"),
     ]
     if "train_cycles" in s:

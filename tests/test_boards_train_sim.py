@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from eqfpga.boards.host import BoardError, BoardTrainer, pixels_for
+from eqfpga.boards.trainer import BoardMismatch, BoardTrainer, pixels_for
 from eqfpga.boards.link import Device, LinkError
 from eqfpga.golden.config import load_config
 from eqfpga.golden.data import load_mnist
@@ -94,5 +94,5 @@ def test_board_with_wrong_weights_is_caught(tmp_path):
         t.start()
         t.train_epoch()
         dev.write_params(0, 1, 3, 7, [12345 % 32768])      # corrupt W1[3][7] on the board only
-        with pytest.raises(BoardError, match=r"W1\[3, 7\]"):
+        with pytest.raises(BoardMismatch, match=r"W1\[3, 7\]"):
             t.save()

