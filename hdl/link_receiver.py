@@ -91,8 +91,10 @@ class FrameReceiver(wiring.Component):
             with m.State("HUNT"):
                 # the bank about to be filled must have been released by the executor
                 m.d.comb += self.rx.ready.eq(~bank_busy.bit_select(bank, 1))
+                # the CRC register waits at its initial value (start from the state alone keeps
+                # it off the byte compare; the sync byte itself is not covered)
+                m.d.comb += crc.start.eq(1)
                 with m.If(fire & (byte == SYNC_REQUEST)):
-                    m.d.comb += crc.start.eq(1)
                     m.d.sync += [seq.eq(0), pos.eq(0), crc_k.eq(0), swallowed.eq(0)]
                     m.next = "SEQ"
             for state, after, reg in (("SEQ", "CMD", seq), ("CMD", "LEN0", cmd), ("LEN0", "LEN1", length[:8])):

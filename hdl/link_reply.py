@@ -18,9 +18,9 @@ class CRCAppender(wiring.Component):
     frame followed by its CRC-32 (little-endian, as ``eqfpga.hdl.protocol.crc32`` computes it).
 
     The first ``skip`` bytes of each frame pass without entering the CRC (a reply's sync byte).
-    Bytes leave through a one-byte output register; the CRC is fed from that register as each byte
-    leaves, so the CRC's start and enable are register outputs. ``busy``: a byte or a CRC is on
-    its way.
+    Bytes leave through a one-byte output register and enter the CRC from it as they leave: the
+    CRC's data and start are registers, its enable the register's handshake. ``busy``: a byte or a
+    CRC is on its way.
     """
 
     def __init__(self, *, skip: int = 0):
@@ -44,7 +44,9 @@ class CRCAppender(wiring.Component):
         k = Signal(range(CRC_BYTES))
         leaves = full & self.tx.ready
         m.d.comb += [self.tx.valid.eq(full), self.tx.payload.eq(q),
-                     crc.data.eq(q), crc.valid.eq(leaves & q_counted), crc.start.eq(leaves & q_first)]
+                     crc.data.eq(q), crc.valid.eq(leaves & q_counted),
+                     # while a frame's first byte waits the CRC register holds its initial value
+                     crc.start.eq(full & q_first)]
         with m.If(leaves):
             m.d.sync += full.eq(0)
 
