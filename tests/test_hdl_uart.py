@@ -1,12 +1,10 @@
-"""UART receiver / transmitter and the CRC-32 block in Amaranth's simulator (async testbenches)."""
+"""UART receiver / transmitter in Amaranth's simulator (async testbenches)."""
 import random
-import zlib
 
 import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
-from eqfpga.hdl.crc import CRC32, crc32_update
 from eqfpga.hdl.uart import UARTRx, UARTTx
 
 
@@ -216,32 +214,3 @@ def test_divisor_checked():
             UARTRx(bad)
         with pytest.raises(ValueError, match="divisor"):
             UARTTx(bad)
-
-
-def test_crc32_matches_zlib():
-    rng = random.Random(7)
-    blocks = [b"", b"123456789", bytes(range(256))] + \
-        [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))) for _ in range(12)]
-    for blk in blocks:
-        assert crc32_update(0xFFFFFFFF, blk) ^ 0xFFFFFFFF == zlib.crc32(blk)
-    assert zlib.crc32(b"123456789") == 0xCBF43926
-    dut = CRC32()
-
-    async def bench(ctx):
-        for blk in blocks:
-            ctx.set(dut.clear, 1)
-            await ctx.tick()
-            ctx.set(dut.clear, 0)
-            assert ctx.get(dut.value) == 0          # crc32 of nothing
-            for i, b in enumerate(blk):
-                # gaps (valid low) must not disturb the register
-                if i % 5 == 2:
-                    ctx.set(dut.valid, 0)
-                    await ctx.tick()
-                ctx.set(dut.data, b)
-                ctx.set(dut.valid, 1)
-                await ctx.tick()
-            ctx.set(dut.valid, 0)
-            assert ctx.get(dut.value) == zlib.crc32(blk), blk.hex()
-
-    run(dut, bench)

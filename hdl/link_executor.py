@@ -1,0 +1,589 @@
+"""The executing part of the protocol engine: jobs in, core access, replies out (docs/protocol.md).
+
+``Executor`` takes the receiver's jobs in order. For a checked frame it parses the first payload
+bytes into ``args``, validates them against the config before it touches the core, executes the
+command through the core's ports and answers with exactly one reply: a ``head`` (seq, status,
+length) and ``length`` bytes on ``body``. A TRAIN / INFER sample is streamed to the core straight
+from the payload buffer (the zero-run code decoded on the fly), after a first decoding pass that
+only checks it. Its helpers, one job each:
+
+* ``PayloadReader``: the payload of a frame in the buffer as a byte stream (a prefetch queue);
+* ``RomReader``: the INFO payload and the config JSON (one ROM) as a byte stream;
+* ``DuplicateWindow``: the last ``DUP_WINDOW`` executed mutating requests (seq, cached prediction).
+
+Every block-RAM read goes into a plain register first (a block RAM's clock-to-out is long), and
+the argument checks are computed in register stages, so that no decision waits on a memory.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory, ReadPort
+from amaranth.lib.wiring import In, Out
+
+from eqfpga.golden.config import EPConfig
+
+from .core import Access, EPCore
+from .link_streams import BANK_ADDR_BITS, BUFFER_ADDR_BITS, JOB, LENGTH_BITS, REPLY_HEAD, STATUS_BITS
+from .protocol import (COUNTER_NAMES, DUP_WINDOW, INFO_BYTES, MAX_PAYLOAD, PARAMS_HEADER, Cmd,
+                       ParamKind, Status, pixel_bytes, value_bytes)
+
+
+def core_signature(cfg: EPConfig) -> wiring.Signature:
+    """The signature of ``EPCore(cfg=cfg)`` (the ports the executor drives, flipped)."""
+    core = EPCore(cfg=cfg)
+    core._MustUse__silence = True           # built for its signature only, never elaborated
+    return core.signature
+
+
+def _const_table(values, index):
+    """values[index] for a small table of Python ints (index assumed in range)."""
+    return Array(Const(v, max(1, max(values).bit_length())) for v in values)[index]
+
+
+class PayloadReader(wiring.Component):
+    """A frame's payload in ``bank`` of the payload buffer as the byte stream ``data``.
+
+    ``data.payload`` (a register) is the byte at the read position when ``data.valid``; taking it
+    moves to the next byte. ``seek`` jumps to ``seek_pos``: that byte is there 4 cycles later, then
+    one byte a cycle. The buffer's read data go into a plain register and from there into a
+    prefetch queue of 4 bytes. ``at_end``: the read position equals ``length`` (a register).
+    """
+
+    QUEUE = 4
+
+    buffer: In(ReadPort.Signature(addr_width=BUFFER_ADDR_BITS, shape=8))   # the buffer's read port
+    bank: In(1)
+    length: In(LENGTH_BITS)
+    seek: In(1)
+    seek_pos: In(LENGTH_BITS)
+    data: Out(stream.Signature(8))
+    at_end: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        QD = self.QUEUE
+        step = self.data.valid & self.data.ready
+        pos = Signal(LENGTH_BITS)
+        with m.If(self.seek):
+            m.d.sync += pos.eq(self.seek_pos)
+        with m.Elif(step):
+            m.d.sync += pos.eq(pos + 1)
+        # at_end (pos == length) and at_end1 (pos + 1 == length) are kept with pos
+        at_end1 = Signal()
+        with m.If(self.seek):
+            m.d.sync += [self.at_end.eq(self.seek_pos == self.length),
+                         at_end1.eq(self.seek_pos + 1 == self.length)]
+        with m.Elif(step):
+            m.d.sync += [self.at_end.eq(at_end1), at_end1.eq(pos + 2 == self.length)]
+
+        fpos = Signal(BANK_ADDR_BITS)   # the next byte to fetch
+        fetched = Signal()              # a read was issued last cycle: buffer.data is its byte
+        fetched2 = Signal()             # ... two cycles ago: bq is its byte
+        bq = Signal(8)
+        m.d.sync += bq.eq(self.buffer.data)
+        qn = Signal(range(QD + 1))      # bytes in the queue
+        q = [Signal(8, name=f"q{i}") for i in range(QD)]
+        m.d.comb += [self.data.payload.eq(q[0]), self.data.valid.eq(qn != 0),
+                     self.buffer.addr.eq(Cat(fpos, self.bank)), self.buffer.en.eq(1)]
+        issue = Signal()
+        m.d.comb += issue.eq((qn + fetched + fetched2) < QD)
+        with m.If(self.seek):
+            m.d.sync += [fpos.eq(self.seek_pos[:BANK_ADDR_BITS]), fetched.eq(0), fetched2.eq(0), qn.eq(0)]
+        with m.Else():
+            m.d.sync += [fetched.eq(issue), fetched2.eq(fetched)]
+            with m.If(issue):
+                m.d.sync += fpos.eq(fpos + 1)
+            m.d.sync += qn.eq(qn + fetched2 - step)
+            for i in range(QD):
+                with m.If(step):
+                    with m.If(fetched2 & (qn == i + 1)):
+                        m.d.sync += q[i].eq(bq)
+                    if i + 1 < QD:
+                        with m.Else():
+                            m.d.sync += q[i].eq(q[i + 1])
+                with m.Elif(fetched2 & (qn == i)):
+                    m.d.sync += q[i].eq(bq)
+        return m
+
+
+class RomReader(wiring.Component):
+    """``contents`` (bytes) in a ROM, read as the byte stream ``data`` from ``seek_pos`` on.
+
+    The ROM's read data go into a plain register: ``data.valid`` two cycles after the position last
+    changed (a ``seek`` or a byte taken).
+    """
+
+    def __init__(self, contents: bytes):
+        self.contents = bytes(contents)
+        super().__init__({
+            "seek": In(1),
+            "seek_pos": In(range(len(self.contents) + 1)),
+            "data": Out(stream.Signature(8)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rom = rom = Memory(shape=8, depth=len(self.contents), init=list(self.contents))
+        rd = rom.read_port()
+        step = self.data.valid & self.data.ready
+        pos = Signal.like(self.seek_pos)
+        with m.If(self.seek):
+            m.d.sync += pos.eq(self.seek_pos)
+        with m.Elif(step):
+            m.d.sync += pos.eq(pos + 1)
+        settle = Signal(2)
+        m.d.comb += rd.addr.eq(pos)
+        m.d.sync += [self.data.payload.eq(rd.data), settle.eq(Cat(self.seek | step, settle[0]))]
+        m.d.comb += self.data.valid.eq(settle == 0)
+        return m
+
+
+class DuplicateWindow(wiring.Component):
+    """The last ``DUP_WINDOW`` executed mutating requests: their seq and, for TRAIN, the prediction.
+
+    ``hit``: ``seq`` is among them (the newest entry gives ``hit_has_pred`` / ``hit_pred``).
+    ``record``: remember ``seq`` with ``record_has_pred`` / ``record_pred``, dropping the oldest.
+    """
+
+    seq: In(8)
+    hit: Out(1)
+    hit_has_pred: Out(1)
+    hit_pred: Out(8)
+    record: In(1)
+    record_has_pred: In(1)
+    record_pred: In(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        valid = Signal(DUP_WINDOW)
+        has_pred = Signal(DUP_WINDOW)
+        seqs = [Signal(8, name=f"seq{i}") for i in range(DUP_WINDOW)]
+        preds = [Signal(8, name=f"pred{i}") for i in range(DUP_WINDOW)]
+        with m.If(self.record):
+            m.d.sync += [valid.eq(Cat(1, valid[:-1])), has_pred.eq(Cat(self.record_has_pred, has_pred[:-1])),
+                         seqs[0].eq(self.seq), preds[0].eq(self.record_pred)]
+            for i in range(1, DUP_WINDOW):
+                m.d.sync += [seqs[i].eq(seqs[i - 1]), preds[i].eq(preds[i - 1])]
+        for i in reversed(range(DUP_WINDOW)):       # the newest entry wins
+            with m.If(valid[i] & (seqs[i] == self.seq)):
+                m.d.comb += [self.hit.eq(1), self.hit_has_pred.eq(has_pred[i]), self.hit_pred.eq(preds[i])]
+        return m
+
+
+class Executor(wiring.Component):
+    """``job`` -> ``core`` access -> ``head`` + ``body`` (one reply per job).
+
+    ``release``: the bank of a checked frame is no longer needed (the receiver may fill it again).
+    ``rom``: the INFO payload followed by the config JSON. ``idle``: waiting for a job.
+    """
+
+    def __init__(self, cfg: EPConfig, *, rom: bytes):
+        if not isinstance(cfg, EPConfig):
+            raise TypeError(f"cfg must be an EPConfig, not {cfg!r}")
+        if len(rom) < INFO_BYTES:
+            raise ValueError(f"rom must start with the {INFO_BYTES}-byte INFO payload, got {len(rom)} bytes")
+        self.cfg, self.rom = cfg, bytes(rom)
+        super().__init__({
+            "job": In(stream.Signature(JOB)),
+            "release": Out(stream.Signature(1, always_ready=True)),
+            "buffer": In(ReadPort.Signature(addr_width=BUFFER_ADDR_BITS, shape=8)),
+            "core": In(core_signature(cfg)),
+            "head": Out(stream.Signature(REPLY_HEAD)),
+            "body": Out(stream.Signature(8)),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, f = self.cfg, self.cfg.fixed
+        sizes, N = cfg.sizes, cfg.n_layers
+        n_in, n_out = sizes[0], sizes[-1]
+        core = self.core
+        VBW, VBB = value_bytes(f.weight_bits), value_bytes(f.bias_bits)
+        PB = pixel_bytes(f.input_frac)
+        fx = f.input_frac
+        json_bytes = len(self.rom) - INFO_BYTES
+
+        # the job being executed
+        e_status, e_seq, e_cmd = Signal(STATUS_BITS), Signal(8), Signal(8)
+        e_len, e_bank, e_swallowed = Signal(LENGTH_BITS), Signal(), Signal()
+        e_holds = Signal()              # the job still holds its bank
+        args = Signal(64)
+        a_kind, a_layer = args[0:8], args[8:16]
+        a_row, a_col, a_count = args[16:32], args[32:48], args[48:64]
+        a_u16_0, a_u16_1, a_u32 = args[0:16], args[16:32], args[0:32]
+
+        m.submodules.payload = rd = PayloadReader()
+        wiring.connect(m, rd.buffer, wiring.flipped(self.buffer))
+        m.d.comb += [rd.bank.eq(e_bank), rd.length.eq(e_len)]
+        rbyte, rvalid, at_end = rd.data.payload, rd.data.valid, rd.at_end
+
+        def take():
+            m.d.comb += rd.data.ready.eq(1)
+
+        def seek(position):
+            m.d.comb += [rd.seek.eq(1), rd.seek_pos.eq(position)]
+
+        m.submodules.rom = rom = RomReader(self.rom)
+        m.submodules.dup = dup = DuplicateWindow()
+        m.d.comb += dup.seq.eq(e_seq)
+
+        def free_bank():
+            with m.If(e_holds):
+                m.d.comb += [self.release.valid.eq(1), self.release.payload.eq(e_bank)]
+                m.d.sync += e_holds.eq(0)
+
+        is_mut = Signal()
+        m.d.comb += is_mut.eq((e_cmd == Cmd.WRITE_PARAMS) | (e_cmd == Cmd.TRAIN) | (e_cmd == Cmd.SET_T))
+
+        # the reply: the head, then rep_len body bytes from rep_src
+        rep_status = Signal(STATUS_BITS)
+        rep_len = Signal(LENGTH_BITS)
+        rep_src = Signal(3)
+        SRC_NONE, SRC_ROM, SRC_PRED, SRC_CNT, SRC_PARAMS = range(5)
+        k = Signal(12)                  # byte index inside the part being parsed or sent
+        pred = Signal(8)
+        m.d.comb += [self.head.payload.seq.eq(e_seq), self.head.payload.status.eq(rep_status),
+                     self.head.payload.length.eq(rep_len)]
+
+        def reply(status, length=0, src=SRC_NONE):
+            m.d.sync += [rep_status.eq(status), rep_len.eq(length), rep_src.eq(src), k.eq(0)]
+            m.next = "HEAD"
+
+        def finish():
+            free_bank()
+            m.next = "IDLE"
+
+        # parameter runs (WRITE_PARAMS / READ_PARAMS)
+        rows = [sizes[n + 1] for n in range(N)]
+        cols = [sizes[n] for n in range(N)]
+        layer_ok = a_layer < N
+        lsel = Mux(layer_ok, a_layer, 0)
+        nrows, ncols = _const_table(rows, lsel), _const_table(cols, lsel)
+        is_bias = a_kind == ParamKind.BIAS
+        vb = Mux(is_bias, VBB, VBW)
+        # argument checks in two register stages (args settle in PARSE, two cycles before CHECK
+        # reads these: PARSE -> CHECK0 -> CHECK)
+        base_ok, run_end, run_lim = Signal(), Signal(17), Signal(range(max(rows + cols) + 1))
+        m.d.sync += [base_ok.eq((a_kind <= 1) & layer_ok & (a_row < nrows) & (~is_bias | (a_col == 0))),
+                     run_end.eq(Mux(is_bias, a_row, a_col) + a_count),
+                     run_lim.eq(Mux(is_bias, nrows, ncols))]
+        run_ok = Signal()
+        m.d.sync += run_ok.eq(base_ok & (run_end <= run_lim))
+        run_bytes = Signal(20)
+        m.d.sync += run_bytes.eq(Mux(is_bias, a_count * VBB, a_count * VBW))
+        wp_len_ok, rp_len_ok = Signal(), Signal()
+        m.d.sync += [wp_len_ok.eq((e_len >= PARAMS_HEADER) & (e_len == PARAMS_HEADER + run_bytes)),
+                     rp_len_ok.eq((e_len == PARAMS_HEADER) & (run_bytes <= MAX_PAYLOAD))]
+        config_ok = Signal()
+        m.d.sync += config_ok.eq((a_u16_0 + a_u16_1 <= json_bytes) & (a_u16_1 <= MAX_PAYLOAD))
+        vidx = Signal(16)               # value index inside the run
+        wp_check = Signal()             # WRITE_PARAMS: first pass, range check only
+
+        def fits(v, bits, nbytes):
+            """v (nbytes on the wire) is the sign extension of its low `bits` bits."""
+            top = v[bits - 1:8 * nbytes]
+            return (top == 0) | (top == (1 << len(top)) - 1)
+        vb_k = Signal(2)                # byte index inside a value
+        value = Signal(32)
+        acc_row = Signal(14)            # the access address of value vidx, kept with vidx
+        acc_col = Signal(14)
+        vidx_last = Signal()            # vidx + 1 == a_count, kept with vidx
+
+        def vidx_reset():
+            m.d.sync += [vidx.eq(0), acc_row.eq(a_row), acc_col.eq(Mux(is_bias, 0, a_col)),
+                         vidx_last.eq(a_count == 1)]
+
+        def vidx_inc():
+            m.d.sync += [vidx.eq(vidx + 1), vidx_last.eq(vidx + 2 == a_count)]
+            with m.If(is_bias):
+                m.d.sync += acc_row.eq(acc_row + 1)
+            with m.Else():
+                m.d.sync += acc_col.eq(acc_col + 1)
+
+        # sample decoding (TRAIN / INFER)
+        streaming = Signal()
+        px_count = Signal(range(n_in + 1))     # check pass: pixels so far (never above n_in)
+        px_full = Signal()                      # px_count == n_in, kept with px_count
+        px_k = Signal(2)
+        px_acc = Signal(max(8, 8 * PB))
+        zleft = Signal(9)
+        label = Signal(8)
+        px_value = Signal(8 * PB)
+        if PB == 1:
+            m.d.comb += px_value.eq(rbyte)
+        else:
+            m.d.comb += px_value.eq(Cat(px_acc[:8 * (PB - 1)], rbyte))
+        px_fits = (px_value >> fx) == 0 if fx < 8 * PB else Const(1)
+        run_sum = Signal(range(n_in + 258))
+
+        m.d.comb += [core.learn.eq(e_cmd == Cmd.TRAIN), core.t_value.eq(a_u32),
+                     core.access_rsp.ready.eq(1), core.result.ready.eq(0)]
+        m.d.comb += [core.access.payload.layer.eq(a_layer), core.access.payload.row.eq(acc_row),
+                     core.access.payload.col.eq(acc_col), core.access.payload.data.eq(value)]
+
+        counters = [getattr(core, nm) for nm in COUNTER_NAMES]
+        cnt_word = Array(counters)[k[2:6]]
+
+        with m.FSM(name="exec") as fsm:
+            with m.State("IDLE"):
+                m.d.comb += self.job.ready.eq(1)
+                with m.If(self.job.valid):
+                    job = self.job.payload
+                    m.d.sync += [e_status.eq(job.status), e_seq.eq(job.seq), e_cmd.eq(job.cmd),
+                                 e_len.eq(job.length), e_bank.eq(job.bank), e_swallowed.eq(job.swallowed),
+                                 e_holds.eq(job.status == Status.OK), args.eq(0)]
+                    m.next = "DISPATCH"
+            with m.State("DISPATCH"):
+                with m.If(e_status != Status.OK):
+                    m.d.sync += pred.eq(e_swallowed)
+                    reply(e_status, 1, SRC_PRED)
+                with m.Elif(is_mut & dup.hit):
+                    free_bank()
+                    reply(Status.DUPLICATE, Mux(dup.hit_has_pred, 1, 0), SRC_PRED)
+                    m.d.sync += pred.eq(dup.hit_pred)
+                with m.Elif((e_cmd < Cmd.INFO) | (e_cmd > Cmd.SET_T)):
+                    free_bank()
+                    reply(Status.UNKNOWN_CMD)
+                with m.Else():
+                    seek(0)
+                    m.d.sync += k.eq(0)
+                    m.next = "PARSE"
+            with m.State("PARSE"):              # the first min(len, 8) payload bytes into args
+                with m.If((k == 8) | (k == e_len)):
+                    m.next = "CHECK0"
+                with m.Elif(rvalid):
+                    take()
+                    m.d.sync += [args.word_select(k[:3], 8).eq(rbyte), k.eq(k + 1)]
+            with m.State("CHECK0"):             # the argument checks settle
+                m.next = "CHECK"
+            with m.State("CHECK"):
+                with m.Switch(e_cmd):
+                    with m.Case(Cmd.INFO):
+                        free_bank()
+                        with m.If(e_len == 0):
+                            m.d.comb += [rom.seek.eq(1), rom.seek_pos.eq(0)]
+                            reply(Status.OK, INFO_BYTES, SRC_ROM)
+                        with m.Else():
+                            reply(Status.BAD_ARG)
+                    with m.Case(Cmd.CONFIG):
+                        free_bank()
+                        with m.If((e_len == 4) & config_ok):
+                            m.d.comb += [rom.seek.eq(1), rom.seek_pos.eq(INFO_BYTES + a_u16_0)]
+                            reply(Status.OK, a_u16_1, SRC_ROM)
+                        with m.Else():
+                            reply(Status.BAD_ARG)
+                    with m.Case(Cmd.WRITE_PARAMS):
+                        with m.If(wp_len_ok & run_ok):
+                            vidx_reset()
+                            m.d.sync += [vb_k.eq(0), value.eq(0), wp_check.eq(1)]
+                            with m.If(a_count == 0):
+                                free_bank()
+                                m.d.comb += dup.record.eq(1)
+                                reply(Status.OK)
+                            with m.Else():
+                                m.next = "WP_VAL"
+                        with m.Else():
+                            free_bank()
+                            reply(Status.BAD_ARG)
+                    with m.Case(Cmd.READ_PARAMS):
+                        free_bank()
+                        with m.If(rp_len_ok & run_ok):
+                            vidx_reset()
+                            m.d.sync += vb_k.eq(0)
+                            reply(Status.OK, run_bytes, SRC_PARAMS)
+                        with m.Else():
+                            reply(Status.BAD_ARG)
+                    with m.Case(Cmd.TRAIN, Cmd.INFER):
+                        with m.If((e_len >= 1) & (a_kind < n_out)):
+                            m.d.sync += [label.eq(a_kind), px_count.eq(0), px_full.eq(0), px_k.eq(0),
+                                         streaming.eq(0)]
+                            seek(1)
+                            m.next = "PX"
+                        with m.Else():
+                            free_bank()
+                            reply(Status.BAD_ARG)
+                    with m.Case(Cmd.COUNTERS):
+                        free_bank()
+                        with m.If(e_len == 0):
+                            reply(Status.OK, 4 * len(COUNTER_NAMES), SRC_CNT)
+                        with m.Else():
+                            reply(Status.BAD_ARG)
+                    with m.Case(Cmd.SET_T):
+                        free_bank()
+                        with m.If(e_len == 4):
+                            # the core is idle here: the previous job's sample has finished
+                            m.d.comb += [core.t_set.eq(1), dup.record.eq(1)]
+                            reply(Status.OK)
+                        with m.Else():
+                            reply(Status.BAD_ARG)
+
+            # ---- WRITE_PARAMS: assemble each value from vb bytes, write it over access
+            with m.State("WP_VAL"):
+                nv = Signal(32)
+                m.d.comb += nv.eq(value | (rbyte << (vb_k * 8)))
+                with m.If(~rvalid):
+                    pass
+                with m.Elif(vb_k + 1 != vb):
+                    take()
+                    m.d.sync += [value.eq(nv), vb_k.eq(vb_k + 1)]
+                with m.Else():
+                    take()
+                    with m.If(wp_check):
+                        # first pass: every value must be a sign-extended `bits`-bit integer
+                        m.d.sync += [value.eq(0), vb_k.eq(0)]
+                        vidx_inc()
+                        with m.If(~Mux(is_bias, fits(nv, f.bias_bits, VBB), fits(nv, f.weight_bits, VBW))):
+                            m.next = "BAD_ARG"
+                        with m.Elif(vidx_last):
+                            seek(PARAMS_HEADER)
+                            m.d.sync += wp_check.eq(0)
+                            vidx_reset()
+                    with m.Else():
+                        # sign-extend from vb bytes (the wire carries sign-extended values)
+                        m.d.sync += value.eq(Mux(is_bias, nv[:8 * VBB].as_signed(), nv[:8 * VBW].as_signed()))
+                        m.next = "WP_ACC"
+            with m.State("WP_ACC"):
+                m.d.comb += [core.access.valid.eq(1), core.access.payload.op.eq(
+                    Mux(is_bias, Access.WRITE_BIAS, Access.WRITE_WEIGHT))]
+                with m.If(core.access.ready):
+                    m.next = "WP_RSP"
+            with m.State("WP_RSP"):
+                with m.If(core.access_rsp.valid):
+                    m.d.sync += [vb_k.eq(0), value.eq(0)]
+                    vidx_inc()
+                    with m.If(vidx_last):
+                        free_bank()
+                        m.d.comb += dup.record.eq(1)
+                        reply(Status.OK)
+                    with m.Else():
+                        m.next = "WP_VAL"
+
+            # ---- TRAIN / INFER: decode the zero-run code, first to check it, then to stream it
+            with m.State("PX"):
+                with m.If(at_end & (px_k == 0)):
+                    with m.If(streaming):
+                        m.next = "LABEL"
+                    with m.Elif(px_full):
+                        m.d.sync += [streaming.eq(1), px_count.eq(0), px_full.eq(0)]
+                        seek(1)
+                    with m.Else():
+                        m.next = "BAD_ARG"
+                with m.Elif(at_end):
+                    m.next = "BAD_ARG"           # the payload ends inside a pixel value
+                with m.Elif(~rvalid):
+                    pass
+                with m.Elif(px_k + 1 < PB):
+                    take()
+                    m.d.sync += [px_acc.word_select(px_k, 8).eq(rbyte), px_k.eq(px_k + 1)]
+                with m.Elif(px_value == 0):
+                    take()
+                    m.d.sync += px_k.eq(0)
+                    m.next = "RUN"
+                with m.Elif(~streaming):
+                    with m.If(~px_fits | px_full):
+                        m.next = "BAD_ARG"
+                    with m.Else():
+                        take()
+                        m.d.sync += [px_count.eq(px_count + 1), px_full.eq(px_count == n_in - 1),
+                                     px_k.eq(0)]
+                with m.Else():
+                    m.d.comb += [core.sample.valid.eq(1), core.sample.payload.eq(px_value)]
+                    with m.If(core.sample.ready):
+                        take()
+                        m.d.sync += px_k.eq(0)
+            with m.State("RUN"):
+                with m.If(at_end):
+                    m.next = "BAD_ARG"           # a zero without its run length
+                with m.Elif(rvalid):
+                    take()
+                    with m.If(streaming):
+                        m.d.sync += zleft.eq(rbyte + 1)
+                        m.next = "ZEROS"
+                    with m.Else():
+                        m.d.sync += run_sum.eq(px_count + rbyte + 1)
+                        m.next = "RUN_CHK"
+            with m.State("RUN_CHK"):                # check pass: the run must fit in the sample
+                with m.If(run_sum > n_in):
+                    m.next = "BAD_ARG"
+                with m.Else():
+                    m.d.sync += [px_count.eq(run_sum), px_full.eq(run_sum == n_in)]
+                    m.next = "PX"
+            with m.State("BAD_ARG"):
+                free_bank()
+                reply(Status.BAD_ARG)
+            with m.State("ZEROS"):
+                m.d.comb += [core.sample.valid.eq(1), core.sample.payload.eq(0)]
+                with m.If(core.sample.ready):
+                    m.d.sync += zleft.eq(zleft - 1)
+                    with m.If(zleft == 1):
+                        m.next = "PX"
+            with m.State("LABEL"):
+                m.d.comb += [core.sample.valid.eq(1), core.sample.payload.eq(label)]
+                with m.If(core.sample.ready):
+                    free_bank()                     # the next frame may now be received into it
+                    m.next = "RESULT"
+            with m.State("RESULT"):
+                m.d.comb += core.result.ready.eq(1)
+                with m.If(core.result.valid):
+                    m.d.sync += pred.eq(core.result.payload)
+                    with m.If(e_cmd == Cmd.TRAIN):
+                        m.d.comb += [dup.record.eq(1), dup.record_has_pred.eq(1),
+                                     dup.record_pred.eq(core.result.payload)]
+                    reply(Status.OK, 1, SRC_PRED)
+
+            # ---- the reply: the head, then the body from rep_src
+            with m.State("HEAD"):
+                m.d.comb += self.head.valid.eq(1)
+                with m.If(self.head.ready):
+                    with m.If(rep_len == 0):
+                        finish()
+                    with m.Else():
+                        with m.Switch(rep_src):
+                            with m.Case(SRC_ROM):
+                                m.next = "ROM"
+                            with m.Case(SRC_PRED):
+                                m.next = "PRED"
+                            with m.Case(SRC_CNT):
+                                m.next = "COUNTERS"
+                            with m.Case(SRC_PARAMS):
+                                m.next = "RP_ACC"
+            with m.State("ROM"):
+                m.d.comb += [self.body.valid.eq(rom.data.valid), self.body.payload.eq(rom.data.payload),
+                             rom.data.ready.eq(self.body.ready)]
+                with m.If(self.body.valid & self.body.ready):
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(k + 1 == rep_len):
+                        finish()
+            with m.State("PRED"):
+                m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(pred)]
+                with m.If(self.body.ready):
+                    finish()
+            with m.State("COUNTERS"):
+                m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(cnt_word.word_select(k[:2], 8))]
+                with m.If(self.body.ready):
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(k + 1 == rep_len):
+                        finish()
+            with m.State("RP_ACC"):
+                m.d.comb += [core.access.valid.eq(1), core.access.payload.op.eq(
+                    Mux(is_bias, Access.READ_BIAS, Access.READ_WEIGHT))]
+                with m.If(core.access.ready):
+                    m.next = "RP_RSP"
+            with m.State("RP_RSP"):
+                with m.If(core.access_rsp.valid):
+                    m.d.sync += [value.eq(core.access_rsp.payload), vb_k.eq(0)]
+                    m.next = "RP_EMIT"
+            with m.State("RP_EMIT"):
+                m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(value.word_select(vb_k, 8))]
+                with m.If(self.body.ready):
+                    m.d.sync += vb_k.eq(vb_k + 1)
+                    with m.If(vb_k + 1 == vb):
+                        vidx_inc()
+                        with m.If(vidx_last):
+                            finish()
+                        with m.Else():
+                            m.next = "RP_ACC"
+
+        m.d.comb += self.idle.eq(fsm.ongoing("IDLE"))
+        return m

@@ -1,0 +1,150 @@
+"""The receiving part of the protocol engine: request bytes in, jobs out (docs/protocol.md).
+
+``FrameReceiver`` hunts for the request sync byte, reads the header, writes the payload into one of
+the two banks of the payload buffer and feeds every byte after the sync byte, the frame's own CRC
+included, through the library CRC (``FRAME_CRC``): after the last CRC byte ``match_detected`` says
+whether the frame is intact. Each frame becomes one job (``JOB``): a checked frame with its bank,
+or an error to answer (BAD_LENGTH, BAD_CRC, TIMEOUT) with the ``swallowed`` flag. The job leaves
+through a one-entry slot, so the receiver hunts for the next frame while a job waits; a bank is
+filled only after the executor has released it.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import WritePort
+from amaranth.lib.wiring import In, Out
+
+from .link_streams import BANK_ADDR_BITS, BUFFER_ADDR_BITS, FRAME_CRC, JOB, LENGTH_BITS, STATUS_BITS
+from .protocol import CRC_BYTES, MAX_PAYLOAD, SYNC_REQUEST, Status
+
+
+class FrameReceiver(wiring.Component):
+    """``rx`` request bytes -> ``job`` (one per frame), payloads into the buffer over ``buffer``.
+
+    ``release``: the executor is done with a bank (payload: the bank). ``timeout_cycles``: cycles
+    without a byte before a started frame is dropped. ``idle``: hunting, no job waiting, both
+    banks free.
+    """
+
+    def __init__(self, *, timeout_cycles: int):
+        if not isinstance(timeout_cycles, int) or timeout_cycles < 1:
+            raise ValueError(f"timeout_cycles must be a positive integer, not {timeout_cycles!r}")
+        self.timeout_cycles = timeout_cycles
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "job": Out(stream.Signature(JOB)),
+            "release": In(stream.Signature(1, always_ready=True)),
+            # the payload buffer's write port (driven from here)
+            "buffer": In(WritePort.Signature(addr_width=BUFFER_ADDR_BITS, shape=8)),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.crc = crc = FRAME_CRC.create()
+        job = self.job.payload
+
+        # banks: busy from queueing a checked frame until the executor releases it
+        bank_busy = Signal(2)
+        bank_set, bank_clr = Signal(2), Signal(2)
+        m.d.sync += bank_busy.eq((bank_busy | bank_set) & ~bank_clr)
+        with m.If(self.release.valid):
+            m.d.comb += bank_clr.eq(Mux(self.release.payload, 0b10, 0b01))
+
+        # the job slot: valid until the executor takes the job
+        put = Signal()
+        with m.If(put):
+            m.d.sync += self.job.valid.eq(1)
+        with m.Elif(self.job.ready):
+            m.d.sync += self.job.valid.eq(0)
+
+        bank = Signal()                 # the bank the next payload goes into
+        seq, cmd = Signal(8), Signal(8)
+        length = Signal(16)
+        pos = Signal(BANK_ADDR_BITS + 1)
+        crc_k = Signal(range(CRC_BYTES))
+        status = Signal(STATUS_BITS)    # the error of a dropped frame
+        timer = Signal(range(self.timeout_cycles + 1))
+        byte, fire = self.rx.payload, self.rx.valid & self.rx.ready
+        m.d.comb += [crc.data.eq(byte),
+                     self.buffer.addr.eq(Cat(pos[:BANK_ADDR_BITS], bank)), self.buffer.data.eq(byte)]
+        in_frame = Signal()
+        # a sync byte inside a frame that is then dropped means a real request may be in there
+        swallowed = Signal()
+        with m.If(in_frame & fire & (byte == SYNC_REQUEST)):
+            m.d.sync += swallowed.eq(1)
+        with m.If(in_frame & ~self.rx.valid):
+            m.d.sync += timer.eq(timer + 1)
+        with m.Else():
+            m.d.sync += timer.eq(0)
+        # a started frame whose bytes stop coming is dropped (checked in every in-frame state)
+        timed_out = (timer == self.timeout_cycles) & ~self.rx.valid
+
+        def take_byte():
+            m.d.comb += [self.rx.ready.eq(1), in_frame.eq(1), crc.valid.eq(fire)]
+            with m.If(timed_out):
+                m.d.sync += status.eq(Status.TIMEOUT)
+                m.next = "ERROR"
+
+        with m.FSM(name="rx") as fsm:
+            with m.State("HUNT"):
+                # the bank about to be filled must have been released by the executor
+                m.d.comb += self.rx.ready.eq(~bank_busy.bit_select(bank, 1))
+                # the CRC register waits at its initial value (start from the state alone keeps
+                # it off the byte compare; the sync byte itself is not covered)
+                m.d.comb += crc.start.eq(1)
+                with m.If(fire & (byte == SYNC_REQUEST)):
+                    m.d.sync += [seq.eq(0), pos.eq(0), crc_k.eq(0), swallowed.eq(0)]
+                    m.next = "SEQ"
+            for state, after, reg in (("SEQ", "CMD", seq), ("CMD", "LEN0", cmd), ("LEN0", "LEN1", length[:8])):
+                with m.State(state):
+                    take_byte()
+                    with m.If(fire):
+                        m.d.sync += reg.eq(byte)
+                        m.next = after
+            with m.State("LEN1"):
+                take_byte()
+                with m.If(fire):
+                    m.d.sync += length[8:].eq(byte)
+                    with m.If(Cat(length[:8], byte) > MAX_PAYLOAD):
+                        m.d.sync += status.eq(Status.BAD_LENGTH)
+                        m.next = "ERROR"
+                    with m.Elif(Cat(length[:8], byte) == 0):
+                        m.next = "CRC"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                take_byte()
+                m.d.comb += self.buffer.en.eq(fire)
+                with m.If(fire):
+                    m.d.sync += pos.eq(pos + 1)
+                    with m.If(pos + 1 == length):
+                        m.next = "CRC"
+            with m.State("CRC"):                # the frame's CRC goes through the CRC register too
+                take_byte()
+                with m.If(fire):
+                    m.d.sync += crc_k.eq(crc_k + 1)
+                    with m.If(crc_k == CRC_BYTES - 1):
+                        m.next = "QUEUE"
+            with m.State("QUEUE"):
+                with m.If(~self.job.valid):
+                    m.d.comb += put.eq(1)
+                    m.d.sync += [job.seq.eq(seq), job.cmd.eq(cmd), job.bank.eq(bank)]
+                    with m.If(crc.match_detected):          # intact: hand its bank over
+                        m.d.comb += bank_set.eq(Mux(bank, 0b10, 0b01))
+                        m.d.sync += [job.status.eq(Status.OK), job.length.eq(length[:LENGTH_BITS]),
+                                     job.swallowed.eq(0), bank.eq(~bank)]
+                    with m.Else():
+                        m.d.sync += [job.status.eq(Status.BAD_CRC), job.length.eq(0),
+                                     job.swallowed.eq(swallowed)]
+                    m.next = "HUNT"
+            with m.State("ERROR"):
+                with m.If(~self.job.valid):
+                    m.d.comb += put.eq(1)
+                    m.d.sync += [job.status.eq(status), job.seq.eq(seq), job.cmd.eq(cmd),
+                                 job.length.eq(0), job.bank.eq(bank), job.swallowed.eq(swallowed)]
+                    m.next = "HUNT"
+
+        m.d.comb += self.idle.eq(fsm.ongoing("HUNT") & ~self.job.valid & (bank_busy == 0))
+        return m
