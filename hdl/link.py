@@ -28,7 +28,7 @@ from .link_executor import Executor, core_signature
 from .link_receiver import FrameReceiver
 from .link_reply import ReplySender
 from .link_streams import BUFFER_ADDR_BITS
-from .protocol import INFO_BYTES, config_json, info_payload
+from .protocol import INFO_BYTES, RX_FIFO_DEPTH, config_json, info_payload
 from .uart import UARTRx, UARTTx
 
 
@@ -90,7 +90,7 @@ class LinkedCore(wiring.Component):
     """
 
     def __init__(self, cfg: EPConfig, *, divisor: int, clk_hz: int, timeout_bytes: int = 256,
-                 weights=None, biases=None, rx_fifo_depth: int = 256):
+                 weights=None, biases=None, rx_fifo_depth: int = RX_FIFO_DEPTH):
         if not isinstance(cfg, EPConfig):
             raise TypeError(f"cfg must be an EPConfig, not {cfg!r}")
         self.cfg, self.divisor, self.clk_hz = cfg, divisor, int(clk_hz)

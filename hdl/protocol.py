@@ -22,6 +22,7 @@ VERSION = 1
 MAGIC = b"EQFP"
 HEADER_BYTES = 5            # sync, seq, cmd/status, len (u16)
 CRC_BYTES = 4
+RX_FIFO_DEPTH = 256         # bytes the UART receiver buffers ahead of the engine
 DUP_WINDOW = 2              # executed mutating seqs remembered for DUPLICATE (host keeps 2 in flight)
 
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from eqfpga.golden.config import EPConfig
 
 from .plan import N_SLOTS, Plan
+from .protocol import INFO_BYTES, MAX_PAYLOAD, RX_FIFO_DEPTH, config_json
 
 # ---- block RAM packing ----------------------------------------------------------------------
 # ECP5 DP16KD aspect ratios: (data width, depth, byte-enable granule or None). 36 bits only as a
@@ -131,13 +132,9 @@ def memory_map(cfg: EPConfig) -> dict:
 
 def link_memory_map(cfg: EPConfig) -> dict:
     """{name: (width, depth, None)} of the serial link's memories (payload buffer, receive FIFO, config ROM)."""
-    import inspect
-
-    from .link import LinkedCore
-    from .protocol import MAX_PAYLOAD, config_json
-    fifo = inspect.signature(LinkedCore).parameters["rx_fifo_depth"].default
-    return {"link_buffer": (8, 2 * MAX_PAYLOAD, None), "link_rx_fifo": (8, fifo, None),
-            "link_config_rom": (8, len(config_json(cfg)), None)}
+    # the config ROM serves INFO's fixed part and the config JSON
+    return {"link_buffer": (8, 2 * MAX_PAYLOAD, None), "link_rx_fifo": (8, RX_FIFO_DEPTH, None),
+            "link_config_rom": (8, INFO_BYTES + len(config_json(cfg)), None)}
 
 
 def lane_cost(cfg: EPConfig) -> int:
