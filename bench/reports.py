@@ -13,15 +13,15 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
+import eqfpga.hdl
 from eqfpga.boards.build import precheck_board
 from eqfpga.boards.platforms import resolve_board
 from eqfpga.boards.report import BuildReport
 from eqfpga.boards.synth import DoesNotFit
-from eqfpga.hdl import plan as _plan_module
 
 from .published import published
 
-HDL_DIR = Path(_plan_module.__file__).resolve().parent
+HDL_DIR = Path(eqfpga.hdl.__file__).resolve().parent
 
 
 def hdl_mtime() -> float:
