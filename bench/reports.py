@@ -17,7 +17,7 @@ import eqfpga.hdl
 from eqfpga.boards.build import precheck_board
 from eqfpga.boards.platforms import resolve_board
 from eqfpga.boards.report import BuildReport
-from eqfpga.boards.synth import DoesNotFit
+from eqfpga.boards.fit import DoesNotFit
 
 from .published import published
 

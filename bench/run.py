@@ -50,6 +50,7 @@ def run_bench(spec: RunSpec | None = None, *, out_dir="docs", data=None, boards_
     boards_dir = Path(boards_dir) if boards_dir is not None else out / "boards"
     sim_root = Path(sim_root) if sim_root is not None else build_dir("bench", "fastsim")
     synth_root = Path(synth_root) if synth_root is not None else build_dir("bench", "synth")
+    core_roots = [synth_root, build_dir("core")]     # the bench's points, then `eqfpga build --core-only`
     meta = {"schema": SCHEMA, "command": spec.command, "quick": spec.is_quick,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine_info(), "git": git_state(), "load_before": load_average(), "mode": spec.to_dict(),
@@ -96,7 +97,7 @@ def run_bench(spec: RunSpec | None = None, *, out_dir="docs", data=None, boards_
 
         def speed():
             boards = board_figures(find_board_reports(cfg, build_root=build_root(), boards_dir=boards_dir), cfg)
-            sp = bench_speed(cfg, data, boards=boards, core_synth=core_report(cfg, [synth_root]),
+            sp = bench_speed(cfg, data, boards=boards, core_synth=core_report(cfg, core_roots),
                              accuracy=res.get("accuracy"), log=log)
             sp["torch"] = torch_speed(cfg, data, b1_samples=spec.torch_b1, batched_samples=spec.torch_batched,
                                       batches=spec.torch_batches, repeats=spec.torch_repeats, log=log)
@@ -110,7 +111,7 @@ def run_bench(spec: RunSpec | None = None, *, out_dir="docs", data=None, boards_
         def scaling():
             v, f = nnz_histogram(data.train_images)
             points = synthesised.get("points", [])
-            csr = core_report(cfg, [synth_root])
+            csr = core_report(cfg, core_roots)
             check = synthesised.get("check") or (csr if csr and csr["fresh"] else None)
             sc = bench_scaling(cfg, v, f, synth=[p for p in points if "error" not in p], check=check, log=log)
             sc["synth_errors"] = [p for p in points if "error" in p]

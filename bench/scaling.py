@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from eqfpga.boards.synth import DEVICES, _dsp_per_mult, dp16kd_blocks, memory_map
+from eqfpga.boards.devices import device
 from eqfpga.golden.config import load_config
 from eqfpga.hdl.generate import memory_bits, multipliers
+from eqfpga.hdl.resources import estimate
 
 from .cycles import cycles_by_phase
 
@@ -29,16 +30,12 @@ def scaled(base, hidden=None, P=None):
     return c
 
 
-def device_estimate(cfg, device: str = DEVICE) -> dict:
-    """MULT18X18D and weight-memory DP16KD of ``cfg`` on an ECP5 ``device``, counted as the synthesis
-    pre-check counts them, and whether both fit (a sweep point may not fit: it still gets figures)."""
-    f, P = cfg.fixed, cfg.parallelism
-    sw = f.state_frac + 1
-    dsp = P * _dsp_per_mult(f.weight_bits, sw) + 2 * P * _dsp_per_mult(sw, max(sw, f.input_frac))
-    wblocks = sum(dp16kd_blocks(w, d, g) for k, (w, d, g) in memory_map(cfg).items() if k.startswith("W"))
-    dev = DEVICES[device]
-    return {"mult18x18d": dsp, "weight_dp16kd_min": wblocks,
-            "fits": wblocks <= dev["DP16KD"] and dsp <= dev["MULT18X18D"]}
+def device_estimate(cfg, device_name: str = DEVICE) -> dict:
+    """MULT18X18D and weight-memory DP16KD of ``cfg`` on an ECP5 part, from the one resource estimate
+    (``hdl.resources``), and whether both fit (a sweep point may not fit: it still gets figures)."""
+    est, dev = estimate(cfg, "ecp5"), device(device_name)
+    return {"mult18x18d": est.dsp_blocks, "weight_dp16kd_min": est.weight_blocks,
+            "fits": est.weight_blocks <= dev.block_rams and est.dsp_blocks <= dev.dsps}
 
 
 def plan_point(cfg, nnz_values, nnz_freq, device=DEVICE) -> dict:

@@ -12,31 +12,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from eqfpga.boards.report import FILE_NAME, BuildReport, Resource
-from eqfpga.boards.synth import DoesNotFit, synth_core
+from eqfpga.boards.build import build_core
+from eqfpga.boards.fit import DoesNotFit
+from eqfpga.boards.report import FILE_NAME
 from eqfpga.golden.config import EPConfig
 from eqfpga.sim.runner import config_tag
 
 from .reports import display_path
 
 DEVICE = "LFE5U-85F"
-
-
-# TEMPORARY until build_core lands (lead removes at merge): replace this function by
-# `from eqfpga.boards.build import build_core` (same signature, same BuildReport).
-def build_core(cfg, out_dir, *, device="LFE5U-85F", package=None, clock_mhz=100.0, seed=1, route=True,
-               timeout=None, router="router2", train=True, quiet=False) -> BuildReport:
-    d = synth_core(cfg, out_dir, device=device, package=package or "CABGA381", clock_mhz=clock_mhz, seed=seed,
-                   route=route, timeout=timeout, router=router, train=train, quiet=quiet)
-    rep = BuildReport(kind="core", family="ecp5", device=d["device"], package=d["package"], config=d["config"],
-                      target_mhz=float(d["target_mhz"]), fmax_mhz=d["fmax_mhz"], routed=d["routed"],
-                      status=d["nextpnr_status"],
-                      resources={k: Resource(v.get("used"), v.get("available"), v.get("note"))
-                                 for k, v in d["resources"].items()},
-                      times_s=d["times_s"], seed=seed, critical_path=d["critical_path"], precheck=d["precheck"],
-                      tools=d["tools"], yosys_cells=d["yosys_cells"])
-    rep.save(Path(out_dir) / FILE_NAME)
-    return rep
 
 
 def synth_point(cfg, *, route: bool, root, timeout=None, log=print) -> dict:
