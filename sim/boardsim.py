@@ -22,11 +22,11 @@ from eqfpga.golden.config import EPConfig
 from .build_cache import HARNESS_DIR, cached_build, config_tag, params_tag
 from .designs import BOARD_TOP, board_verilog
 from .paths import build_dir
-from .toolchain import VERILATOR_WARNINGS, run_verilator_build, setup_verilator
+from .toolchain import (HARNESS_MAKEFLAGS, VERILATOR_WARNINGS, harness_build_command, run_verilator_build,
+                        setup_verilator)
 
 HARNESS = HARNESS_DIR / "boardsim_main.cpp"
 BUILD_FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert"]
-CXX_OPT = "-O2"
 SIM_CLK_HZ = 50_000_000     # what INFO reports for a simulated board (nothing depends on it)
 
 
@@ -48,10 +48,7 @@ def build(cfg: EPConfig, *, divisor: int = 4, clk_hz: int = SIM_CLK_HZ, timeout_
         return {f"{BOARD_TOP}.v": text, "boardsim_main.cpp": HARNESS.read_text()}
 
     def compile(bdir: Path):
-        cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "--top-module", BOARD_TOP, "--prefix", "Vtop",
-               "--Mdir", "obj", "-o", "boardsim", *flags, "-CFLAGS", CXX_OPT,
-               "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", "-MAKEFLAGS", f"OPT_FAST={CXX_OPT}",
-               f"{BOARD_TOP}.v", "boardsim_main.cpp"]
+        cmd = harness_build_command(BOARD_TOP, "boardsim", [f"{BOARD_TOP}.v", "boardsim_main.cpp"], flags=flags)
         t0 = time.time()
         run_verilator_build(cmd, bdir, bdir / "obj" / "boardsim", BoardSimError)
         if not quiet:
@@ -60,7 +57,7 @@ def build(cfg: EPConfig, *, divisor: int = 4, clk_hz: int = SIM_CLK_HZ, timeout_
     tag = f"{config_tag(cfg)}-d{divisor}-t{timeout_bytes}" + (f"-p{ptag}" if ptag else "")
     key = f"{cfg.to_json()} divisor={divisor} clk_hz={clk_hz} timeout_bytes={timeout_bytes} params={ptag}"
     return cached_build(Path(root or build_dir("boardsim")) / tag, "obj/boardsim", key=key,
-                        flags=flags + [CXX_OPT], generate=generate, compile=compile)
+                        flags=flags + HARNESS_MAKEFLAGS, generate=generate, compile=compile)
 
 
 class SimBoard:

@@ -35,12 +35,12 @@ from eqfpga.hdl.plan import Plan
 from .build_cache import HARNESS_DIR, cached_build, config_tag
 from .designs import CORE_TOP, core_verilog
 from .paths import build_dir
-from .toolchain import VERILATOR_WARNINGS, run_verilator_build, setup_verilator
+from .toolchain import (HARNESS_MAKEFLAGS, VERILATOR_WARNINGS, harness_build_command, run_verilator_build,
+                        setup_verilator)
 
 HARNESS = HARNESS_DIR / "fastsim_main.cpp"
 PHASES = {"free": 0, "nudged": 1, "negative": 2}
 BUILD_FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert"]
-CXX_OPT = "-O2"
 
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
 
@@ -185,7 +185,7 @@ def build(cfg: EPConfig, *, wave: bool = False, root: Path | None = None, quiet:
     setup_verilator()
     trace = wave_format() if wave else None
     flags = BUILD_FLAGS + VERILATOR_WARNINGS + {None: [], "fst": ["--trace-fst"], "vcd": ["--trace"]}[trace]
-    cflags = f"{CXX_OPT} -DFS_TRACE={ {None: 0, 'vcd': 1, 'fst': 2}[trace] }"
+    cflags = f"-DFS_TRACE={ {None: 0, 'vcd': 1, 'fst': 2}[trace] }"
 
     def generate():
         text = core_verilog(cfg)
@@ -193,17 +193,15 @@ def build(cfg: EPConfig, *, wave: bool = False, root: Path | None = None, quiet:
                 "fastsim.vlt": _vlt(cfg), "fastsim_main.cpp": HARNESS.read_text()}
 
     def compile(bdir: Path):
-        cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "--top-module", CORE_TOP, "--prefix", "Vtop",
-               "--Mdir", "obj", "-o", "fastsim", *flags, "-CFLAGS", f"{cflags} -I{bdir}",
-               "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", "-MAKEFLAGS", f"OPT_FAST={CXX_OPT}",
-               "fastsim.vlt", f"{CORE_TOP}.v", "fastsim_main.cpp"]
+        cmd = harness_build_command(CORE_TOP, "fastsim", ["fastsim.vlt", f"{CORE_TOP}.v", "fastsim_main.cpp"],
+                                    flags=flags, cflags=f"{cflags} -I{bdir}")
         t0 = time.time()
         run_verilator_build(cmd, bdir, bdir / "obj" / "fastsim", FastSimError)
         if not quiet:
             print(f"fastsim: built {bdir} in {time.time() - t0:.0f} s")
 
     folder = Path(root or build_dir("fastsim")) / (config_tag(cfg) + ("-wave" if wave else ""))
-    return cached_build(folder, "obj/fastsim", key=cfg.to_json(), flags=flags + [cflags],
+    return cached_build(folder, "obj/fastsim", key=cfg.to_json(), flags=flags + [cflags, *HARNESS_MAKEFLAGS],
                         generate=generate, compile=compile)
 
 
