@@ -12,9 +12,11 @@ Each build has a folder of its own (``build_dir(<simulator>, <tag>)`` by default
   the flags. When the sources changed but the generated text did not, the binary is reused.
 
 Anything else rebuilds: both stamps are removed first, so an interrupted build is never reused.
+A lock on the folder lets one process build it while others wait for the result.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -81,6 +83,14 @@ def cached_build(folder: Path, product: str, *, key: str, flags: Sequence[str],
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    # one builder a folder at a time: another process (a second test run, a background build)
+    # waits here, then finds the build done
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(folder, product, key, flags, generate, compile)
+
+
+def _build_locked(folder: Path, product: str, key: str, flags, generate, compile) -> Path:
     exe = folder / product
     src_stamp, build_stamp = folder / "sources.sha256", folder / "build.sha256"
     tools = _tool_versions()

@@ -9,9 +9,12 @@ named.
 import pytest
 
 from eqfpga.sim.configs import SATURATING, spread
+from eqfpga.sim.prebuild import design
 from eqfpga.sim.runner import run
 
 CONFIGS = spread()
+PREBUILD = ([design("cocotb", cfg) for cfg in CONFIGS.values()]
+            + [design("cocotb", CONFIGS["p3-random-stoch"], train=False)])
 TRAIN = 20          # training samples a config: cheap next to the start-up of a cocotb run
 
 
