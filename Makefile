@@ -1,4 +1,5 @@
 # Two entry points: `make demo` (the main job) and `make test`. Each sets up .venv on a fresh machine.
+# `make test` leaves out the soak tests (marker `slow`); `make test-all` runs every test.
 PY      ?= python3.11
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP   := $(VENV)/.installed
 BSTAMP  := $(VENV)/.installed-boards
 export AMARANTH_USE_YOSYS := builtin
 
-.PHONY: demo test venv clean bench
+.PHONY: demo test test-all venv clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +23,9 @@ $(BSTAMP): $(STAMP)
 venv: $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 demo: $(BSTAMP)

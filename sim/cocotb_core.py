@@ -9,32 +9,17 @@ counter or cycle count. No torch here: the simulator's embedded Python imports i
 """
 import json
 import os
+from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
 
-from .host import CoreDriver
+from .compare import first_param_diff, first_state_diff
+from .core_driver import CoreDriver
 
 
-def _first_param_diff(hw, gold):
-    (hW, hB), (gW, gB) = hw, gold
-    for n in range(len(gW)):
-        for i, row in enumerate(gW[n]):
-            for j, v in enumerate(row):
-                if hW[n][i][j] != v:
-                    return f"W{n}[{i}][{j}]: hardware {hW[n][i][j]} != golden {v}"
-        for i, v in enumerate(gB[n]):
-            if hB[n][i] != v:
-                return f"b{n}[{i}]: hardware {hB[n][i]} != golden {v}"
-    return None
-
-
-def _first_state_diff(hw, gold, what):
-    for k, (h, g) in enumerate(zip(hw, gold), start=1):
-        for i, (a, b) in enumerate(zip(h, g)):
-            if a != b:
-                return f"{what} s{k}[{i}]: hardware {a} != golden {b}"
-    return None
+def _describe(diff):
+    return None if diff is None else str(diff)
 
 
 def _changed(a, b):
@@ -54,8 +39,8 @@ class _Cfg:
 
 @cocotb.test()
 async def core_matches_golden(dut):
-    plan = json.loads(open(os.environ["EQFPGA_TEST_PLAN"]).read())
-    exp = json.loads(open(plan["expect"]).read())
+    plan = json.loads(Path(os.environ["EQFPGA_TEST_PLAN"]).read_text())
+    exp = json.loads(Path(plan["expect"]).read_text())
     cfg = _Cfg(plan["cfg"])
     rep = {"mismatches": [], "samples": []}
 
@@ -78,7 +63,7 @@ async def core_matches_golden(dut):
         flipped -= (1 << wb) if flipped >> (wb - 1) else 0
         await drv.write_weight(n, i, j, flipped)
         rep["mutated"] = f"W{n}[{i}][{j}] bit {bit}: {v} -> {flipped}"
-    rep["first_param_diff_after_load"] = _first_param_diff(await drv.read_params(), init)
+    rep["first_param_diff_after_load"] = _describe(first_param_diff(await drv.read_params(), init))
     mismatch(rep["first_param_diff_after_load"] and f"after load: {rep['first_param_diff_after_load']}")
 
     await drv.set_t(int(plan.get("t0", 0)))
@@ -91,13 +76,16 @@ async def core_matches_golden(dut):
                                "schedule": smp["cycles"], "sign": smp.get("sign")})
         if pred != smp["pred"]:
             mismatch(f"{kind} sample {k}: prediction {pred} != golden {smp['pred']}")
+        rep["samples"][-1]["states"] = {}
         for phase, gold in smp["states"].items():
-            mismatch(_first_state_diff(await drv.read_states(phase), gold, f"{kind} sample {k} {phase}"))
+            hw_states = rep["samples"][-1]["states"][phase] = await drv.read_states(phase)
+            d = first_state_diff(hw_states, gold)
+            mismatch(d and f"{kind} sample {k} {phase} s{d.layer}[{d.index}]: hardware {d.rtl} != golden {d.golden}")
         if c1["cycles"] - c0["cycles"] != smp["cycles"]:
             mismatch(f"sample {k}: {c1['cycles'] - c0['cycles']} cycles != schedule {smp['cycles']}")
 
     hw = await drv.read_params()
-    rep["first_param_diff"] = _first_param_diff(hw, exp["final"])
+    rep["first_param_diff"] = _describe(first_param_diff(hw, exp["final"]))
     mismatch(rep["first_param_diff"] and f"after training: {rep['first_param_diff']}")
     rep["weights_changed"] = _changed(init, exp["final"])
 

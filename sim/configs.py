@@ -1,7 +1,8 @@
 """The spread of configs the hardware is proved on: all derived from the ``tiny`` preset.
 
-Sizes are not multiples of P; P in {1, 3, 4}; one and two hidden layers; every nudging mode,
-every state and update rounding mode; odd and even T1/T2 (the phase slots differ).
+Sizes are not multiples of P; P in {1, 2, 3, 4}; one and two hidden layers; every nudging mode,
+every state and update rounding mode; odd and even T1/T2 (the phase slots differ); two configs
+(``SATURATING``) that saturate updates, weights and biases and drive states to 1.0.
 """
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from eqfpga.golden.config import load_config
 
 def _fit_acc(cfg):
     return cfg.replace(fixed={"acc_bits": max(cfg.fixed.acc_bits, cfg.acc_bits_needed())})
+
+
+SATURATING = ("edge-sat", "sat-onesided")
 
 
 def spread() -> dict:
@@ -35,6 +39,14 @@ def spread() -> dict:
                                  fixed={"input_frac": 4, "state_frac": 4, "weight_bits": 5, "weight_frac": 4,
                                         "bias_bits": 5, "bias_frac": 4, "update_bits": 5,
                                         "update_rounding": "stochastic"}),
+        # saturation again, otherwise built: P = 2, one-sided nudging with beta = 1 (the nudge
+        # pulls the target output to exactly 1.0), 5-bit weights and biases with 3 fraction bits,
+        # 5-bit updates rounded to nearest, truncated 5-bit states, even T1 = T2 = 4
+        "sat-onesided": tiny.replace(name="sat1", sizes=(6, 7, 4), parallelism=2, lrs=(16.0, 8.0), beta=1.0,
+                                     T1=4, T2=4, nudging="one_sided",
+                                     fixed={"input_frac": 3, "state_frac": 5, "weight_bits": 5, "weight_frac": 3,
+                                            "bias_bits": 5, "bias_frac": 3, "update_bits": 5,
+                                            "update_rounding": "nearest", "state_rounding": "truncate"}),
     }
     return {k: _fit_acc(v) for k, v in cfgs.items()}
 

@@ -1,9 +1,9 @@
 """What the core must produce for a test plan, computed by the golden FixedEP (torch).
 
-Runs in the pytest process, so the simulator's embedded Python never imports torch (which costs
-~9 s there). ``expectations(cfg, plan)`` draws the samples and returns, as plain JSON-able data:
-the initial parameters, every sample (pixels, label, learn) with its golden prediction and phase
-states, the final parameters and the golden counters.
+Runs in the pytest process, so the simulator's embedded Python never imports torch (slow to import
+there: docs/verification.md). ``expectations(cfg, plan)`` draws the samples and returns, as plain
+JSON-able data: the initial parameters, every sample (pixels, label, learn) with its golden
+prediction and phase states, the final parameters and the golden counters.
 """
 from __future__ import annotations
 

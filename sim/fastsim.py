@@ -2,8 +2,8 @@
 
 ``build(cfg)`` converts ``EPCore(cfg=cfg)`` to Verilog, writes a small config-specific header
 (memory accessors, the access payload layout) beside ``harness/fastsim_main.cpp`` and builds both
-with ``verilator --cc --exe --build`` (-O3) in ``build/fastsim/<config tag>[-wave]`` (git-ignored).
-A build is reused while the Verilog, the harness and the build flags are unchanged.
+with ``verilator --cc --exe --build`` (-O3) in ``build_dir("fastsim", <config tag>[-wave])``,
+reused as ``eqfpga.sim.build_cache`` decides.
 
 ``FastSim(cfg)`` starts the binary and speaks its binary protocol (documented at the top of
 ``harness/fastsim_main.cpp``) through pipes: load / read every weight and bias through the access
@@ -16,7 +16,6 @@ snapshot the state memory at chosen cycles, and dump FST or VCD waveforms on req
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -33,15 +32,15 @@ from eqfpga.golden.config import EPConfig
 from eqfpga.hdl.core import ACCESS_LAYOUT, Access
 from eqfpga.hdl.plan import Plan
 
-from .runner import TOP, config_tag
-from .toolchain import VERILATOR_WARNINGS, run_verilator_build, setup_verilator
+from .build_cache import HARNESS_DIR, cached_build, config_tag
+from .designs import CORE_TOP, core_verilog
+from .paths import build_dir
+from .toolchain import (HARNESS_MAKEFLAGS, VERILATOR_WARNINGS, harness_build_command, run_verilator_build,
+                        setup_verilator)
 
-REPO = Path(__file__).resolve().parent.parent
-HARNESS = Path(__file__).resolve().parent / "harness" / "fastsim_main.cpp"
-DEFAULT_ROOT = REPO / "build" / "fastsim"
+HARNESS = HARNESS_DIR / "fastsim_main.cpp"
 PHASES = {"free": 0, "nudged": 1, "negative": 2}
 BUILD_FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert"]
-CXX_OPT = "-O2"
 
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
 
@@ -155,7 +154,7 @@ def _header(cfg: EPConfig, mems: dict, counters: list) -> str:
              "static inline void fs_mem_word(Vtop___024root* r, int id, int a, uint32_t* out) {",
              "    switch (id) {"]
     for k, nm in enumerate(names):
-        lines.append(f"    case {k}: fs_copy(r->{TOP}__DOT__{nm}[a], out); break;")
+        lines.append(f"    case {k}: fs_copy(r->{CORE_TOP}__DOT__{nm}[a], out); break;")
     lines += ["    default: break;", "    }", "}"]
     lines.append(f"#define FS_NCOUNTERS {len(counters)}")
     lines.append("#define FS_COUNTERS(X) " + " ".join(f"X({c})" for c in counters))
@@ -172,7 +171,7 @@ def _vlt(cfg: EPConfig) -> str:
     N = cfg.n_layers
     names = [f"w{n}" for n in range(N)] + [f"b{n}" for n in range(N)] + ["states", "d0"]
     return "`verilator_config\n" + "".join(
-        f'public_flat_rd -module "{TOP}" -var "{nm}"\n' for nm in names)
+        f'public_flat_rd -module "{CORE_TOP}" -var "{nm}"\n' for nm in names)
 
 
 def wave_format() -> str:
@@ -180,69 +179,30 @@ def wave_format() -> str:
     return "fst" if Path("/usr/include/lz4.h").exists() else "vcd"
 
 
-def _sources_digest(cfg: EPConfig, wave: bool) -> str:
-    import amaranth
-
-    h = hashlib.sha256()
-    h.update(cfg.to_json().encode())
-    h.update(f"{amaranth.__version__} {wave and wave_format()} {BUILD_FLAGS} {VERILATOR_WARNINGS} {CXX_OPT}".encode())
-    for pkg in ("hdl", "golden"):
-        for f in sorted((REPO / pkg).glob("*.py")):
-            h.update(f.name.encode() + b"\0" + f.read_bytes())
-    h.update(HARNESS.read_bytes())
-    h.update(Path(__file__).read_bytes())
-    return h.hexdigest()
-
-
 def build(cfg: EPConfig, *, wave: bool = False, root: Path | None = None, quiet: bool = True) -> Path:
-    """Build (or reuse) the harness binary for ``cfg``; returns its path."""
-    from amaranth.back import verilog
-
-    from eqfpga.hdl.core import EPCore
-
-    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    """Build (or reuse, ``eqfpga.sim.build_cache``) the harness binary for ``cfg``; returns its path.
+    ``root``: the folder of the builds (default ``build_dir("fastsim")``)."""
     setup_verilator()
-    root = Path(root or DEFAULT_ROOT)
-    bdir = root / (config_tag(cfg) + ("-wave" if wave else ""))
-    bdir.mkdir(parents=True, exist_ok=True)
-    exe = bdir / "obj" / "fastsim"
-    stamp = bdir / "build.sha256"
-    # Shortcut: the Verilog conversion alone takes seconds; skip it while none of its inputs changed
-    # (the config, every source of the hdl and golden packages, Amaranth's version, the harness).
-    src_stamp = bdir / "sources.sha256"
-    src_digest = _sources_digest(cfg, wave)
-    if exe.exists() and stamp.exists() and src_stamp.exists() and src_stamp.read_text() == src_digest:
-        return exe
-    text = verilog.convert(EPCore(cfg=cfg), name=TOP)
-    header = _header(cfg, _memories(text), _counter_ports(text))
-    vlt = _vlt(cfg)
-    harness = HARNESS.read_text()
     trace = wave_format() if wave else None
-    flags = BUILD_FLAGS + VERILATOR_WARNINGS + ({"fst": ["--trace-fst"], "vcd": ["--trace"]}[trace] if wave else [])
-    digest = hashlib.sha256("\0".join([text, header, vlt, harness, " ".join(flags), CXX_OPT,
-                                       str(wave)]).encode()).hexdigest()
-    if exe.exists() and stamp.exists() and stamp.read_text() == digest:
-        src_stamp.write_text(src_digest)
-        return exe
-    for st in (stamp, src_stamp):
-        if st.exists():
-            st.unlink()
-    (bdir / f"{TOP}.v").write_text(text)
-    (bdir / "fastsim_cfg.h").write_text(header)
-    (bdir / "fastsim.vlt").write_text(vlt)
-    shutil.copyfile(HARNESS, bdir / "fastsim_main.cpp")
-    cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "--top-module", TOP, "--prefix", "Vtop",
-           "--Mdir", "obj", "-o", "fastsim", *flags,
-           "-CFLAGS", f"{CXX_OPT} -I{bdir} -DFS_TRACE={ {None: 0, 'vcd': 1, 'fst': 2}[trace] }",
-           "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", "-MAKEFLAGS", f"OPT_FAST={CXX_OPT}",
-           "fastsim.vlt", f"{TOP}.v", "fastsim_main.cpp"]
-    t0 = time.time()
-    run_verilator_build(cmd, bdir, exe, FastSimError)
-    stamp.write_text(digest)
-    src_stamp.write_text(src_digest)
-    if not quiet:
-        print(f"fastsim: built {exe} in {time.time() - t0:.0f} s")
-    return exe
+    flags = BUILD_FLAGS + VERILATOR_WARNINGS + {None: [], "fst": ["--trace-fst"], "vcd": ["--trace"]}[trace]
+    cflags = f"-DFS_TRACE={ {None: 0, 'vcd': 1, 'fst': 2}[trace] }"
+
+    def generate():
+        text = core_verilog(cfg)
+        return {f"{CORE_TOP}.v": text, "fastsim_cfg.h": _header(cfg, _memories(text), _counter_ports(text)),
+                "fastsim.vlt": _vlt(cfg), "fastsim_main.cpp": HARNESS.read_text()}
+
+    def compile(bdir: Path):
+        cmd = harness_build_command(CORE_TOP, "fastsim", ["fastsim.vlt", f"{CORE_TOP}.v", "fastsim_main.cpp"],
+                                    flags=flags, cflags=f"{cflags} -I{bdir}")
+        t0 = time.time()
+        run_verilator_build(cmd, bdir, bdir / "obj" / "fastsim", FastSimError)
+        if not quiet:
+            print(f"fastsim: built {bdir} in {time.time() - t0:.0f} s")
+
+    folder = Path(root or build_dir("fastsim")) / (config_tag(cfg) + ("-wave" if wave else ""))
+    return cached_build(folder, "obj/fastsim", key=cfg.to_json(), flags=flags + [cflags, *HARNESS_MAKEFLAGS],
+                        generate=generate, compile=compile)
 
 
 # ---- the running harness -------------------------------------------------------------------------

@@ -1,55 +1,47 @@
 """Build the core for one config with Verilator (cocotb's runner) and run a cocotb test on it.
 
-Each parameter set builds in its own directory, named by the config's hash, under ``build/sim``
-(git-ignored). A build is reused when its Verilog is unchanged.
+Each design (config, initial parameters, train or inference only) builds in its own folder under
+``build_dir("cocotb")``, reused as ``eqfpga.sim.build_cache`` decides.
 """
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 from pathlib import Path
 
-from amaranth.back import verilog
-
 from eqfpga.golden.config import EPConfig
-from eqfpga.hdl.core import EPCore
 
+from .build_cache import cached_build, config_tag, params_tag
+from .designs import CORE_TOP, core_verilog
+from .paths import build_dir
 from .toolchain import VERILATOR_WARNINGS, setup_verilator
-
-TOP = "eqfpga_top"
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_ROOT = REPO / "build" / "sim"
-
-
-def config_tag(cfg: EPConfig) -> str:
-    return f"{cfg.name}-{hashlib.sha256(cfg.to_json().encode()).hexdigest()[:10]}"
 
 
 def build(cfg: EPConfig, root: Path | None = None, *, weights=None, biases=None, train: bool = True):
-    """Generate the Verilog and build the Verilator model; returns (runner, build_dir).
+    """Generate the Verilog and build the Verilator model; returns (runner, build folder).
 
-    ``train=False`` builds the inference-only core.
+    ``train=False`` builds the inference-only core. ``root``: the folder of the builds (default
+    ``build_dir("cocotb")``).
     """
     setup_verilator()
     from cocotb_tools.runner import get_runner
 
-    root = Path(root or DEFAULT_ROOT)
-    bdir = root / (config_tag(cfg) + ("" if train else "-infer"))
-    bdir.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(EPCore(cfg=cfg, weights=weights, biases=biases, train=train), name=TOP)
-    vfile = bdir / f"{TOP}.v"
-    stamp = bdir / "verilog.sha256"
-    digest = hashlib.sha256(text.encode()).hexdigest()
     runner = get_runner("verilator")
-    fresh = stamp.exists() and stamp.read_text() == digest and (bdir / TOP).exists()
-    if not fresh:
-        vfile.write_text(text)
-        runner.build(sources=[vfile], hdl_toplevel=TOP, build_dir=bdir, always=True,
+    ptag = params_tag(weights, biases)
+    tag = config_tag(cfg) + ("" if train else "-infer") + (f"-p{ptag}" if ptag else "")
+    folder = Path(root or build_dir("cocotb")) / tag
+
+    def generate():
+        return {f"{CORE_TOP}.v": core_verilog(cfg, weights=weights, biases=biases, train=train)}
+
+    def compile(bdir: Path):
+        runner.build(sources=[bdir / f"{CORE_TOP}.v"], hdl_toplevel=CORE_TOP, build_dir=bdir, always=True,
                      build_args=VERILATOR_WARNINGS, log_file=bdir / "build.log")
-        stamp.write_text(digest)
-    else:
-        runner.build_dir = bdir
-    return runner, bdir
+
+    cached_build(folder, CORE_TOP, key=f"{cfg.to_json()} train={train} params={ptag}",
+                 flags=VERILATOR_WARNINGS, generate=generate, compile=compile)
+    runner.build_dir = folder
+    return runner, folder
 
 
 def run(cfg: EPConfig, plan: dict, name: str, root: Path | None = None, *,
@@ -57,23 +49,23 @@ def run(cfg: EPConfig, plan: dict, name: str, root: Path | None = None, *,
     """Run the cocotb test ``module`` against the core built for ``cfg``; returns its JSON report.
 
     ``plan`` (JSON-able) tells the test what to do; the test writes ``report.json`` in its run
-    directory, whether it passes or fails.
+    folder, whether it passes or fails.
     """
     runner, bdir = build(cfg, root, train=train)
     tdir = bdir / f"run-{name}"
     tdir.mkdir(parents=True, exist_ok=True)
     report = tdir / "report.json"
-    if report.exists():
-        report.unlink()
+    report.unlink(missing_ok=True)
     from .expect import expectations   # torch: here, not in the simulator's Python
 
     (tdir / "expect.json").write_text(json.dumps(expectations(cfg, plan)))
     plan = {**plan, "cfg": cfg.to_dict(), "report": str(report), "expect": str(tdir / "expect.json")}
     (tdir / "plan.json").write_text(json.dumps(plan))
-    env = {"EQFPGA_TEST_PLAN": str(tdir / "plan.json"), "AMARANTH_USE_YOSYS": "builtin"}
+    env = {"EQFPGA_TEST_PLAN": str(tdir / "plan.json"),
+           "AMARANTH_USE_YOSYS": os.environ.get("AMARANTH_USE_YOSYS", "builtin")}
     try:
-        runner.test(test_module=module, hdl_toplevel=TOP, hdl_toplevel_lang="verilog", build_dir=bdir, test_dir=tdir,
-                    extra_env=env, results_xml=str(tdir / "results.xml"), log_file=tdir / "sim.log")
+        runner.test(test_module=module, hdl_toplevel=CORE_TOP, hdl_toplevel_lang="verilog", build_dir=bdir,
+                    test_dir=tdir, extra_env=env, results_xml=str(tdir / "results.xml"), log_file=tdir / "sim.log")
     except SystemExit as e:  # cocotb's runner exits on a failing test under pytest
         if not report.exists():
             raise RuntimeError(f"simulation of {name} failed (exit {e.code}) without a report; "
@@ -81,4 +73,3 @@ def run(cfg: EPConfig, plan: dict, name: str, root: Path | None = None, *,
     if not report.exists():
         raise RuntimeError(f"simulation of {name} wrote no report; see {tdir / 'sim.log'}")
     return json.loads(report.read_text())
-

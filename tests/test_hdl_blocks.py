@@ -3,6 +3,10 @@
 Blocks: the ARX hash, shift_round in every rounding mode and both shift directions, saturate at
 both ends, the update lane (round, saturate update, add, saturate value) and the neuron lane
 (bias, drive, nudge, state rounding, hard sigmoid).
+
+The neuron and update lanes tested here (hdl/neuron.py, hdl/update.py) are not the ones the core
+(hdl/core.py) instantiates: the core's own arithmetic is proved by test_hdl_core and the harness
+tests. The fast-core issue, which replaces the core, makes it use these blocks.
 """
 import random
 

@@ -2,16 +2,20 @@
 
 For each config of the spread: states after every phase of every sample, predictions, counters and
 every weight and bias after K training samples; the cycles of each sample equal the schedule.
-The tests can fail: >= 10% of the parameters must change, the edge config must saturate, and a
-flipped weight bit must be caught and named.
+The tests can fail: >= 10% of the parameters must change, the saturating configs must saturate
+updates, weights and biases and drive a state to 1.0, and a flipped weight bit must be caught and
+named.
 """
 import pytest
 
-from eqfpga.sim.configs import spread
+from eqfpga.sim.configs import SATURATING, spread
+from eqfpga.sim.prebuild import design
 from eqfpga.sim.runner import run
 
 CONFIGS = spread()
-TRAIN = 5
+PREBUILD = ([design("cocotb", cfg) for cfg in CONFIGS.values()]
+            + [design("cocotb", CONFIGS["p3-random-stoch"], train=False)])
+TRAIN = 20          # training samples a config: cheap next to the start-up of a cocotb run
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -23,9 +27,13 @@ def test_core_bit_exact(name):
     assert rep["weights_changed"] >= 0.10, f"only {rep['weights_changed']:.0%} of the weights changed"
     assert all(s["cycles"] == s["schedule"] for s in rep["samples"])
     assert rep["counters"]["t"] == 3 + TRAIN
-    if name == "edge-sat":
+    if name in SATURATING:
         for k in ("update_sat", "weight_sat", "bias_sat"):
-            assert rep["counters"][k] > 0, f"edge config did not drive {k}"
+            assert rep["counters"][k] > 0, f"{name} did not drive {k}"
+        # the states read from the RTL (equal to the golden's, checked above) reach the clamp 1.0
+        one = cfg.fixed.state_one
+        top = max(v for s in rep["samples"] for phase in s["states"].values() for layer in phase for v in layer)
+        assert top == one, f"{name}: no state reached 1.0 ({one} LSBs); the largest was {top}"
     if cfg.nudging == "random_sign":
         signs = {s["sign"] for s in rep["samples"] if s["learn"]}
         assert signs == {1, -1}, f"random sign never varied: {signs}"

@@ -8,9 +8,11 @@ import pytest
 
 from eqfpga.hdl.plan import Plan
 from eqfpga.sim.configs import fast_spread
+from eqfpga.sim.prebuild import design
 from eqfpga.sim.verify import verify
 
 CONFIGS = fast_spread()
+PREBUILD = [design("fastsim", cfg) for cfg in CONFIGS.values()]
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from eqfpga.golden.config import ConfigError, load_config
+from eqfpga.sim.prebuild import design
 from eqfpga.sim.verify import verify
 
 
@@ -34,7 +35,11 @@ def random_valid_config(rng: random.Random, name: str):
         return cfg
 
 
-@pytest.mark.parametrize("seed", [2026, 4242])
+SEEDS = [2026, 4242]
+PREBUILD = [design("fastsim", random_valid_config(random.Random(seed), f"rand{seed}")) for seed in SEEDS]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_random_config_bit_exact(seed):
     cfg = random_valid_config(random.Random(seed), f"rand{seed}")
     r = np.random.default_rng(seed)

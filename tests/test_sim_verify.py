@@ -16,6 +16,7 @@ import torch
 from eqfpga.golden.config import load_config
 from eqfpga.golden.fixed_model import FixedEP
 from eqfpga.sim.fastsim import FastSim, param_checksum
+from eqfpga.sim.prebuild import design
 from eqfpga.sim.verify import trace_sample, verify
 
 
@@ -27,6 +28,7 @@ TINY = load_config("tiny")
 # two hidden layers, symmetric nudging (a negative phase), stochastic update rounding, P = 3
 H2_SYM = _fit_acc(TINY.replace(name="h2symst", sizes=(10, 6, 5, 3), lrs=(0.25, 0.125, 0.125), parallelism=3,
                                T1=7, T2=3, nudging="symmetric", fixed={"update_rounding": "stochastic"}))
+PREBUILD = [design("fastsim", cfg) for cfg in (TINY, H2_SYM, load_config("mnist-1h"))]
 
 
 def _data(cfg, n, seed=0, zero_frac=0.4):
@@ -132,7 +134,23 @@ def test_cli_mnist_1h_short_run(tmp_path, capsys):
     assert "bit-exact           yes" in capsys.readouterr().out
 
 
-def test_cli_refuses_icarus(capsys):
+@pytest.mark.slow
+def test_cli_mnist_1h_soak(tmp_path, capsys):
+    """The short run above, longer: 2,000 MNIST samples, then the 10,000 test images (learn = 0)."""
     from eqfpga.tools.cli import main
-    assert main(["verify", "--config", "tiny", "--simulator", "icarus"]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
+    out = tmp_path / "report.json"
+    assert main(["verify", "--config", "mnist-1h", "--samples", "2000", "--check-every", "500", "--test",
+                 "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["bit_exact"] and r["samples_compared"] == 2000 and r["full_checks"] == 4
+    assert r["test"]["equal"] and r["test"]["images"] == 10_000 and r["test"]["prediction_mismatches"] == 0
+    assert "bit-exact           yes" in capsys.readouterr().out
+
+
+def test_cli_has_no_simulator_choice(capsys):
+    """Verilator is the one simulator: argparse rejects --simulator (usage error, exit 2)."""
+    from eqfpga.tools.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["verify", "--config", "tiny", "--simulator", "icarus"])
+    assert e.value.code == 2
+    assert "--simulator" in capsys.readouterr().err

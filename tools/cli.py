@@ -163,10 +163,6 @@ def cmd_bench(args):
 
 def cmd_verify(args):
     """Train the RTL core (Verilator, C++ harness) beside FixedEP on MNIST; compare bit for bit."""
-    if args.simulator != "verilator":
-        print(f"eqfpga: error: --simulator {args.simulator} is not implemented yet for long runs; "
-              "use --simulator verilator (the simulator of record)", file=sys.stderr)
-        return 2
     from eqfpga.golden.config import load_config
     from eqfpga.golden.data import load_mnist
     from eqfpga.sim.verify import verify
@@ -282,7 +278,6 @@ def build_parser():
     p = sub.add_parser("verify", help="train the RTL core beside the golden model, compare bit for bit")
     _add_config(p)
     p.add_argument("--samples", type=int, default=1000, help="first N MNIST training samples (default 1000)")
-    p.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
     p.add_argument("--wave", action="store_true", help="dump waveforms of the first and of a diverging sample")
     p.add_argument("--test", action="store_true", help="then classify the 10,000 test images on the RTL")
     p.add_argument("--check-every", type=int, default=1000, help="full comparison every N samples")

@@ -1,4 +1,4 @@
-"""Host-side driver of the core inside a cocotb simulation: the core's ports in the user's terms.
+"""The cocotb driver of the core (``EPCore``) inside a simulation: its ports in the user's terms.
 
 Every method is a coroutine on the simulated clock; values are integers in the spec's LSBs.
 """
