@@ -335,7 +335,7 @@ def simulation_section(sim: dict, res: dict, pg: Page) -> list:
     rows = [[names[k], num(v["samples_per_s"], 1), si(v.get("sim_cycles_per_s"), "cycles/s"),
              f"{v['slowdown_vs_rtl_alone']:.2f}x"] for k, v in m.items()]
     L = ["", f"## 3. Simulation throughput{pg.q}", "",
-         f"{sim['simulator']}; Icarus: {sim['icarus']}. Cost of bit-exact checking, all modes on the same "
+         f"{sim['simulator']}. Cost of bit-exact checking, all modes on the same "
          f"first {sim['samples']:,} training images from the same initial weights:", "",
          table(["mode", "samples/s", "simulated cycles/s", "time vs RTL alone"], rows), "", pg.by, "",
          f"Bit-exact checking costs {m['verify_check_1000']['slowdown_vs_rtl_alone']:.2f}x the RTL's own time: "

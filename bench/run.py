@@ -40,7 +40,7 @@ def run_bench(spec: RunSpec | None = None, *, out_dir="docs", data=None, boards_
     ``data``: an MNIST or a folder of its IDX files (None: fetched). ``boards_dir``: the committed
     board build reports (default ``<out_dir>/boards``, i.e. docs/boards for the default docs);
     board builds are also looked for under the build root. Verilator builds go to ``sim_root``
-    (default build_dir("bench", "fastsim")), syntheses to ``synth_root`` (build_dir("bench", "synth")).
+    (default build_dir("fastsim"), shared with ``eqfpga verify``), syntheses to ``synth_root`` (build_dir("bench", "synth")).
     A section that fails is named in the page and the JSON; the others stand."""
     spec = spec or RunSpec.full()
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
@@ -48,7 +48,7 @@ def run_bench(spec: RunSpec | None = None, *, out_dir="docs", data=None, boards_
     cfg = load_config(spec.config)
     out = Path(out_dir)
     boards_dir = Path(boards_dir) if boards_dir is not None else out / "boards"
-    sim_root = Path(sim_root) if sim_root is not None else build_dir("bench", "fastsim")
+    sim_root = Path(sim_root) if sim_root is not None else build_dir("fastsim")   # shared with `eqfpga verify`
     synth_root = Path(synth_root) if synth_root is not None else build_dir("bench", "synth")
     core_roots = [synth_root, build_dir("core")]     # the bench's points, then `eqfpga build --core-only`
     meta = {"schema": SCHEMA, "command": spec.command, "quick": spec.is_quick,

@@ -16,7 +16,7 @@ from eqfpga.boards.build import build_core
 from eqfpga.boards.fit import DoesNotFit
 from eqfpga.boards.report import FILE_NAME
 from eqfpga.golden.config import EPConfig
-from eqfpga.sim.runner import config_tag
+from eqfpga.sim.build_cache import config_tag
 
 from .reports import display_path
 

@@ -26,7 +26,7 @@ from eqfpga.golden.config import EPConfig
 from eqfpga.hdl.protocol import (COUNTER_NAMES, CRC_BYTES, DUP_WINDOW, HEADER_BYTES, INFO_BYTES, MAGIC,
                                  MAX_PAYLOAD, MUTATING, PARAMS_HEADER, SYNC_REPLY, SYNC_REQUEST, VERSION,
                                  Cmd, ParamKind, Status, crc32, decode_pixels, encode_pixels, frame,
-                                 pixel_bytes, value_bytes)
+                                 value_bytes)
 
 __all__ = ["LinkError", "encode_pixels", "decode_pixels", "Link", "Device"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .config import EPConfig, FixedConfig
+from .config import EPConfig
 from .fixedpoint import arx_hash, beta_sign_negative, sample_key, shift_round, weight_counter
 
 

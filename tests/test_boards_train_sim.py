@@ -11,17 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from eqfpga.boards.trainer import BoardMismatch, BoardTrainer, pixels_for
 from eqfpga.boards.link import Device, LinkError
+from eqfpga.boards.trainer import BoardMismatch, BoardTrainer, pixels_for
 from eqfpga.golden.config import load_config
 from eqfpga.golden.data import load_mnist
 from eqfpga.golden.train import epoch_order
 from eqfpga.golden.fixed_model import FixedEP
 from eqfpga.golden.weights import load_npz
 from eqfpga.sim.boardsim import SimBoard
+from eqfpga.sim.prebuild import design
 from eqfpga.tools.cli import main
 
 CFG = load_config("mnist-1h")
+PREBUILD = [design("boardsim", CFG)]     # built while earlier tests run (tests/conftest.py)
 
 
 def _golden(cfg, data, n, epochs):

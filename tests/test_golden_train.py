@@ -12,7 +12,7 @@ from eqfpga.golden.float_model import FloatEP
 from eqfpga.golden.study import ROUNDINGS, precision_study, study_formats
 from eqfpga.golden.train import Trainer, epoch_order, make_model
 from eqfpga.golden.weights import (NetParams, WeightsError, load_npz, load_params, load_state_dict,
-                                   save_npz, save_params, save_state_dict)
+                                   save_npz, save_params)
 
 SMALL = load_config("mnist-1h").replace(name="small", sizes=(784, 9, 10), T1=6, T2=3,
                                         fixed={"acc_bits": 36})

@@ -16,8 +16,10 @@ from eqfpga.golden.config import load_config
 from eqfpga.golden.fixed_model import FixedEP
 from eqfpga.hdl.protocol import SYNC_REQUEST, Cmd, encode_pixels, frame, info_payload
 from eqfpga.sim.boardsim import SIM_CLK_HZ, SimBoard
+from eqfpga.sim.prebuild import design
 
 CFG = load_config("tiny")
+PREBUILD = [design("boardsim", CFG, divisor=4)]     # built while earlier tests run (tests/conftest.py)
 T_VALUE = 12345
 N_BAD = 10_000
 

@@ -18,8 +18,10 @@ from eqfpga.golden.fixed_model import FixedEP
 from eqfpga.hdl.protocol import (COUNTER_NAMES, MAX_PAYLOAD, SYNC_REPLY, SYNC_REQUEST, Cmd, Status,
                                  decode_pixels, encode_pixels, frame, info_payload)
 from eqfpga.sim.boardsim import SIM_CLK_HZ, SimBoard
+from eqfpga.sim.prebuild import design
 
 CFG = load_config("tiny")
+PREBUILD = [design("boardsim", CFG, divisor=4)]     # built while earlier tests run (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
