@@ -23,7 +23,9 @@ from eqfpga.sim.prebuild import design
 from eqfpga.tools.cli import main
 
 CFG = load_config("mnist-1h")
-PREBUILD = [design("boardsim", CFG)]     # built while earlier tests run (tests/conftest.py)
+# the host's resume and golden checks on a narrower MNIST net: the same code paths, 8x fewer weights on the line
+SMALL = CFG.replace(sizes=(784, 16, 10), parallelism=4, name="mnist-784-16-10")
+PREBUILD = [design("boardsim", CFG), design("boardsim", SMALL)]   # built while earlier tests run (conftest.py)
 
 
 def _golden(cfg, data, n, epochs):
@@ -37,7 +39,7 @@ def _golden(cfg, data, n, epochs):
 
 
 def _assert_equal(params, g):
-    for n in range(CFG.n_layers):
+    for n in range(len(g.weights)):
         assert np.array_equal(params.weights[n].numpy(), g.weights[n][0].numpy()), f"W{n}"
         assert np.array_equal(params.biases[n].numpy(), g.biases[n][0].numpy()), f"b{n}"
 
@@ -70,28 +72,28 @@ def test_lost_link_keeps_checkpoint_and_resume_is_exact(tmp_path):
     kw = dict(data=data, out_dir=tmp_path, limit=80, test_limit=0, progress=False, log=lambda *a: None,
               chunk=10, checkpoint_every=30)
     ckpt = tmp_path / "checkpoint.npz"
-    with SimBoard(CFG) as board, Device.open(board.port, 3_000_000) as dev:
+    with SimBoard(SMALL) as board, Device.open(board.port, 3_000_000) as dev:
         def pull_cable():
             while not ckpt.exists():
                 time.sleep(0.05)
             board.process.kill()
         threading.Thread(target=pull_cable, daemon=True).start()
         with pytest.raises(LinkError, match="--resume"):
-            BoardTrainer(dev, CFG, **kw).fit(2)
+            BoardTrainer(dev, SMALL, **kw).fit(2)
     p = load_npz(ckpt)
     assert p.meta["epoch"] == 0 and p.meta["position"] in (30, 40, 50, 60, 70)
-    with SimBoard(CFG) as board, Device.open(board.port, 3_000_000) as dev:
-        t = BoardTrainer(dev, CFG, **dict(kw, checkpoint_every=None))
+    with SimBoard(SMALL) as board, Device.open(board.port, 3_000_000) as dev:
+        t = BoardTrainer(dev, SMALL, **dict(kw, checkpoint_every=None))
         t.fit(1, resume=True)
         assert t.position == 80
-    _assert_equal(load_npz(ckpt), _golden(CFG, data, 80, 1))
+    _assert_equal(load_npz(ckpt), _golden(SMALL, data, 80, 1))
 
 
 def test_board_with_wrong_weights_is_caught(tmp_path):
     """check_golden must fail when the board's weights differ from the golden model's."""
     data = load_mnist()
-    with SimBoard(CFG) as board, Device.open(board.port, 3_000_000) as dev:
-        t = BoardTrainer(dev, CFG, data=data, out_dir=tmp_path, limit=20, test_limit=0, progress=False,
+    with SimBoard(SMALL) as board, Device.open(board.port, 3_000_000) as dev:
+        t = BoardTrainer(dev, SMALL, data=data, out_dir=tmp_path, limit=20, test_limit=0, progress=False,
                          log=lambda *a: None, check_golden=True)
         t.start()
         t.train_epoch()
