@@ -41,7 +41,7 @@ from eqfpga.sim.paths import build_dir
 from . import nextpnr
 from .devices import FAMILY_TOOLS, Device
 from .devices import device as device_named
-from .fit import DoesNotFit, overused, precheck, precheck_board, precheck_record
+from .fit import DoesNotFit, precheck, precheck_board, precheck_record
 from .platforms import Board, resolve_board
 from .report import FILE_NAME, BuildReport, ReportError, Resource
 from .tools import ToolFailed, ToolMissing, ToolTimeout, find_tool, run_tool
@@ -139,7 +139,7 @@ def _place_and_route(cmd: list, work: Path, out: Path, timeout, where: str) -> t
         return e.seconds, False
     except ToolFailed:
         log = (work / nextpnr.LOG).read_text(errors="replace") if (work / nextpnr.LOG).exists() else ""
-        over = overused(log)
+        over = nextpnr.overused(log)
         if not over:
             raise
         _keep_logs(work, out)
@@ -299,11 +299,9 @@ def build_core(cfg, out_dir=None, *, device: str = "LFE5U-85F", package: str | N
 def config_digest(cfg: EPConfig) -> dict:
     """sha256 (16 hex digits) and CRC-32 of the canonical config JSON; the CRC is the one the board
     reports in INFO (``config_crc``), so a host can match a board to its build report."""
-    import zlib
-
-    from eqfpga.hdl.protocol import config_json
+    from eqfpga.hdl.protocol import config_json, crc32
     js = config_json(cfg)
-    return {"sha256": hashlib.sha256(js).hexdigest()[:16], "crc32": f"{zlib.crc32(js):08x}"}
+    return {"sha256": hashlib.sha256(js).hexdigest()[:16], "crc32": f"{crc32(js):08x}"}
 
 
 def exact_clock(board: Board, baud: int, near_hz: float) -> float | None:

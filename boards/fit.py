@@ -14,8 +14,6 @@
 """
 from __future__ import annotations
 
-import re
-
 from eqfpga.golden.config import load_config
 from eqfpga.hdl.resources import Estimate, estimate
 
@@ -77,9 +75,3 @@ def precheck_record(est: Estimate, dev: Device) -> dict:
     """The estimate and the device's resources, as a build report's ``precheck``."""
     return dict(est.to_dict(), device=dev.name, available=dev.resources())
 
-
-def overused(nextpnr_log: str) -> list:
-    """[(BEL, used, available)] that nextpnr's utilisation table shows over the device's capacity."""
-    return [(bel, int(u), int(a))
-            for bel, u, a in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", nextpnr_log)
-            if int(u) > int(a)]

@@ -56,8 +56,15 @@ def critical_path(rep: dict) -> dict | None:
 
 
 def utilization_from_log(log: str) -> dict:
+    """The utilisation table of nextpnr's log: {BEL: {"used", "available"}}."""
     return {bel: {"used": int(u), "available": int(a)}
             for bel, u, a in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log)}
+
+
+def overused(log: str) -> list:
+    """[(BEL, used, available)] that the log's utilisation table shows over the device's capacity."""
+    return [(bel, u["used"], u["available"]) for bel, u in utilization_from_log(log).items()
+            if u["used"] > u["available"]]
 
 
 def fmax_from_log(log: str) -> dict:
