@@ -1,4 +1,7 @@
-"""Session-wide: the Verilator builds the selected tests need start at once, in the background.
+"""Shared by the tests: the session's background Verilator builds, and a fresh interpreter with one
+package's import blocked.
+
+The builds: the Verilator builds the selected tests need start at once, in the background.
 
 A test module lists its designs in ``PREBUILD`` (``eqfpga.sim.prebuild.design(...)`` specs). One
 process builds those of every selected module, in test order, while the tests before them run;
@@ -51,3 +54,47 @@ def prebuild_designs(request):
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
     proc.wait()
+
+
+# A fresh interpreter where importing one package fails: argv[1] is the package, the rest are the
+# modules to import; stdin is more code to run after them. Prints "ok" when all went well.
+BLOCKED_IMPORT = r"""
+import importlib, importlib.abc, sys
+
+blocked = sys.argv[1]
+
+
+def is_blocked(name):
+    return name == blocked or name.startswith(blocked + ".")
+
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if is_blocked(name):
+            raise ImportError(f"{blocked} is blocked in this test ({name})")
+        return None
+
+
+sys.meta_path.insert(0, Block())
+for name in sys.argv[2:]:
+    importlib.import_module(name)
+assert not any(is_blocked(m) for m in sys.modules), f"{blocked} got imported"
+try:
+    importlib.import_module(blocked)
+except ImportError:
+    pass
+else:
+    raise AssertionError(f"the {blocked} block does not work")
+exec(sys.stdin.read())
+print("ok")
+"""
+
+
+@pytest.fixture
+def import_without(tmp_path):
+    """``import_without(package, *modules, code="")``: import ``modules`` (then run ``code``) in a
+    fresh interpreter where importing ``package`` fails; returns the CompletedProcess."""
+    def run(package: str, *modules: str, code: str = ""):
+        return subprocess.run([sys.executable, "-c", BLOCKED_IMPORT, package, *modules], input=code,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    return run

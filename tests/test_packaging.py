@@ -182,42 +182,17 @@ def test_bare_import_detector_works(tmp_path):
     assert bare_imports(q, packages=PACKAGES + ("bench",)) == [(1, "bench.speed")]
 
 
-BLOCK_TORCH = r"""
-import importlib, importlib.abc, sys
-
-class NoTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError(f"torch is blocked in this test ({name})")
-        return None
-
-sys.meta_path.insert(0, NoTorch())
-for name in sys.argv[1:]:
-    importlib.import_module(name)
-assert "torch" not in sys.modules, "torch got imported"
-try:
-    import torch  # noqa: F401
-except ImportError:
-    pass
-else:
-    raise AssertionError("the torch block does not work")
-print("ok")
-"""
-
-
 def torch_free_modules():
     mods = ["eqfpga.golden", "eqfpga.golden.config", "eqfpga.golden.fixedpoint", "eqfpga.hdl"]
     return mods + sorted(m for m in source_modules() if m.startswith("eqfpga.hdl."))
 
 
 @pytest.mark.parametrize("module", torch_free_modules())
-def test_imports_without_torch(module, tmp_path):
-    res = subprocess.run([sys.executable, "-c", BLOCK_TORCH, module], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120)
+def test_imports_without_torch(module, import_without):
+    res = import_without("torch", module)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
 
 
-def test_torch_block_catches_torch_users(tmp_path):
-    res = subprocess.run([sys.executable, "-c", BLOCK_TORCH, "eqfpga.golden.float_model"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
+def test_torch_block_catches_torch_users(import_without):
+    res = import_without("torch", "eqfpga.golden.float_model")
     assert res.returncode != 0 and "torch is blocked" in res.stderr
