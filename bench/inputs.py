@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from eqfpga.golden.data import MNIST, load_mnist
+from eqfpga.golden.fixedpoint import bytes_to_lsbs
 from eqfpga.hdl.generate import nnz_counts
 
 
@@ -14,9 +15,7 @@ def as_mnist(data) -> MNIST:
 
 def lsbs(images, cfg) -> np.ndarray:
     """MNIST bytes as UQ(0, input_frac) LSBs, as FixedEP.bytes_to_lsbs and the core take them."""
-    x = np.asarray(images).astype(np.int64).reshape(len(images), -1)
-    fx = cfg.fixed.input_frac
-    return (x >> (8 - fx)) if fx < 8 else (x << (fx - 8))
+    return bytes_to_lsbs(np.asarray(images).astype(np.int64).reshape(len(images), -1), cfg.fixed.input_frac)
 
 
 def nnz_histogram(images) -> tuple:

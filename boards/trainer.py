@@ -27,6 +27,7 @@ import torch
 from eqfpga.golden.config import EPConfig
 from eqfpga.golden.data import MNIST, load_mnist
 from eqfpga.golden.fixed_model import FixedEP
+from eqfpga.golden.fixedpoint import bytes_to_lsbs
 from eqfpga.golden.train import _bar, epoch_order
 from eqfpga.golden.weights import NetParams, load_npz, save_npz
 
@@ -39,9 +40,7 @@ class BoardMismatch(RuntimeError):
 
 def pixels_for(cfg: EPConfig, images: np.ndarray) -> np.ndarray:
     """MNIST bytes (value b / 256) -> UQ(0, input_frac) LSBs, as FixedEP.bytes_to_lsbs (floor)."""
-    b = np.asarray(images, dtype=np.int64)
-    fx = cfg.fixed.input_frac
-    return b << (fx - 8) if fx >= 8 else b >> (8 - fx)
+    return bytes_to_lsbs(np.asarray(images, dtype=np.int64), cfg.fixed.input_frac)
 
 
 class BoardTrainer:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .config import EPConfig
-from .fixedpoint import arx_hash, beta_sign_negative, sample_key, shift_round, weight_counter
+from .fixedpoint import arx_hash, beta_sign_negative, bytes_to_lsbs, sample_key, shift_round, weight_counter
 
 
 def _max_abs_diff(a, b):
@@ -144,8 +144,7 @@ class FixedEP:
     # ---- inputs ------------------------------------------------------------------------------
     def bytes_to_lsbs(self, b):
         """MNIST bytes (value b / 256) -> UQ(0, input_frac) LSBs: floor(b * 2**(input_frac - 8))."""
-        b = torch.as_tensor(b).to(torch.int64)
-        return b << (self.fx - 8) if self.fx >= 8 else b >> (8 - self.fx)
+        return bytes_to_lsbs(torch.as_tensor(b).to(torch.int64), self.fx)
 
     def encode_input(self, x):
         """Pixels in [0, 1) -> UQ(0, input_frac) LSBs, truncating (MNIST bytes/256 are exact at 8).

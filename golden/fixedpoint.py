@@ -61,6 +61,12 @@ class SQ:
         return v / (1 << self.f)
 
 
+def bytes_to_lsbs(b, input_frac: int):
+    """MNIST bytes (value b / 256) -> UQ(0, input_frac) LSBs: floor(b * 2**(input_frac - 8)), a shift
+    (exact when input_frac >= 8, truncating below). ``b``: int64 ints, numpy arrays or torch tensors."""
+    return b << (input_frac - 8) if input_frac >= 8 else b >> (8 - input_frac)
+
+
 def clip(v, lo, hi):
     """Saturate ``v`` to [lo, hi] for ints, numpy arrays or torch tensors."""
     if hasattr(v, "clamp"):

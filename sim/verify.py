@@ -27,6 +27,7 @@ import torch
 
 from eqfpga.golden.config import EPConfig, load_config
 from eqfpga.golden.fixed_model import FixedEP
+from eqfpga.golden.fixedpoint import bytes_to_lsbs
 from eqfpga.hdl.core import Access
 from eqfpga.hdl.plan import PIPE_DEPTH, Plan
 
@@ -54,7 +55,7 @@ def _as_lsbs(images, cfg: EPConfig, from_bytes: bool) -> np.ndarray:
         raise VerifyError("images must be integer pixels (UQ(0, input_frac) LSBs, or MNIST bytes)")
     x = x.astype(np.int64).reshape(len(x), -1)
     if from_bytes and fx != 8:
-        x = (x >> (8 - fx)) if fx < 8 else (x << (fx - 8))
+        x = bytes_to_lsbs(x, fx)
     if x.size and (x.min() < 0 or x.max() > (1 << fx) - 1):
         raise VerifyError(f"pixels must lie in 0..{(1 << fx) - 1} (UQ(0, {fx}) LSBs), "
                           f"got {x.min()}..{x.max()}")
