@@ -4,8 +4,9 @@ from __future__ import annotations
 import os
 
 from eqfpga.golden.config import EPConfig
+from eqfpga.hdl.generate import CORE_TOP   # the core alone (EPCore): as `eqfpga generate` names it
 
-CORE_TOP = "eqfpga_top"         # the core alone (EPCore): cocotb tests and the free-running harness
+__all__ = ["CORE_TOP", "BOARD_TOP", "core_verilog", "board_verilog"]
 BOARD_TOP = "boardsim_top"      # the core behind its serial link (LinkedCore): the simulated board
 
 
