@@ -35,6 +35,7 @@ class _Cfg:
     def __init__(self, d):
         self.sizes = tuple(d["sizes"])
         self.weight_bits = d["fixed"]["weight_bits"]
+        self.seed = d["seed"]
 
 
 @cocotb.test()

@@ -32,6 +32,7 @@ class CoreDriver:
             sig.value = 0
         d.result__ready.value = 1
         d.access_rsp__ready.value = 1
+        d.seed.value = self.cfg.seed & 0xFFFFFFFF
         d.rst.value = 1
         for _ in range(3):
             await RisingEdge(d.clk)

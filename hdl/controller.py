@@ -1,0 +1,546 @@
+"""The controller: one op a cycle, following ``Plan``'s segments (docs/hardware.md, "Schedule").
+
+A sample is the input drive (D0), the steps (each one segment per lane layer and one or two per
+root layer, layers 1..N and N..1 alternately), then the update parts (U0, UW_n, UB_n). Each
+segment is two nested loops over a lane group and a neuron; its first op waits until the guards of
+what it reads have run out (countdown registers set by the ops that wrote it, ``Plan.guards``), so
+the RTL's cycles equal ``Plan.sample_cycles``. Host accesses are served between samples: the owning
+lane and address come from a 14-cycle division of the neuron index by P.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from eqfpga.golden.fixedpoint import HASH_ROUNDS, SIGN_COUNTER
+
+from .arx_hash import arx_round
+from .ops import Kind, Target, Widths, op_layout
+from .plan import IDX_BITS, KEY_CYCLES, N_SLOTS, Plan
+
+
+class Access(enum.Enum, shape=3):
+    READ_WEIGHT = 0
+    WRITE_WEIGHT = 1
+    READ_BIAS = 2
+    WRITE_BIAS = 3
+    READ_STATE = 4
+    READ_COUNTER = 5
+
+
+ACCESS_LAYOUT = data.StructLayout({
+    "op": Access, "layer": unsigned(4), "row": unsigned(IDX_BITS), "col": unsigned(IDX_BITS),
+    "data": signed(32),
+})
+
+DIV_BITS = IDX_BITS
+
+
+class Controller(wiring.Component):
+    def __init__(self, plan: Plan, *, train: bool, label_bits: int, jw: int):
+        self.pl, self.train, self.w = plan, train, Widths(plan)
+        super().__init__({
+            "op": Out(op_layout(self.w)),
+            # the loader
+            "ready": In(1), "nnz": In(IDX_BITS + 1), "label_in": In(label_bits), "learn_in": In(1),
+            "pix_addr": Out(jw), "release": Out(1),
+            # host
+            "access": In(stream.Signature(ACCESS_LAYOUT)),
+            "rsp_valid": In(1), "rsp_ready": In(1),
+            "t_set": In(1), "t_value": In(32), "seed": In(32),
+            "result": Out(stream.Signature(unsigned(label_bits))),
+            "best": In(IDX_BITS), "moved": In(1), "moved2": In(1),
+            # to the datapath
+            "key": Out(32), "gneg": Out(1), "label": Out(label_bits), "learn": Out(1), "start": Out(1),
+            "busy": Out(1), "t": Out(32), "cycles": Out(32), "samples": Out(32),
+            "unsettled": Out(32), "cycling": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        pl, cfg = self.pl, self.pl.cfg
+        P, N, s = pl.P, pl.N, pl.sizes
+        SL, SR = pl.SL, pl.SR
+        offL, offR = pl.lane_state_offsets, pl.root_state_offsets
+        train = self.train
+        op = self.op
+        m.d.sync += op.eq(0)                        # every op starts from all-zero fields (NOP)
+
+        def emit(kind, **fields):
+            m.d.sync += op.kind.eq(kind)
+            for name, v in fields.items():
+                m.d.sync += getattr(op, name).eq(v)
+
+        def L(slot, k, g=0):
+            return slot * SL + offL[k] + g
+
+        def R(slot, k, i=0):
+            return slot * SR + offR[k] + i
+
+        # ---- counters ----------------------------------------------------------------------------
+        t = Signal(32)
+        cyc, smp, uns, cyl = (Signal(32, name=n) for n in ("cyc", "smp", "uns", "cyl"))
+        m.d.comb += [self.t.eq(t), self.cycles.eq(cyc), self.samples.eq(smp), self.unsettled.eq(uns),
+                     self.cycling.eq(cyl)]
+        busy = Signal()
+        m.d.comb += self.busy.eq(busy)
+        with m.If(busy):
+            m.d.sync += cyc.eq(cyc + 1)
+        learn = Signal()
+        nnz = Signal(IDX_BITS + 1)
+        label = Signal(len(self.label))
+        m.d.comb += [self.learn.eq(learn), self.label.eq(label)]
+
+        # ---- the key: H(seed, t), then the sign H(key, SIGN_COUNTER), one round a cycle ---------------
+        hx, hy, hkey = Signal(16), Signal(16), Signal(32)
+        hr = Signal(range(2 * HASH_ROUNDS + 1))
+        key, sneg, key_ready = Signal(32), Signal(), Signal()
+        m.d.comb += [self.key.eq(key)]
+        hxn, hyn = arx_round(hx, hy, Mux(hr[0], hkey[16:], hkey[:16]), hr[:3])
+        hout = Cat(hyn, hxn)
+        m.d.comb += hkey.eq(Mux(hr < HASH_ROUNDS, self.seed, key))
+        with m.If(hr < 2 * HASH_ROUNDS):
+            m.d.sync += [hx.eq(hxn), hy.eq(hyn), hr.eq(hr + 1)]
+            with m.If(hr == HASH_ROUNDS - 1):
+                m.d.sync += [key.eq(hout), hx.eq(SIGN_COUNTER >> 16), hy.eq(SIGN_COUNTER & 0xFFFF)]
+            with m.If(hr == 2 * HASH_ROUNDS - 1):
+                m.d.sync += [sneg.eq(hout[0] if cfg.nudging == "random_sign" else 0), key_ready.eq(1)]
+        assert KEY_CYCLES == 2 * HASH_ROUNDS
+        gneg = Signal()
+        m.d.comb += self.gneg.eq(gneg)
+        m.d.comb += gneg.eq(sneg)            # only random-sign nudging ever sets it
+
+        # ---- guards ------------------------------------------------------------------------------------
+        need = pl.guards()
+        slotted = {b for b in need if b not in ("d0", "key") and not b.startswith("fb")}
+        guards = {}
+        for b, v in need.items():
+            if b == "key":
+                continue
+            for sl in (range(N_SLOTS) if b in slotted else [None]):
+                guards[(b, sl)] = Signal(range(max(v, 1) + 1), name=f"guard_{b}_{'x' if sl is None else sl}")
+        setting = {k: Signal(name=f"set_{k[0]}_{'x' if k[1] is None else k[1]}") for k in guards}
+        for k, g in guards.items():
+            with m.If(setting[k]):
+                m.d.sync += g.eq(need[k[0]] - 1)
+            with m.Elif(g != 0):
+                m.d.sync += g.eq(g - 1)
+
+        # ---- step constants: cur (this step) and nxt (the next), from a table ---------------------
+        steps = pl.steps(learn=True)
+        n_steps = len(steps)
+        step_layout = data.StructLayout({"rslot": 2, "wslot": 2, "zero": 1, "zero2": 1, "lastfree": 1,
+                                         "forward": 1, "phase": 2, "last_free_step": 1, "last_step": 1})
+        phase_id = {"free": 0, "nudged": 1, "negative": 2}
+        def packed(st, u):
+            c = step_layout.const({"rslot": st["rslot"], "wslot": st["wslot"], "zero": st["zero"],
+                                   "zero2": st["zero2"], "lastfree": st["lastfree"], "forward": st["forward"],
+                                   "phase": phase_id[st["phase"]], "last_free_step": u == cfg.T1 - 1,
+                                   "last_step": u == n_steps - 1})
+            return Const(c.as_value().value, step_layout.size)
+        rom = Array([packed(st, u) for u, st in enumerate(steps)] + [Const(0, step_layout.size)])
+        table = lambda idx: data.View(step_layout, rom[idx])  # noqa: E731
+        cur = Signal(step_layout)
+        nxt = Signal(step_layout)
+        u1 = Signal(range(n_steps + 2))              # index of the next step
+        m.d.sync += nxt.eq(table(u1))
+
+        def slot_val(slot_sig, fn):
+            """fn(slot) for a run-time slot (a mux of N_SLOTS constants)."""
+            return Array([Const(fn(x), 16) for x in range(N_SLOTS)])[slot_sig]
+
+        def guard_ok(names, cst):
+            """All guards of ``names`` ("R2@r", "d0", "L1@a", "key", ...) have run out."""
+            ok = Const(1, 1)
+            for nm in names:
+                if nm == "key":
+                    ok = ok & key_ready
+                    continue
+                base, _, sl = nm.partition("@")
+                if not sl:
+                    ok = ok & (guards[(base, None)] == 0)
+                    continue
+                if sl in ("a", "c"):
+                    x = pl.update_slots[0 if sl == "a" else 1]
+                    ok = ok & (guards[(base, x)] == 0)
+                else:
+                    sel = cst.rslot if sl == "r" else cst.wslot
+                    vals = Array([guards[(base, x)] for x in range(N_SLOTS)])
+                    ok = ok & (vals[sel] == 0)
+            return ok
+
+        def set_guards(names, cst):
+            for nm in names:
+                base, _, sl = nm.partition("@")
+                if not sl:
+                    m.d.comb += setting[(base, None)].eq(1)
+                elif sl in ("a", "c"):
+                    raise AssertionError("the update writes no guarded state")
+                else:
+                    sel = cst.rslot if sl == "r" else cst.wslot
+                    for x in range(N_SLOTS):
+                        with m.If(sel == x):
+                            m.d.comb += setting[(base, x)].eq(1)
+
+        # ---- loop registers (one segment at a time) -----------------------------------------------------
+        R_ = lambda n, w=16: Signal(w, name=n)  # noqa: E731
+        co, ci = R_("co", IDX_BITS + 2), R_("ci", IDX_BITS + 2)     # outer, inner counters
+        half = Signal()                                            # UWA / UWC
+        started = Signal()
+        wa, wrow = R_("wa"), R_("wrow")
+        sa, sa0, sb = R_("sa"), R_("sa0"), R_("sb")
+        ra, ra0, rc, rc0 = R_("ra"), R_("ra0"), R_("rc"), R_("rc0")
+        rsa, rsb, rb = R_("rsa"), R_("rsb"), R_("rb")
+        gp, gp0 = R_("gp", IDX_BITS), R_("gp0", IDX_BITS)
+        gg = R_("gg", IDX_BITS)
+        injg, lane, sbc = R_("injg", IDX_BITS), R_("lane", IDX_BITS), R_("sbc")
+        pe = R_("pe", IDX_BITS + 1)
+        m.d.comb += self.pix_addr.eq(pe)
+        phase = Signal(2)
+        m.d.comb += phase.eq(cur.phase)
+
+        # segment order of a step: forward and reverse
+        fwd = []
+        for k in range(1, N + 1):
+            fwd += [name for name, *_ in pl.step_segments(k, "r", "w")]
+        rev = []
+        for k in range(N, 0, -1):
+            rev += [name for name, *_ in pl.step_segments(k, "r", "w")]
+        segs = {name: (k, ops, reads, wl, wf) for k in range(1, N + 1)
+                for name, ops, reads, wl, wf in pl.step_segments(k, "r", "w")}
+
+        def enter(name, cst):
+            """Set the loop registers for segment ``name`` with step constants ``cst``."""
+            m.d.sync += [co.eq(0), ci.eq(0), started.eq(0), half.eq(0), gg.eq(0), gp.eq(0), gp0.eq(0)]
+            if name == "H":
+                m.d.sync += [wa.eq(0), sa.eq(slot_val(cst.rslot, lambda x: L(x, 1))),
+                             sb.eq(slot_val(cst.wslot, lambda x: L(x, 1))),
+                             ra.eq(slot_val(cst.rslot, lambda x: R(x, 2))), ra0.eq(slot_val(cst.rslot, lambda x: R(x, 2)))]
+            elif name.startswith("F"):
+                k = int(name[1:])
+                m.d.sync += [wa.eq(0), ra.eq(slot_val(cst.rslot, lambda x: R(x, k + 1))),
+                             ra0.eq(slot_val(cst.rslot, lambda x: R(x, k + 1)))]
+            elif name.startswith("O"):
+                k = int(name[1:])
+                m.d.sync += [wa.eq(0), wrow.eq(0), sa.eq(slot_val(cst.rslot, lambda x: L(x, k - 1))),
+                             sa0.eq(slot_val(cst.rslot, lambda x: L(x, k - 1))),
+                             rsa.eq(slot_val(cst.rslot, lambda x: R(x, k))), rsb.eq(slot_val(cst.wslot, lambda x: R(x, k))),
+                             rb.eq(offR[k]), injg.eq(0), lane.eq(0)]
+                if k < N:
+                    m.d.sync += sbc.eq(slot_val(cst.wslot, lambda x: L(x, k)))
+            m.next = name
+
+        def step_done():
+            """After a step's last segment: the next step, the update, or the drain."""
+            m.d.sync += [cur.eq(nxt), u1.eq(u1 + 1)]
+            with m.If(cur.last_step | (cur.last_free_step & ~learn)):
+                if train:
+                    with m.If(learn):
+                        enter_update("U0")
+                    with m.Else():
+                        to_drain()
+                else:
+                    to_drain()
+            with m.Else():
+                with m.If(nxt.forward):
+                    enter(fwd[0], nxt)
+                with m.Else():
+                    enter(rev[0], nxt)
+
+        drain = Signal(range(pl.drain + 1))
+
+        def to_drain():
+            m.d.sync += drain.eq(0)
+            m.next = "DRAIN"
+
+        def seg_end(name):
+            i_f, i_r = fwd.index(name), rev.index(name)
+            nf = fwd[i_f + 1] if i_f + 1 < len(fwd) else None
+            nr = rev[i_r + 1] if i_r + 1 < len(rev) else None
+            with m.If(cur.forward):
+                if nf:
+                    enter(nf, cur)
+                else:
+                    step_done()
+            with m.Else():
+                if nr:
+                    enter(nr, cur)
+                else:
+                    step_done()
+
+        def loop(outer, inner, on_inner, on_outer, on_end):
+            """Advance (co, ci) over outer x inner; the hooks add the field updates."""
+            with m.If(ci == inner - 1):
+                m.d.sync += ci.eq(0)
+                with m.If(co == outer - 1):
+                    on_end()
+                with m.Else():
+                    m.d.sync += co.eq(co + 1)
+                    on_outer()
+            with m.Else():
+                m.d.sync += ci.eq(ci + 1)
+                on_inner()
+
+        a_slot, c_slot = pl.update_slots
+        nudge_on = phase != 0
+        neg = Mux(phase == 2, 1, (phase == 1) & sneg)
+
+        def segment_state(name):
+            k, ops, reads, wlast, wfirst = segs[name]
+            reads = list(reads) + []
+            with m.State(name):
+                m.d.comb += busy.eq(1)
+                ok = guard_ok(reads, cur) & Mux(phase != 0, key_ready, 1)
+                go = started | ok
+                with m.If(go):
+                    m.d.sync += started.eq(1)
+                    with m.If(~started):
+                        set_guards(wfirst, cur)
+                    if name == "H" or name.startswith("F"):
+                        kk = 1 if name == "H" else k
+                        inner, outer = s[kk + 1], pl.blocks(kk)
+                        last = ci == inner - 1
+                        emit(Kind.FB, gl=kk, wl=kk, waddr=wa, g=gg, gp=gp, sa=sa, sb=sb, ra=ra, zero_op=cur.zero,
+                             zero=cur.zero, zero2=cur.zero2, clear=ci == 0, last=last,
+                             lastfree=cur.lastfree if kk == 1 else 0, layer=kk)
+                        m.d.sync += [wa.eq(wa + 1)]
+
+                        def on_inner():
+                            m.d.sync += ra.eq(ra + 1)
+
+                        def on_outer():
+                            m.d.sync += [ra.eq(ra0), gg.eq(gg + 1), gp.eq(gp + P), sa.eq(sa + 1), sb.eq(sb + 1)]
+
+                        def on_end():
+                            set_guards(wlast, cur)
+                            seg_end(name)
+                        loop(outer, inner, on_inner, on_outer, on_end)
+                    else:       # O_k: forward into root layer k
+                        inner, outer = pl.blocks(k - 1), s[k]
+                        mid = k < N
+                        emit(Kind.FWD, gl=k - 1, wl=k - 1, waddr=wa, g=ci, gp=gp, sa=sa, zero=cur.zero,
+                             zero2=cur.zero2, clear=ci == 0, last=ci == inner - 1, layer=k, i=co,
+                             rb=rb, rsa=rsa, rsb=rsb, nudge=nudge_on & (k == N), neg=neg,
+                             lastfree=cur.lastfree,
+                             **(dict(inj=ci == 0, inj_g=injg, lane=lane, sb=sbc) if mid else {}))
+
+                        def on_inner():
+                            m.d.sync += [wa.eq(wa + s[k]), sa.eq(sa + 1), gp.eq(gp + P)]
+
+                        def on_outer():
+                            m.d.sync += [wrow.eq(wrow + 1), wa.eq(wrow + 1), sa.eq(sa0), gp.eq(0),
+                                         rb.eq(rb + 1), rsa.eq(rsa + 1), rsb.eq(rsb + 1)]
+                            if mid:
+                                with m.If(lane == P - 1):
+                                    m.d.sync += [lane.eq(0), injg.eq(injg + 1), sbc.eq(sbc + 1)]
+                                with m.Else():
+                                    m.d.sync += lane.eq(lane + 1)
+
+                        def on_end():
+                            set_guards(wlast, cur)
+                            seg_end(name)
+                        loop(outer, inner, on_inner, on_outer, on_end)
+
+        # ---- update segments ------------------------------------------------------------------------
+        upd_names = ["U0"] + [f"UW{n}" for n in range(1, N)] + [f"UB{n}" for n in range(1, N)]
+        upd_reads = {"U0": ["L1@a", "L1@c", "key"]}
+        for n in range(1, N):
+            gname = pl.lane_state_guard(n)
+            upd_reads[f"UW{n}"] = [gname + "@a", gname + "@c", f"R{n + 1}@a", f"R{n + 1}@c", "key"]
+            upd_reads[f"UB{n}"] = [f"R{n + 1}@a", f"R{n + 1}@c", "key"]
+
+        def enter_update(name):
+            m.d.sync += [co.eq(0), ci.eq(0), started.eq(0), half.eq(0), gg.eq(0), gp.eq(0), pe.eq(0)]
+            if name == "U0":
+                m.d.sync += [wa.eq(0), sa.eq(L(a_slot, 1)), sb.eq(L(c_slot, 1))]
+            elif name.startswith("UW"):
+                n = int(name[2:])
+                m.d.sync += [wa.eq(0), sa.eq(L(a_slot, n) if n in offL else 0), sb.eq(L(c_slot, n) if n in offL else 0),
+                             ra.eq(R(a_slot, n + 1)), ra0.eq(R(a_slot, n + 1)),
+                             rc.eq(R(c_slot, n + 1)), rc0.eq(R(c_slot, n + 1))]
+            else:
+                n = int(name[2:])
+                m.d.sync += [rb.eq(offR[n + 1]), ra.eq(R(a_slot, n + 1)), rc.eq(R(c_slot, n + 1))]
+            m.next = name
+
+        def next_update(name):
+            i = upd_names.index(name)
+            if i + 1 < len(upd_names):
+                enter_update(upd_names[i + 1])
+            else:
+                to_drain()
+
+        def update_states():
+            if train:
+                with m.State("U0"):
+                    m.d.comb += busy.eq(1)
+                    go = started | guard_ok(upd_reads["U0"], cur)
+                    with m.If(go):
+                        m.d.sync += started.eq(1)
+                        with m.If(ci == 0):
+                            emit(Kind.U0B, gl=1, g=gg, gp=gp, sa=sa, sb=sb)
+                        with m.Else():
+                            emit(Kind.U0, gl=1, wl=0, g=gg, gp=gp, sa=sa, sb=sb, waddr=wa, pixel=1)
+                            m.d.sync += pe.eq(pe + 1)
+                        with m.If(ci == nnz):
+                            m.d.sync += [ci.eq(0), pe.eq(0)]
+                            with m.If(co == pl.blocks(1) - 1):
+                                next_update("U0")
+                            with m.Else():
+                                m.d.sync += [co.eq(co + 1), gg.eq(gg + 1), gp.eq(gp + P), sa.eq(sa + 1), sb.eq(sb + 1),
+                                             wa.eq(wa + s[0])]
+                        with m.Else():
+                            m.d.sync += ci.eq(ci + 1)
+                for n in range(1, N):
+                    with m.State(f"UW{n}"):
+                        m.d.comb += busy.eq(1)
+                        go = started | guard_ok(upd_reads[f"UW{n}"], cur)
+                        with m.If(go):
+                            m.d.sync += [started.eq(1), half.eq(~half)]
+                            emit(Mux(half, Kind.UWC, Kind.UWA), gl=n, wl=n, g=gg, gp=gp, sa=sa, sb=sb, waddr=wa,
+                                 ra=ra, rc=rc, idx=ci)
+                            with m.If(half):
+                                m.d.sync += wa.eq(wa + 1)
+
+                                def on_inner():
+                                    m.d.sync += [ra.eq(ra + 1), rc.eq(rc + 1)]
+
+                                def on_outer():
+                                    m.d.sync += [ra.eq(ra0), rc.eq(rc0), gg.eq(gg + 1), gp.eq(gp + P), sa.eq(sa + 1),
+                                                 sb.eq(sb + 1)]
+                                loop(pl.blocks(n), s[n + 1], on_inner, on_outer, lambda n=n: next_update(f"UW{n}"))
+                for n in range(1, N):
+                    with m.State(f"UB{n}"):
+                        m.d.comb += busy.eq(1)
+                        go = started | guard_ok(upd_reads[f"UB{n}"], cur)
+                        with m.If(go):
+                            m.d.sync += started.eq(1)
+                            emit(Kind.UBR, layer=n, i=ci, rb=rb, ra=ra, rc=rc)
+                            m.d.sync += [rb.eq(rb + 1), ra.eq(ra + 1), rc.eq(rc + 1)]
+                            loop(1, s[n + 1], lambda: None, lambda: None, lambda n=n: next_update(f"UB{n}"))
+
+
+        # ---- the sample ----------------------------------------------------------------------------
+        with m.FSM(name="ctrl"):
+            with m.State("IDLE"):
+                with m.If(self.t_set):
+                    m.d.sync += t.eq(self.t_value)
+                with m.Elif(self.access.valid):
+                    m.d.comb += self.access.ready.eq(1)
+                    self._host_accept(m, self.access.payload)
+                    m.next = "HDIV"
+                with m.Elif(self.ready):
+                    m.d.comb += self.start.eq(1)
+                    m.d.sync += [learn.eq(self.learn_in if train else 0), nnz.eq(self.nnz), label.eq(self.label_in),
+                                 hx.eq(t[16:]), hy.eq(t[:16]), hr.eq(0), key_ready.eq(0),
+                                 co.eq(0), ci.eq(0), gg.eq(0), gp.eq(0), wa.eq(0), pe.eq(0),
+                                 cur.eq(table(0)), u1.eq(1)]
+                    m.next = "D0"
+            self._host_states(m, emit)
+            with m.State("D0"):
+                m.d.comb += busy.eq(1)
+                n_e = Mux(nnz == 0, 1, nnz)
+                emit(Kind.D0MAC, gl=1, wl=0, g=gg, gp=gp, waddr=wa, pixel=nnz != 0, clear=ci == 0,
+                     last=ci == n_e - 1)
+                m.d.sync += pe.eq(pe + 1)
+                with m.If(ci == n_e - 1):
+                    m.d.sync += [ci.eq(0), pe.eq(0)]
+                    with m.If(co == pl.blocks(1) - 1):
+                        m.d.comb += setting[("d0", None)].eq(1)
+                        enter(fwd[0], cur)
+                    with m.Else():
+                        m.d.sync += [co.eq(co + 1), gg.eq(gg + 1), gp.eq(gp + P), wa.eq(wa + s[0])]
+                with m.Else():
+                    m.d.sync += ci.eq(ci + 1)
+            for name in fwd:
+                segment_state(name)
+            update_states()
+            with m.State("DRAIN"):
+                m.d.comb += busy.eq(1)
+                m.d.sync += drain.eq(drain + 1)
+                with m.If(drain == pl.drain - 1):
+                    m.d.sync += smp.eq(smp + 1)
+                    with m.If(learn):
+                        m.d.sync += [t.eq(t + 1), uns.eq(uns + self.moved),
+                                     cyl.eq(cyl + (self.moved & ~self.moved2 & (cfg.T1 >= 2)))]
+                    m.next = "RESULT"
+            with m.State("RESULT"):
+                m.d.comb += [busy.eq(1), self.result.valid.eq(1), self.result.payload.eq(self.best)]
+                with m.If(self.result.ready):
+                    m.d.comb += self.release.eq(1)
+                    m.next = "IDLE"
+        return m
+
+    # ---- host accesses ------------------------------------------------------------------------------
+    def _host_accept(self, m, a):
+        """Latch the command and what the division needs: the owned index, the stride, the base."""
+        pl = self.pl
+        N, s = pl.N, pl.sizes
+        h = self._h = {n: Signal(w, name=f"h_{n}") for n, w in (
+            ("kind", 4), ("target", 3), ("wl", 2), ("gl", 2), ("layer", 3), ("cid", 3), ("row", IDX_BITS),
+            ("num", DIV_BITS + 1), ("stride", 16), ("base", 16), ("data", 32), ("raddr", 16), ("rb", 16))}
+        is_write = (a.op == Access.WRITE_WEIGHT) | (a.op == Access.WRITE_BIAS)
+        m.d.sync += [h["kind"].eq(Mux(is_write, Kind.HWR, Kind.HRD)), h["target"].eq(Target.NONE),
+                     h["data"].eq(a.data), h["num"].eq(0), h["stride"].eq(0), h["base"].eq(0),
+                     h["layer"].eq(a.layer), h["cid"].eq(a.row), h["gl"].eq(1), h["wl"].eq(0)]
+        row, col = a.row, a.col
+        with m.Switch(a.op):
+            with m.Case(Access.READ_WEIGHT, Access.WRITE_WEIGHT):
+                for n in range(N):
+                    with m.If((a.layer == n) & (row < s[n + 1]) & (col < s[n])):
+                        m.d.sync += [h["target"].eq(Target.WEIGHT), h["wl"].eq(n), h["gl"].eq(max(n, 1))]
+                        if n == 0:
+                            m.d.sync += [h["num"].eq(row), h["stride"].eq(s[0]), h["base"].eq(col)]
+                        else:
+                            m.d.sync += [h["num"].eq(col), h["stride"].eq(s[n + 1]), h["base"].eq(row)]
+            with m.Case(Access.READ_BIAS, Access.WRITE_BIAS):
+                with m.If((a.layer == 0) & (row < s[1])):
+                    m.d.sync += [h["target"].eq(Target.LANE_BIAS), h["num"].eq(row), h["stride"].eq(1)]
+                for n in range(1, N):
+                    with m.If((a.layer == n) & (row < s[n + 1])):
+                        m.d.sync += [h["target"].eq(Target.ROOT_BIAS), h["rb"].eq(pl.root_state_offsets[n + 1] + row)]
+            with m.Case(Access.READ_STATE):
+                slots = [pl.slot_free, pl.slot_nudged, pl.slot_negative if pl.symmetric else pl.slot_nudged]
+                for ph, slot in enumerate(slots):
+                    with m.If((a.layer == 1) & (row == ph) & (col < s[1])):
+                        m.d.sync += [h["target"].eq(Target.LANE_STATE), h["num"].eq(col), h["stride"].eq(1),
+                                     h["base"].eq(slot * pl.SL + pl.lane_state_offsets[1])]
+                    for k in pl.root_layers:
+                        with m.If((a.layer == k) & (row == ph) & (col < s[k])):
+                            m.d.sync += [h["target"].eq(Target.ROOT_STATE),
+                                         h["raddr"].eq(slot * pl.SR + pl.root_state_offsets[k] + col)]
+            with m.Case(Access.READ_COUNTER):
+                with m.If((a.layer < N) & (row < 5)):
+                    m.d.sync += h["target"].eq(Target.COUNTER)
+
+    def _host_states(self, m, emit):
+        """HDIV: q, r = num // P, num % P and addr = base + q * stride (binary long division);
+        HEMIT: the op; HOST: wait for the response."""
+        pl, h = self.pl, self._h
+        P = pl.P
+        q, rem, addr = Signal(IDX_BITS + 1), Signal(DIV_BITS + 1), Signal(16)
+        bit = Signal(range(DIV_BITS + 1))
+        with m.State("HDIV"):
+            with m.If(bit == 0):
+                m.d.sync += [rem.eq(h["num"]), q.eq(0), addr.eq(h["base"]), bit.eq(1)]
+            with m.Else():
+                b = Signal(range(DIV_BITS), name="div_bit")          # bits DIV_BITS-1 .. 0
+                m.d.comb += b.eq(DIV_BITS - bit)
+                step = Const(P, 32) << b
+                with m.If(rem >= step):
+                    m.d.sync += [rem.eq(rem - step), q.eq(q | (Const(1, 32) << b)),
+                                 addr.eq(addr + (h["stride"] << b))]
+                with m.If(bit == DIV_BITS):
+                    m.d.sync += bit.eq(0)
+                    m.next = "HEMIT"
+                with m.Else():
+                    m.d.sync += bit.eq(bit + 1)
+        with m.State("HEMIT"):
+            tgt = h["target"]
+            emit(h["kind"], target=tgt, lane=rem, wl=h["wl"], gl=h["gl"], g=q, waddr=addr, sa=addr,
+                 ra=h["raddr"], rb=h["rb"], layer=h["layer"], cid=h["cid"], hdata=h["data"])
+            m.next = "HOST"
+        with m.State("HOST"):
+            with m.If(self.rsp_valid & self.rsp_ready):
+                m.next = "IDLE"

@@ -1,0 +1,377 @@
+"""One lane of the core: its neurons' weights, bias, input drive and states, one multiplier, one
+accumulator, one update datapath (docs/hardware.md, "Lanes").
+
+Lane p owns neuron i = g*P + p of layers 1..N-1 (``Plan``). Every cycle it receives one op record
+from the broadcast tree (stage 0) and works on it in a fixed pipeline:
+
+  0  memory addresses from the record (registers only)      1  memory outputs
+  2  memory outputs registered                               3  multiplier operands registered
+  4  product registered                                      5  accumulator, tree input, update D
+  finish of a layer-1 neuron: acc + terms (5 -> 6), round and clamp (6 -> 7), state write (7),
+    clamp and settling flags (8)
+  update: the random word (9), + offset (10), shift (11), saturate the update (12), add and saturate
+    the parameter (13, written), saturation flags (14)
+
+Fixed point (docs/fixed-point.md): products and sums are exact (the accumulator width is checked by
+``EPConfig.check_fixed``); the finish rounds by ``state_rounding`` and clamps to [0, 1]; the update
+rounds by ``update_rounding`` (stochastic: the spec's hash of the weight's counter), saturates the
+update to ``update_bits`` and the parameter to its format. Nothing wraps.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .arx_hash import arx_hash_pipeline
+from .fixed import round_offset, saturate
+from .ops import Kind, Target, Widths, record_layout
+from .plan import IDX_BITS, LANE_HASH, N_SLOTS, Plan
+
+
+class Lane(wiring.Component):
+    """Lane ``p`` of ``plan``'s core. ``weights`` / ``biases``: initial contents (W_n as rows, the
+    whole net's lists; the lane keeps its own part). ``train=False``: no update datapath."""
+
+    def __init__(self, plan: Plan, p: int, *, weights=None, biases=None, train: bool = True):
+        self.pl, self.p, self.train = plan, p, train
+        self.w = Widths(plan)
+        f = plan.cfg.fixed
+        self._weights, self._biases = weights, biases
+        super().__init__({
+            "rec": In(record_layout(self.w)),    # the op record, stage 0 (a register of the broadcast tree)
+            "key": In(32),                        # the sample's key (stable through the update)
+            "gneg": In(1),                        # sigma = -1: the update's difference is negated
+            "tree": Out(signed(f.acc_bits)),      # adder-tree input (stage 5)
+            "lo": Out(1), "hi": Out(1),           # hard-sigmoid clamps (stage 8)
+            "mv": Out(1), "mv2": Out(1),          # s_T1 != s_(T1-1), s_T1 != s_(T1-2) (stage 8)
+            "usat": Out(1), "psat": Out(1),       # update / parameter saturated (stage 14)
+        })
+
+    # ---- initial contents ---------------------------------------------------------------------
+    def _w_init(self, n):
+        pl, p, wb = self.pl, self.p, self.pl.cfg.fixed.weight_bits
+        words = [0] * max(2, pl.w_depth(n))
+        if self._weights is None:
+            return words
+        s, P = pl.sizes, pl.P
+        for g in range(pl.lane_groups(1 if n == 0 else n, p)):
+            owned = g * P + p
+            if n == 0:
+                for j in range(s[0]):
+                    words[g * s[0] + j] = int(self._weights[0][owned][j]) & ((1 << wb) - 1)
+            else:
+                for mm in range(s[n + 1]):
+                    words[g * s[n + 1] + mm] = int(self._weights[n][mm][owned]) & ((1 << wb) - 1)
+        return words
+
+    def _b_init(self):
+        pl, p, bb = self.pl, self.p, self.pl.cfg.fixed.bias_bits
+        words = [0] * max(2, pl.blocks(1))
+        if self._biases is not None:
+            for g in range(pl.lane_groups(1, p)):
+                words[g] = int(self._biases[0][g * pl.P + p]) & ((1 << bb) - 1)
+        return words
+
+    def elaborate(self, platform):
+        m = Module()
+        pl, p, W = self.pl, self.p, self.w
+        cfg, f = pl.cfg, pl.cfg.fixed
+        N, P, s = pl.N, pl.P, pl.sizes
+        wb, bb, A, SW = f.weight_bits, f.bias_bits, f.acc_bits, W.SW
+        fs, fx, fw, fb = f.state_frac, f.input_frac, f.weight_frac, f.bias_frac
+        one = 1 << fs
+        train = self.train
+        stochastic = train and f.update_rounding == "stochastic"
+        r0 = self.rec
+
+        def reg(v, name, shape=None):
+            r = Signal(shape if shape is not None else Value.cast(v).shape(), name=name)
+            m.d.sync += r.eq(v)
+            return r
+
+        def delay(v, n, name):
+            for k in range(n):
+                v = reg(v, f"{name}_d{k}")
+            return v
+
+        # ---- stage 0: decode, memory addresses ------------------------------------------------
+        kind0 = r0.kind
+        is0 = lambda k: kind0 == k  # noqa: E731
+        # the op's group is one this lane owns (g*P + p < s_gl)
+        valid0 = Signal(name="valid0")
+        with m.Switch(r0.gl):
+            for k in range(1, N):
+                with m.Case(k):
+                    m.d.comb += valid0.eq(r0.g < pl.lane_groups(k, p))
+        hsel0 = (r0.lane == p) & (is0(Kind.HRD) | is0(Kind.HWR))
+
+        wmem = []
+        for n in range(N):
+            mem = Memory(shape=unsigned(wb), depth=max(2, pl.w_depth(n)), init=self._w_init(n))
+            m.submodules[f"w{n}"] = mem
+            rd, wr = mem.read_port(), mem.write_port()
+            m.d.comb += rd.addr.eq(r0.waddr)
+            wmem.append((rd, wr))
+        m.submodules.b0 = bmem = Memory(shape=unsigned(bb), depth=max(2, pl.blocks(1)), init=self._b_init())
+        brd, bwr = bmem.read_port(), bmem.write_port()
+        m.submodules.d0 = dmem = Memory(shape=unsigned(A), depth=max(2, pl.blocks(1)), init=[])
+        drd, dwr = dmem.read_port(), dmem.write_port()
+        m.d.comb += [brd.addr.eq(r0.g), drd.addr.eq(r0.g)]
+        # layer-1 states (written by this lane's finish) and the middle layers' copies (by the root)
+        depth = max(2, N_SLOTS * pl.SL)
+        m.submodules.st = smem = Memory(shape=unsigned(SW), depth=depth, init=[])
+        sra, srb, swr = smem.read_port(), smem.read_port(), smem.write_port()
+        m.d.comb += [sra.addr.eq(r0.sa), srb.addr.eq(r0.sb)]
+        mids = list(pl.middle_layers)
+        if mids:
+            m.submodules.cp = cmem = Memory(shape=unsigned(SW), depth=depth, init=[])
+            cra, crb, cwr = cmem.read_port(), cmem.read_port(), cmem.write_port()
+            m.d.comb += [cra.addr.eq(r0.sa), crb.addr.eq(r0.sb),
+                         cwr.addr.eq(r0.cp_addr), cwr.data.eq(r0.cp_val), cwr.en.eq(r0.cp_en & (r0.cp_lane == p))]
+            fbm = {}
+            for k in mids:
+                m.submodules[f"fb{k}"] = mem = Memory(shape=unsigned(A), depth=max(2, pl.blocks(k)), init=[])
+                rd, wr = mem.read_port(), mem.write_port()
+                m.d.comb += rd.addr.eq(r0.inj_g)
+                fbm[k] = (rd, wr)
+
+        # the random counter (n << 28) | (i << 14) | j of the weight or bias this op updates
+        gi = Signal(IDX_BITS, name="own_index")         # this lane's neuron of group g: g*P + p
+        m.d.comb += gi.eq(r0.gp + p)
+        if stochastic:
+            ctr = Signal(32, name="hash_ctr")
+            with m.Switch(kind0):
+                with m.Case(Kind.U0B):
+                    m.d.comb += ctr.eq(Cat(Const(s[0], 14), gi, Const(0, 4)))
+                with m.Case(Kind.U0):
+                    m.d.comb += ctr.eq(Cat(r0.idx, gi, Const(0, 4)))
+                with m.Default():
+                    m.d.comb += ctr.eq(Cat(gi, r0.idx, r0.wl.as_unsigned(), Const(0, 2)))
+            ctr1 = reg(ctr, "hash_ctr1")
+            rnd = arx_hash_pipeline(m, self.key, ctr1, name="arx", per_stage=1)   # visible at stage 9
+            assert LANE_HASH == 1 + 8
+
+        # ---- stages 1, 2: memory outputs registered --------------------------------------------
+        r1 = {k: reg(v, f"{k}1") for k, v in (("kind", kind0), ("valid", valid0), ("hsel", hsel0),
+                                             ("gl", r0.gl), ("wl", r0.wl), ("zero", r0.zero),
+                                             ("zero2", r0.zero2), ("bval", r0.bval), ("bval2", r0.bval2),
+                                             ("x", r0.x), ("target", r0.target))}
+        r2 = {k: reg(v, f"{k}2") for k, v in r1.items()}
+        w2 = [reg(rd.data, f"w{n}_q") for n, (rd, _) in enumerate(wmem)]
+        b2 = reg(brd.data, "b0_q")
+        d02 = reg(drd.data, "d0_q")
+        sa2 = reg(sra.data, "sa_q")
+        sb2 = reg(srb.data, "sb_q")
+        if mids:
+            ca2 = reg(cra.data, "ca_q")
+            cb2 = reg(crb.data, "cb_q")
+            l1 = r2["gl"] == 1
+            sa2, sb2 = Mux(l1, sa2, ca2), Mux(l1, sb2, cb2)
+        kind2 = r2["kind"]
+        is2 = lambda k: kind2 == k  # noqa: E731
+        wsel2 = Signal(signed(wb), name="wsel2")
+        with m.Switch(r2["wl"]):
+            for n in range(N):
+                with m.Case(n):
+                    m.d.comb += wsel2.eq(w2[n].as_signed())
+        # the states: s_(t-1) (zero in the first step) and s_(t-2) (zero in the first two)
+        old1_2 = Mux(r2["zero"], 0, sa2)
+        old2_2 = Mux(r2["zero2"], 0, sb2)
+
+        # ---- stage 2 -> 3: multiplier operands ------------------------------------------------
+        MA = max(wb, SW + 1)
+        MB = max(SW, fx) + 1
+        ma = Signal(signed(MA), name="mul_a")
+        mb = Signal(signed(MB), name="mul_b")
+        with m.Switch(kind2):
+            with m.Case(Kind.D0MAC):
+                m.d.comb += [ma.eq(wsel2), mb.eq(r2["x"])]
+            with m.Case(Kind.FB):
+                m.d.comb += [ma.eq(wsel2), mb.eq(r2["bval"])]
+            with m.Case(Kind.FWD):
+                m.d.comb += [ma.eq(wsel2), mb.eq(old1_2)]
+            if train:
+                with m.Case(Kind.U0):
+                    m.d.comb += [ma.eq(sa2 - sb2), mb.eq(r2["x"])]
+                with m.Case(Kind.UWA):
+                    m.d.comb += [ma.eq(sa2), mb.eq(r2["bval"])]
+                with m.Case(Kind.UWC):
+                    m.d.comb += [ma.eq(sb2), mb.eq(r2["bval2"])]
+        ma3 = reg(ma, "mul_a3")
+        mb3 = reg(mb, "mul_b3")
+        r3 = {k: reg(v, f"{k}3") for k, v in r2.items()}
+        # finish terms: (b0 << (fw + fs - fb)) + r_s (3), + d0 (4)
+        r_s = (1 << fw) >> 1 if f.state_rounding == "nearest" else 0
+        tb3 = reg((b2.as_signed() << (fw + fs - fb)) + r_s, "fin_bias3")
+        d03 = reg(d02.as_signed(), "d0_3")
+        t4 = reg(tb3 + d03, "fin_terms4")
+        t5 = reg(t4, "fin_terms5")
+        # host read value (2 -> 3), into the tree at 5
+        hval = Signal(signed(max(wb, bb, SW + 1)), name="host_val")
+        with m.Switch(r2["target"]):
+            with m.Case(Target.WEIGHT):
+                m.d.comb += hval.eq(wsel2)
+            with m.Case(Target.LANE_BIAS):
+                m.d.comb += hval.eq(b2.as_signed())
+            with m.Case(Target.LANE_STATE):
+                m.d.comb += hval.eq(sa2)
+        hval4 = delay(reg(hval, "host_val3"), 1, "host_val")
+
+        # ---- stage 3 -> 4: product --------------------------------------------------------------
+        p4 = reg(ma3 * mb3, "prod4")
+        r4 = {k: reg(v, f"{k}4") for k, v in r3.items()}
+        kind4 = r4["kind"]
+        is4 = lambda k: kind4 == k  # noqa: E731
+        clear4 = delay(r0.clear, 4, "clear")
+        inj4 = Const(0, 1)
+        if mids:
+            # the feedback sum of a middle-layer neuron joins its forward sum at the tree input
+            injsel = delay(r0.inj & (r0.lane == p) & is0(Kind.FWD), 4, "inj")
+            fbq = Signal(unsigned(A), name="fb_q")
+            with m.Switch(r1["wl"]):
+                for k in mids:
+                    with m.Case(k - 1):      # a FWD op into layer k reads W_(k-1)
+                        m.d.comb += fbq.eq(fbm[k][0].data)
+            fb4 = delay(reg(fbq, "fb_q2"), 2, "fb")
+            inj4 = Mux(injsel, fb4.as_signed(), 0)
+
+        # ---- stage 4 -> 5: accumulate, tree input ---------------------------------------------
+        acc = Signal(signed(A), name="acc")
+        with m.If(is4(Kind.D0MAC) | is4(Kind.FB)):
+            m.d.sync += acc.eq(Mux(clear4, 0, acc) + p4)
+        tree_in = Signal(signed(A), name="tree_in")
+        with m.If(is4(Kind.FWD)):
+            m.d.comb += tree_in.eq(Mux(r4["valid"], p4, 0) + inj4)
+        with m.Elif(is4(Kind.HRD) & r4["hsel"]):
+            m.d.comb += tree_in.eq(hval4)
+        m.d.sync += self.tree.eq(tree_in)                        # visible at 5
+
+        # ---- stage 5: store accumulators, finish layer-1 neurons ------------------------------
+        r5 = {k: reg(v, f"{k}5") for k, v in r4.items()}
+        kind5 = r5["kind"]
+        last5 = delay(r0.last, 5, "last")
+        g5 = delay(r0.g, 5, "g")
+        store5 = last5 & r5["valid"]
+        m.d.comb += [dwr.addr.eq(g5), dwr.data.eq(acc), dwr.en.eq(store5 & (kind5 == Kind.D0MAC))]
+        if mids:
+            for k in mids:
+                wr = fbm[k][1]
+                m.d.comb += [wr.addr.eq(g5), wr.data.eq(acc),
+                             wr.en.eq(store5 & (kind5 == Kind.FB) & (r5["gl"] == k))]
+        fin5 = store5 & (kind5 == Kind.FB) & (r5["gl"] == 1)
+        total6 = reg(acc + t5, "fin_total6")
+        fin6 = reg(fin5, "fin6")
+        pre6 = total6 >> fw
+        lo6, hi6 = pre6 < 0, pre6 > one
+        state7 = reg(Mux(lo6, 0, Mux(hi6, one, pre6))[:SW], "state7", unsigned(SW))
+        fin7 = reg(fin6, "fin7")
+        sb7 = delay(r0.sb, 7, "swa")
+        m.d.comb += [swr.addr.eq(sb7), swr.data.eq(state7), swr.en.eq(fin7)]
+        m.d.sync += [self.lo.eq(delay(lo6 & fin6, 1, "lo")), self.hi.eq(delay(hi6 & fin6, 1, "hi"))]
+        old1_7 = delay(reg(old1_2, "old1_3"), 4, "old1")
+        old2_7 = delay(reg(old2_2, "old2_3"), 4, "old2")
+        lastfree7 = delay(r0.lastfree, 7, "lastfree")
+        m.d.sync += [self.mv.eq(fin7 & lastfree7 & (state7 != old1_7)),
+                     self.mv2.eq(fin7 & lastfree7 & (state7 != old2_7))]
+
+        # ---- update datapath --------------------------------------------------------------------
+        if train:
+            self._update(m, reg=reg, delay=delay, r0=r0, r4=r4, p4=p4, sa2=sa2, sb2=sb2, wsel2=wsel2, b2=b2,
+                         rnd=rnd if stochastic else None, wmem=wmem, bwr=bwr, hsel0=hsel0)
+        else:
+            self._host_writes(m, reg=reg, delay=delay, r0=r0, wmem=wmem, bwr=bwr, hsel0=hsel0)
+        return m
+
+    def _host_writes(self, m, *, reg, delay, r0, wmem, bwr, hsel0):
+        """Inference-only lanes: host writes only, at the same stage (13) as the update's."""
+        pl, f = self.pl, self.pl.cfg.fixed
+        hw = hsel0 & (r0.kind == Kind.HWR)
+        hw13 = delay(hw, 13, "hw")
+        tgt13 = delay(r0.target, 13, "tgt")
+        wl13 = delay(r0.wl, 13, "wl")
+        wa13 = delay(r0.waddr, 13, "wa")
+        g13 = delay(r0.g, 13, "gw")
+        hd13 = delay(r0.hdata, 13, "hd")
+        for n, (_, wr) in enumerate(wmem):
+            m.d.comb += [wr.addr.eq(wa13), wr.data.eq(hd13[:f.weight_bits]),
+                         wr.en.eq(hw13 & (tgt13 == Target.WEIGHT) & (wl13 == n))]
+        m.d.comb += [bwr.addr.eq(g13), bwr.data.eq(hd13[:f.bias_bits]),
+                     bwr.en.eq(hw13 & (tgt13 == Target.LANE_BIAS))]
+
+    def _update(self, m, *, reg, delay, r0, r4, p4, sa2, sb2, wsel2, b2, rnd, wmem, bwr, hsel0):
+        """D (5), + R (9 -> 10), shift (11), saturate the update (12), add and saturate (13), flags (14)."""
+        pl, f = self.pl, self.pl.cfg.fixed
+        N = pl.N
+        wb, bb = f.weight_bits, f.bias_bits
+        SW = self.w.SW
+        kind4 = r4["kind"]
+        gneg = self.gneg
+        # D at 5: U0: sigma (a - c) x; UWC: sigma (a a' - c c') with a a' the previous op's product;
+        # U0B: sigma (a - c)
+        prev5 = reg(p4, "prod5")
+        ab4 = delay(reg(sa2 - sb2, "a_minus_c3"), 1, "amc")
+        DW = len(p4) + 2
+        d5 = Signal(signed(DW), name="diff5")
+        with m.Switch(kind4):
+            with m.Case(Kind.U0):
+                m.d.sync += d5.eq(Mux(gneg, -p4, p4))
+            with m.Case(Kind.UWC):
+                m.d.sync += d5.eq(Mux(gneg, p4 - prev5, prev5 - p4))
+            with m.Case(Kind.U0B):
+                m.d.sync += d5.eq(Mux(gneg, -ab4, ab4))
+        d9 = delay(d5, 4, "diff")
+        # rounding class of the op: (shift) per kind and layer
+        kind9 = delay(r0.kind, 9, "ukind")
+        wl9 = delay(r0.wl, 9, "uwl")
+        classes = [(Kind.U0B, 0, pl.sh_b(0)), (Kind.U0, 0, pl.sh_w(0))]
+        classes += [(Kind.UWC, n, pl.sh_w(n)) for n in range(1, N)]
+
+        def cls(kind, wl, k, n):
+            return (kind == k) & ((wl == n) if k == Kind.UWC else 1)
+
+        max_sh = max(max(sh for *_, sh in classes), 0)
+        t10 = Signal(signed(DW + 1 + max_sh), name="rnd_t10")
+        for k, n, sh in classes:
+            with m.If(cls(kind9, wl9, k, n)):
+                off = round_offset(max(sh, 0), f.update_rounding, rnd)
+                m.d.sync += t10.eq(d9 + off)
+        kind10 = reg(kind9, "ukind10")
+        wl10 = reg(wl9, "uwl10")
+        v11 = Signal(signed(len(t10) + max(0, -min(sh for *_, sh in classes))), name="upd_v11")
+        for k, n, sh in classes:
+            with m.If(cls(kind10, wl10, k, n)):
+                m.d.sync += v11.eq(t10 >> sh if sh > 0 else t10 << -sh)
+        dlt, us = saturate(v11, f.update_min, f.update_max)
+        d12 = reg(dlt, "upd_d12", signed(f.update_bits))
+        us12 = reg(us, "upd_sat12")
+        # old value (2) to 12; new value at 13
+        PW = max(wb, bb)
+        kind2 = delay(r0.kind, 2, "okind")
+        old2 = Mux(kind2 == Kind.U0B, b2.as_signed(), wsel2)
+        old12 = delay(reg(old2, "old3", signed(PW)), 9, "old")
+        kind12 = delay(r0.kind, 12, "ukind")
+        valid12 = delay(r4["valid"], 8, "uvalid")
+        hw12 = delay(hsel0 & (r0.kind == Kind.HWR), 12, "hw")
+        hd12 = delay(r0.hdata, 12, "hd")
+        nv = old12 + d12
+        vw, pw = saturate(nv, f.weight_min, f.weight_max)
+        vb, pb = saturate(nv, f.bias_min, f.bias_max)
+        isb12 = kind12 == Kind.U0B
+        upd12 = valid12 & ((kind12 == Kind.U0) | (kind12 == Kind.UWC) | isb12)
+        new13 = reg(Mux(hw12, hd12, Mux(isb12, vb, vw)), "upd_new13", signed(PW))
+        m.d.sync += [self.usat.eq(delay(upd12 & us12, 1, "us")),
+                     self.psat.eq(delay(upd12 & Mux(isb12, pb, pw), 1, "ps"))]
+        wen13 = reg(upd12 | hw12, "upd_en13")
+        kind13 = reg(kind12, "ukind13")
+        tgt13 = delay(r0.target, 13, "tgt")
+        wl13 = delay(r0.wl, 13, "wl")
+        wa13 = delay(r0.waddr, 13, "wa")
+        g13 = delay(r0.g, 13, "gw")
+        hw13 = reg(hw12, "hw13")
+        is_w13 = Mux(hw13, tgt13 == Target.WEIGHT, (kind13 == Kind.U0) | (kind13 == Kind.UWC))
+        is_b13 = Mux(hw13, tgt13 == Target.LANE_BIAS, kind13 == Kind.U0B)
+        for n, (_, wr) in enumerate(wmem):
+            m.d.comb += [wr.addr.eq(wa13), wr.data.eq(new13[:wb]), wr.en.eq(wen13 & is_w13 & (wl13 == n))]
+        m.d.comb += [bwr.addr.eq(g13), bwr.data.eq(new13[:bb]), bwr.en.eq(wen13 & is_b13)]

@@ -1,0 +1,72 @@
+"""The core's two global structures, both registered trees so that they scale with the lanes.
+
+``Broadcast``: one record to P lanes through ``broadcast_levels(P)`` register levels, each register
+driving at most ``BROADCAST_FANOUT`` registers of the next (bounded fan-out, one level a cycle).
+``SumTree``: P values summed pairwise, one registered level a cycle, ``tree_levels(P)`` levels
+(the lanes' products into the output layer, and the popcounts of their flags). The sum is exact:
+each level is one bit wider than the one below (for the accumulator-wide tree the config's
+accumulator bound, ``EPConfig.check_fixed``, already covers every partial sum, so it keeps its width).
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Shape, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .plan import BROADCAST_FANOUT, broadcast_levels, tree_levels
+
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+class Broadcast(wiring.Component):
+    """``i`` (any shape or layout) to ``o[0..P-1]``, ``levels`` cycles later (``broadcast_levels``)."""
+
+    def __init__(self, shape, P: int):
+        self.P, self.levels, self._shape = P, broadcast_levels(P), shape
+        super().__init__({"i": In(shape), "o": Out(shape).array(P)})
+
+    def elaborate(self, platform):
+        m = Module()
+        # widths of the levels, last first: P, P/F, P/F^2, ... (levels entries)
+        widths = [self.P]
+        while len(widths) < self.levels:
+            widths.append(_cdiv(widths[-1], BROADCAST_FANOUT))
+        widths.reverse()
+        above = [self.i]
+        for lvl, n in enumerate(widths):
+            regs = [Signal(self._shape, name=f"bc{lvl}_{q}", attrs={"keep": 1}) for q in range(n)]
+            for q, r in enumerate(regs):
+                m.d.sync += r.eq(above[q * len(above) // n])
+            above = regs
+        for p in range(self.P):
+            m.d.comb += self.o[p].eq(above[p])
+        return m
+
+
+class SumTree(wiring.Component):
+    """``o`` = sum of ``i[0..P-1]``, ``tree_levels(P)`` cycles later. ``grow``: widen a bit a level."""
+
+    def __init__(self, shape, P: int, *, grow: bool = True):
+        shape = Shape.cast(shape)
+        self.P, self.levels = P, tree_levels(P)
+        width = shape.width + (self.levels if grow else 0)
+        self.out_shape = Shape(width, shape.signed)
+        self._grow, self._shape = grow, shape
+        super().__init__({"i": In(shape).array(P), "o": Out(self.out_shape)})
+
+    def elaborate(self, platform):
+        m = Module()
+        vals, width = list(self.i), self._shape.width
+        lvl = 0
+        while len(vals) > 1:
+            width += 1 if self._grow else 0
+            nxt = []
+            for q in range(0, len(vals), 2):
+                r = Signal(Shape(width, self._shape.signed), name=f"sum{lvl}_{q // 2}")
+                m.d.sync += r.eq(vals[q] + vals[q + 1] if q + 1 < len(vals) else vals[q])
+                nxt.append(r)
+            vals, lvl = nxt, lvl + 1
+        m.d.comb += self.o.eq(vals[0])
+        return m
