@@ -58,7 +58,7 @@ def memory_bits(cfg: EPConfig) -> dict:
     """Bits of every memory of the core as allocated (lanes included), their total, and the bits
     the weights and biases need."""
     f, N = cfg.fixed, cfg.n_layers
-    out = {k: w * d for k, (w, d, _) in resources.memory_map(cfg).items()}
+    out = {k: w * d * n for k, (w, d, _, n) in resources.memory_map(cfg).items()}
     out["total"] = sum(out.values())
     out["weights_and_biases_needed"] = sum(
         cfg.sizes[n] * cfg.sizes[n + 1] * f.weight_bits + cfg.sizes[n + 1] * f.bias_bits for n in range(N))
@@ -66,14 +66,11 @@ def memory_bits(cfg: EPConfig) -> dict:
 
 
 def multipliers(cfg: EPConfig, train: bool = True) -> dict:
-    """Count and operand widths of the MAC and update multipliers (no update ones without ``train``)."""
-    mac, update = resources.multipliers(cfg, train=True)
-    n_update = update.count if train else 0
-    return {
-        "mac": {"count": mac.count, "width": mac.width},
-        "update": {"count": n_update, "width": update.width},
-        "total": mac.count + n_update,
-    }
+    """Count and operand widths of the multipliers: one a lane, shared by the relaxation's products
+    and (``train``) the update's."""
+    (mac,) = resources.multipliers(cfg, train=train)
+    return {"mac": {"count": mac.count, "width": mac.width}, "total": mac.count,
+            "shared_by_update": bool(train)}
 
 
 def register_bits(text: str) -> int:
@@ -207,9 +204,8 @@ def format_table(r: dict) -> str:
         ("parallelism P", r["parallelism"]),
         ("memory bits (allocated)", f"{mb['total']:,}"),
         ("  of which W, b needed", f"{mb['weights_and_biases_needed']:,}"),
-        ("multipliers", f"{r['multipliers']['total']} ({r['multipliers']['mac']['count']} MAC "
-                        f"{r['multipliers']['mac']['width']}, {r['multipliers']['update']['count']} "
-                        f"update {r['multipliers']['update']['width']})"),
+        ("multipliers", f"{r['multipliers']['total']} (one a lane, {r['multipliers']['mac']['width']}"
+                        f"{', shared by the update' if r['multipliers']['shared_by_update'] else ''})"),
         ("registers (estimate, bits)", f"{r['register_bits_estimate']:,}"),
         *[(f"{fam} estimate", f"{t['weight_blocks']} {t['block_ram']} for the weights ({t['memory_blocks']} for "
                               f"every memory), {t['dsp_blocks']} {t['dsp']}, ~{t['logic']:,} {t['logic_unit']}")

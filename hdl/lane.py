@@ -186,8 +186,8 @@ class Lane(wiring.Component):
         ma = Signal(signed(MA), name="mul_a")
         mb = Signal(signed(MB), name="mul_b")
         with m.Switch(kind2):
-            with m.Case(Kind.D0MAC):
-                m.d.comb += [ma.eq(wsel2), mb.eq(r2["x"])]
+            with m.Case(Kind.D0MAC):      # the input drive is aligned to the state fraction
+                m.d.comb += [ma.eq(wsel2), mb.eq(r2["x"] << (fs - fx))]
             with m.Case(Kind.FB):
                 m.d.comb += [ma.eq(wsel2), mb.eq(r2["bval"])]
             with m.Case(Kind.FWD):

@@ -4,13 +4,12 @@
 reports it, the build's pre-check (``eqfpga.boards.fit``) compares it with a device, the benchmark
 tabulates it. Plain Python fed by :class:`eqfpga.hdl.plan.Plan` (no Amaranth, no torch).
 
-* **Memories**: every memory of the core (``memory_map``: width, depth, lane write granularity,
-  as hdl/core.py lays them out) and, with ``link=True``, the serial link's buffer, receive FIFO
+* **Memories**: every memory of the core (``memory_map``: width, depth, write granularity and
+  copies, as the lanes, the root and the loader lay them out) and, with ``link=True``, the serial link's buffer, receive FIFO
   and config ROM. Each gets the fewest block RAMs of the family that can hold it (a lower bound:
   yosys may pack worse, or put a small memory in LUT RAM on ECP5).
-* **Multipliers**: P MAC products (weight x state) and, when training, 2P update products
-  (state x state-or-pixel), each split into the family's DSP blocks (18 x 18 on ECP5, 16 x 16 on
-  iCE40).
+* **Multipliers**: one a lane (P): the products of the relaxation and of the update share it,
+  each split into the family's DSP blocks (18 x 18 on ECP5, 16 x 16 on iCE40).
 * **Logic**: ``base + k * P * lane cost`` (``LOGIC_FIT``), fitted on routed whole board tops (core,
   link, PLL; docs/boards.md): TRELLIS_COMB cells on ECP5, logic cells on iCE40. Good to about 5%,
   enough to refuse the hopeless cases before any tool runs.
@@ -96,11 +95,11 @@ class Family:
 
 FAMILIES = {
     "ecp5": Family("ecp5", block_ram="DP16KD", block_ram_kbit=18, dsp="MULT18X18D", dsp_width=18,
-                   logic_unit="LUT4 (TRELLIS_COMB)", logic_fit=(3300, 1.24), lut_ram=True,
+                   logic_unit="LUT4 (TRELLIS_COMB)", logic_fit=(3300, 0.6), lut_ram=True,
                    logic_memory_depth=0),
     # yosys maps every core memory deeper than 4 words to EBR (iCE40 has no LUT RAM)
     "ice40": Family("ice40", block_ram="EBR", block_ram_kbit=4, dsp="SB_MAC16", dsp_width=16,
-                    logic_unit="logic cells", logic_fit=(5310, 1.38), lut_ram=False,
+                    logic_unit="logic cells", logic_fit=(5310, 0.66), lut_ram=False,
                     logic_memory_depth=4,
                     dsp_note="; yosys -dsp maps every multiplier to a DSP, however many the device has"),
 }
@@ -115,26 +114,33 @@ def family_info(name: str) -> Family:
 
 # ---- what the core holds --------------------------------------------------------------------
 def memory_map(cfg: EPConfig) -> dict:
-    """{name: (width, depth, write granularity or None)} of every memory of the core (as hdl/core.py)."""
+    """{name: (width, depth, write granularity or None, count)} of every memory of the core, as
+    hdl/lane.py, hdl/root.py and hdl/loader.py lay them out: ``count`` equal memories (one a lane)."""
     pl, f = Plan(cfg), cfg.fixed
     P, N = pl.P, pl.N
+    sw = f.state_frac + 1
     out = {}
     for n in range(N):
-        out[f"W{n}"] = (P * f.weight_bits, max(2, pl.w_depth(n)), f.weight_bits)
-    for n in range(N):
-        out[f"b{n}"] = (P * f.bias_bits, max(2, pl.b_depth(n)), f.bias_bits)
-    out["d0"] = (P * f.acc_bits, max(2, pl.blocks(1)), None)
-    out["states"] = (P * (f.state_frac + 1), N_SLOTS * pl.S, f.state_frac + 1)
+        out[f"W{n}"] = (f.weight_bits, max(2, pl.w_depth(n)), None, P)
+    out["b0"] = (f.bias_bits, max(2, pl.blocks(1)), None, P)
+    out["d0"] = (f.acc_bits, max(2, pl.blocks(1)), None, P)
+    out["lane_states"] = (sw, max(2, N_SLOTS * pl.SL), None, P)
+    if N > 2:
+        out["lane_state_copies"] = (sw, max(2, N_SLOTS * pl.SL), None, P)
+        for k in pl.middle_layers:
+            out[f"fb{k}"] = (f.acc_bits, max(2, pl.blocks(k)), None, P)
+    out["root_bias"] = (f.bias_bits, max(2, pl.SR), None, 1)
+    out["root_states"] = (sw, max(2, N_SLOTS * pl.SR), None, 1)
     pixel_index_bits = max(1, (cfg.sizes[0] - 1).bit_length())
-    out["pixels"] = (pixel_index_bits + f.input_frac, max(2, cfg.sizes[0]), None)
+    out["pixels"] = (pixel_index_bits + max(1, f.input_frac), 2 << pixel_index_bits, None, 1)
     return out
 
 
 def link_memory_map(cfg: EPConfig) -> dict:
     """{name: (width, depth, None)} of the serial link's memories (payload buffer, receive FIFO, config ROM)."""
     # the config ROM serves INFO's fixed part and the config JSON
-    return {"link_buffer": (8, 2 * MAX_PAYLOAD, None), "link_rx_fifo": (8, RX_FIFO_DEPTH, None),
-            "link_config_rom": (8, INFO_BYTES + len(config_json(cfg)), None)}
+    return {"link_buffer": (8, 2 * MAX_PAYLOAD, None, 1), "link_rx_fifo": (8, RX_FIFO_DEPTH, None, 1),
+            "link_config_rom": (8, INFO_BYTES + len(config_json(cfg)), None, 1)}
 
 
 def lane_cost(cfg: EPConfig) -> int:
@@ -151,11 +157,12 @@ class Memory:
     width: int
     depth: int
     granularity: int | None     # bits written on their own (a lane), None: whole words
-    blocks: int                 # block RAMs at least (0: built from logic)
+    blocks: int                 # block RAMs at least, all copies (0: built from logic)
+    count: int = 1              # equal memories (one a lane)
 
     @property
     def bits(self) -> int:
-        return self.width * self.depth
+        return self.width * self.depth * self.count
 
 
 @dataclass(frozen=True)
@@ -175,13 +182,11 @@ class Multipliers:
 
 
 def multipliers(cfg: EPConfig, train: bool = True) -> tuple:
-    """The core's multipliers: P MAC (weight x state), and 2P update (state x state-or-pixel) when training."""
+    """The core's multipliers: one a lane (weight x state for the products; the update's
+    state x state and (a - c) x pixel products use the same multiplier), none elsewhere."""
     f, P = cfg.fixed, cfg.parallelism
     sw = f.state_frac + 1
-    groups = [Multipliers("mac", P, f.weight_bits, True, sw, False)]
-    if train:
-        groups.append(Multipliers("update", 2 * P, sw, False, max(sw, f.input_frac), False))
-    return tuple(groups)
+    return (Multipliers("mac", P, max(f.weight_bits, sw + 1), True, max(sw, f.input_frac) + 1, True),)
 
 
 @dataclass(frozen=True)
@@ -254,9 +259,9 @@ def estimate(cfg: EPConfig, family: str, train: bool = True, link: bool = False)
     if not isinstance(cfg, EPConfig):
         raise TypeError(f"cfg must be an EPConfig, not {cfg!r}")
     fam = family_info(family)
-    mems = {k: Memory(w, d, g, fam.block_rams(w, d, g)) for k, (w, d, g) in memory_map(cfg).items()}
-    links = ({k: Memory(w, d, g, fam.block_rams(w, d, g)) for k, (w, d, g) in link_memory_map(cfg).items()}
-             if link else {})
+    mems = {k: Memory(w, d, g, n * fam.block_rams(w, d, g), n) for k, (w, d, g, n) in memory_map(cfg).items()}
+    links = ({k: Memory(w, d, g, n * fam.block_rams(w, d, g), n)
+              for k, (w, d, g, n) in link_memory_map(cfg).items()} if link else {})
     groups = multipliers(cfg, train)
     base, k = fam.logic_fit
     logic = int(base + k * cfg.parallelism * lane_cost(cfg) * (1 if train else 0.6))

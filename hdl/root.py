@@ -181,7 +181,7 @@ class Root(wiring.Component):
             rb_us, rb_ps = self._bias_update(m, op=op, reg=reg, delay=delay, a3=a3, c3=c3, bq3=bq3, bwr=bwr,
                                              stochastic=stochastic)
             oU = op(DL + LANE_UPDATE_FLAGS + LT)     # the lanes' update flags
-            oB = op(ROOT_BIAS_WRITE + 1)             # the root's
+            oB = op(ROOT_BIAS_WRITE)                 # the root's (flags registered at 14)
             for n in range(N):
                 lw = (oU.kind == Kind.U0) if n == 0 else ((oU.kind == Kind.UWC) & (oU.wl == n))
                 lb = (oU.kind == Kind.U0B) if n == 0 else Const(0, 1)

@@ -42,14 +42,13 @@ def test_generate_writes_verilog_and_report(tmp_path, capsys):
     assert rep["schedule"]["nonzero_pixels"] == 12 and "all 12 pixels" in rep["nnz_source"]
     wide = load_config("tiny").replace(sizes=(200, 7, 3), fixed={"acc_bits": 32})
     assert generate(wide, tmp_path / "w", quiet=True)["schedule"]["nonzero_pixels"] == DEFAULT_NNZ
-    assert rep["multipliers"]["total"] == 3 * 4
-    assert rep["multipliers"]["mac"] == {"count": 4, "width": "12s x 9u"}
-    assert rep["multipliers"]["update"] == {"count": 8, "width": "9u x 9u"}
+    # one multiplier a lane, shared by the update
+    assert rep["multipliers"] == {"mac": {"count": 4, "width": "12s x 10s"}, "total": 4, "shared_by_update": True}
     # the estimate the build's pre-check uses, per family, from the same plan
     ecp5, ice40 = rep["fpga_estimate"]["ecp5"], rep["fpga_estimate"]["ice40"]
-    assert ecp5["totals"]["dsp_blocks"] == ice40["totals"]["dsp_blocks"] == 12
+    assert ecp5["totals"]["dsp_blocks"] == ice40["totals"]["dsp_blocks"] == 4
     assert ecp5["totals"]["memory_bits"] == rep["memory_bits"]["total"]
-    assert {k: m["width"] * m["depth"] for k, m in ecp5["memories"].items()} == {
+    assert {k: m["width"] * m["depth"] * m["count"] for k, m in ecp5["memories"].items()} == {
         k: v for k, v in rep["memory_bits"].items() if k not in ("total", "weights_and_biases_needed")}
     assert on_disk["fpga_estimate"] == rep["fpga_estimate"]
     assert CORE_TOP == "eqfpga_top"
@@ -61,15 +60,15 @@ def test_generate_writes_verilog_and_report(tmp_path, capsys):
 
 
 def test_schedule_of_the_board_net():
-    """mnist-1h (P = 8) and its P = 16 variant with 150 non-zero pixels: schedule vs ideal bound."""
-    for P in (8, 16):
+    """mnist-1h at P = 8, 16 and 64 with 150 non-zero pixels: schedule vs ideal bound."""
+    for P in (8, 16, 64):
         _check_schedule(Plan(load_config("mnist-1h").replace(parallelism=P)), P)
 
 
 def _check_schedule(pl, P):
     cyc = pl.sample_cycles(150)
-    assert cyc["steps"] == 28 * pl.step_cycles()
-    assert cyc["total"] - cyc["load"] <= 1.1 * pl.ideal_cycles(150)
+    assert 28 * pl.step_cycles() <= cyc["steps"] <= 28 * pl.step_cycles() * 1.01   # waits of the guards
+    assert cyc["total"] <= 1.1 * pl.ideal_cycles(150)
     assert pl.ideal_cycles(150) == -(-(150 * 128 * 2 + 28 * 2 * 128 * 10 + 128 * 10 + 138) // P)
 
 
@@ -83,7 +82,7 @@ def test_hdl_never_imports_torch():
 def test_generate_inference_only(tmp_path, capsys):
     rep = generate("tiny", tmp_path, train=False)
     assert rep["multipliers"]["total"] == 4 and "train_cycles" not in rep["schedule"]
-    assert rep["multipliers"]["update"]["count"] == 0 and rep["fpga_estimate"]["ecp5"]["totals"]["dsp_blocks"] == 4
+    assert not rep["multipliers"]["shared_by_update"] and rep["fpga_estimate"]["ecp5"]["totals"]["dsp_blocks"] == 4
     assert "inference-only" in capsys.readouterr().out
 
 
