@@ -45,6 +45,7 @@ STEP_BUBBLES = STATE_WRITE_DEPTH - READ_DEPTH   # a step's last state write befo
 # d0's last write (D0ST at the accumulate stage) before the first finish of layer 1, which at least
 # one feedback op of block 0 precedes (every config has a layer 2)
 D0_BUBBLES = D0_WRITE_DEPTH - READ_DEPTH - 1
+SNAP_DELAY = PIPE_DEPTH   # cycles after a step's bubble cycle when its last state write has landed
 KEY_CYCLES = 16         # the sample's key H(seed, t) and sign H(key, SIGN_COUNTER): one round a cycle
 
 
@@ -175,6 +176,29 @@ class Plan:
             if k < N:
                 cyc += self.blocks(k) * s[k + 1]                    # feedback columns
         return cyc
+
+    def step_slots(self, learn: bool = True) -> list:
+        """(phase, step, slot) of every step of a sample in order: phase "free" / "nudged" /
+        "negative", step 1..T1 or 1..T2, slot the state slot holding the states after that step
+        (the controller's ping-pong; ``memory_map.state_index``)."""
+        cfg = self.cfg
+        out = [("free", t, (t - 1) % 2) for t in range(1, cfg.T1 + 1)]
+        if learn:
+            out += [("nudged", t, 2 + (t - 1) % 2) for t in range(1, cfg.T2 + 1)]
+            if self.symmetric:
+                na, nb = self.neg_slots
+                out += [("negative", t, na if t % 2 == 1 else nb) for t in range(1, cfg.T2 + 1)]
+        return out
+
+    def state_ready_offsets(self, nnz: int, learn: bool = True) -> list:
+        """Per step, in the order of ``step_slots``: the cycle offset (the core's ``cycles`` counter,
+        counted from the sample's start) at which all the step's states are in the state memories:
+        the step's bubble cycle + SNAP_DELAY."""
+        cfg = self.cfg
+        parts = self.sample_cycles(nnz, learn=learn)
+        base = parts["load"] + parts["key"] + parts["input_drive"]
+        steps = cfg.T1 + ((cfg.T2 * (2 if self.symmetric else 1)) if learn else 0)
+        return [base + t * self.step_cycles() + SNAP_DELAY for t in range(1, steps + 1)]
 
     def update_cycles(self, nnz: int) -> int:
         s, cyc = self.sizes, self.blocks(1) * (2 + nnz)
