@@ -8,8 +8,9 @@ and the prediction are compared; every ``check_every`` samples and at the end, e
 and counter. The harness runs each batch while Python runs the golden model on it (2 processes).
 
 On a mismatch the run is replayed from the last fully checked point (those parameters loaded into
-both, t set) up to the first bad sample, which then runs alone, with the core's state memory
-snapshotted after every step; the report names the first divergence: sample, phase, step, layer,
+both, t set) up to the first bad sample, which then runs alone, with the core's state memories
+snapshotted after every step (``Plan.state_ready_offsets``, ``Plan.step_slots``, the memory views
+of ``eqfpga.hdl.memory_map``); the report names the first divergence: sample, phase, step, layer,
 index and both values (parameters before the sample, input drive, the states after each step of
 each phase, the phase states read back through the access port, the prediction, the updated
 parameters, the counters).
@@ -29,14 +30,13 @@ from eqfpga.golden.config import EPConfig, load_config
 from eqfpga.golden.fixed_model import FixedEP
 from eqfpga.golden.fixedpoint import bytes_to_lsbs
 from eqfpga.hdl.core import Access
-from eqfpga.hdl.plan import PIPE_DEPTH, Plan
+from eqfpga.hdl.plan import Plan
 
 from .build_cache import config_tag
 from .compare import first_param_diff, first_state_diff
 from .fastsim import FastSim, element_hashes, flat_params, wave_format
 from .paths import build_dir
 
-SNAP_DELAY = PIPE_DEPTH     # cycles after a step's bubble cycle when its last state write is done
 # golden counters compared with the core's outputs of the same name (those the core has)
 COUNTER_KEYS = ("update_sat", "weight_sat", "bias_sat", "act_low", "act_high", "unsettled", "cycling")
 
@@ -150,29 +150,14 @@ def _layer_counter_diff(fs, g) -> dict:
 # ---- one sample, traced step by step ---------------------------------------------------------
 def snapshot_offsets(cfg, x, learn):
     """Cycle offsets (the core's ``cycles`` counter from the sample's start) at which the states
-    of every step are in the state memory: the step's bubble cycle (``Plan``) + SNAP_DELAY."""
-    pl = Plan(cfg)
-    parts = pl.sample_cycles(int(np.count_nonzero(x)), learn=learn)
-    base = parts["load"] + parts["key"] + parts["input_drive"]
-    steps = cfg.T1 + ((cfg.T2 * (2 if pl.symmetric else 1)) if learn else 0)
-    return [base + t * pl.step_cycles() + SNAP_DELAY for t in range(1, steps + 1)]
-
-
-def step_slots(cfg, learn):
-    """(phase, step, slot) of every step in order: the controller's state-slot ping-pong (Plan)."""
-    pl = Plan(cfg)
-    out = [("free", t, (t - 1) % 2) for t in range(1, cfg.T1 + 1)]
-    if learn:
-        out += [("nudged", t, 2 + (t - 1) % 2) for t in range(1, cfg.T2 + 1)]
-        if pl.symmetric:
-            na, nb = pl.neg_slots
-            out += [("negative", t, na if t % 2 == 1 else nb) for t in range(1, cfg.T2 + 1)]
-    return out
+    of every step are in the state memories (``Plan.state_ready_offsets`` for x's non-zero pixels),
+    in the order of ``Plan.step_slots``."""
+    return Plan(cfg).state_ready_offsets(int(np.count_nonzero(x)), learn)
 
 
 def trace_sample(fs: FastSim, g: FixedEP, x, y: int, *, learn: bool = True, wave=None):
-    """Run one sample on the harness (state memory snapshotted after every step) and on FixedEP
-    (``phases(keep_trace=True)``; g learns when ``learn``). Compares, in this order: the input
+    """Run one sample on the harness (state and d0 memories snapshotted after every step) and on
+    FixedEP (``phases(keep_trace=True)``; g learns when ``learn``). Compares, in this order: the input
     drive, the states after each step of each phase, the phase states read back through the
     access port, the prediction, the updated weights and biases, this sample's counters.
     Returns the first divergence (dict: phase, step, what, layer, index, rtl, golden) or None."""
@@ -195,19 +180,19 @@ def trace_sample(fs: FastSim, g: FixedEP, x, y: int, *, learn: bool = True, wave
         yt = g.encode_target(torch.as_tensor([y]))
         ph = g.phases(xi, yt, g.sign_for_sample(g.samples_seen), keep_trace=True)
     if rt["snapshots"]:
-        d0_rtl = fs.decode_d0(rt["snapshots"][0][1])
+        d0_rtl = fs.decode_d0(rt["snapshots"][0])
         d = np.flatnonzero(d0_rtl != d0_gold)
         if len(d):
             i = int(d[0])
             return {"phase": "input_drive", "step": None, "what": "input drive d0", "layer": 1,
                     "index": [i], "rtl": int(d0_rtl[i]), "golden": int(d0_gold[i])}
-    slots = step_slots(cfg, learn)
+    slots = Plan(cfg).step_slots(learn)
     if len(rt["snapshots"]) != len(slots):
         return {"phase": "schedule", "step": None, "what": "sample length (cycles)", "layer": None,
                 "index": None, "rtl": rt["cycles"],
                 "golden": Plan(cfg).sample_cycles(int(np.count_nonzero(x)), learn=learn)["total"]}
-    for (phase, step, slot), (st, _), gold in zip(slots, rt["snapshots"], ph.trace):
-        d = first_state_diff(fs.decode_states(st, slot), [v[0, 0].numpy() for v in gold])
+    for (phase, step, slot), snap, gold in zip(slots, rt["snapshots"], ph.trace):
+        d = first_state_diff(fs.decode_states(snap, slot), [v[0, 0].numpy() for v in gold])
         if d:
             k, i, rv, gv = d
             return {"phase": phase, "step": step, "what": "state", "layer": k, "index": [i],

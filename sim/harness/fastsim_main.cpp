@@ -7,11 +7,17 @@
 // prints goes to stderr). All integers are little-endian. A request is one opcode byte and its
 // payload; every answer starts with 'K' (then the payload) or 'E' (u32 length, message).
 //
-//   'H'                              hello: u32 version, u32 memories, then per memory u32 depth, u32 bits,
-//                                    u32 counters, then per counter u16 length, its port name
-//   'L' u32 n, n x {u32 mem, u32 lane_bits, u32 count, i64 pos[count]}
-//                                    checksum layout: pos[addr * lanes + lane] = the parameter's index
-//                                    in the logical order (-1: unused lane); lanes = bits / lane_bits
+// Memories are the core's memory views (eqfpga.hdl.memory_map.memory_views), ids in their order; the
+// generated fastsim_cfg.h reads them from the flattened model (any depth of submodule nesting).
+//
+//   'H'                              hello: u32 version (2), u32 memories, then per memory u32 depth,
+//                                    u32 bits, u32 snapshot memories, then their u32 ids (every view
+//                                    of kind state and d0, in order), u32 counters, then per counter
+//                                    u16 length, its port name
+//   'L' u32 n, n x {u32 mem, u32 field_bits, u32 fields, u32 signed, u32 count, i64 pos[count]}
+//                                    checksum layout: pos[addr * fields + f] = the logical index of
+//                                    the parameter in field f of word addr (-1: unused field);
+//                                    count = depth * fields
 //   'A' u32 n, n x {u8 op, u8 layer, u16 row, u16 col, i32 data}
 //                                    access commands through the access port -> u32 n, i32 rsp[n]
 //   'T' u32 t                        pulse t_set with t_value = t
@@ -21,11 +27,12 @@
 //                                    run n samples -> n x {u32 pred, u32 cycles, u64 checksum},
 //                                    f64 seconds spent clocking, u64 clock cycles simulated
 //   'Z' u32 in, u8 learn, u16 px[in], u16 label, u32 m, u32 offset[m] (ascending)
-//                                    one sample with snapshots of the state and input-drive
-//                                    memories right after the clock edge at which the core's
-//                                    `cycles` counter reaches c0 + offset[k]
-//                                    -> u32 pred, u32 cycles, u64 checksum, u32 m, then per
-//                                    snapshot: the raw words of memory FS_STATES_MEM, then FS_D0_MEM
+//                                    one sample with snapshots of the snapshot memories right after
+//                                    the clock edge at which the core's `cycles` counter reaches
+//                                    c0 + offset[k]
+//                                    -> u32 pred, u32 cycles, u64 checksum, u32 m (snapshots taken),
+//                                    then per snapshot the raw words of each snapshot memory in
+//                                    hello's order
 //   'M' u32 mem                      raw memory contents -> u32 depth, u32 words_per_entry, u32 data[]
 //   'K'                              checksum of all weights and biases (read from the memories)
 //   'V' u8 on, u16 len, char path[len]   start (on = 1) or stop a waveform dump (FST when built
@@ -59,16 +66,8 @@ typedef VerilatedFstC TraceFile;
 typedef VerilatedVcdC TraceFile;
 #endif
 
-// ---- value <-> 32-bit words, for every Verilator storage type ------------------------------
-template <std::size_t N>
-static inline void fs_copy(const VlWide<N>& v, uint32_t* out) {
-    for (std::size_t i = 0; i < N; i++) out[i] = v[i];
-}
-static inline void fs_copy(CData v, uint32_t* out) { out[0] = v; }
-static inline void fs_copy(SData v, uint32_t* out) { out[0] = v; }
-static inline void fs_copy(IData v, uint32_t* out) { out[0] = v; }
-static inline void fs_copy(QData v, uint32_t* out) { out[0] = (uint32_t)v; out[1] = (uint32_t)(v >> 32); }
-
+// ---- 32-bit words -> value, for every Verilator storage type (fs_copy, the other way, is in the
+// generated header) ------------------------------------------------------------------------------
 template <std::size_t N>
 static inline void fs_assign(VlWide<N>& v, const uint32_t* in) {
     for (std::size_t i = 0; i < N; i++) v[i] = in[i];
@@ -95,7 +94,8 @@ static inline uint64_t get_bits(const uint32_t* w, int lo, int width) {
     return (uint64_t)acc & ((1ull << width) - 1);
 }
 
-// The generated, config-specific part: memory accessors and the access payload layout.
+// The generated, config-specific part: memory accessors (fs_mem_word, fs_snap_mems) and the access
+// payload layout.
 #include "fastsim_cfg.h"
 
 static inline uint64_t mix64(uint64_t z) {
@@ -221,8 +221,8 @@ static int32_t access(uint8_t op, uint8_t layer, uint16_t row, uint16_t col, int
     }
 }
 
-// checksum layout per parameter memory
-struct Layout { int mem, lane_bits, lanes; std::vector<int64_t> pos; };
+// checksum layout per parameter memory (view)
+struct Layout { int mem, field_bits, fields; bool is_signed; std::vector<int64_t> pos; };
 static std::vector<Layout> layouts;
 
 static uint64_t checksum() {
@@ -234,11 +234,11 @@ static uint64_t checksum() {
         for (int a = 0; a < depth; a++) {
             std::memset(w, 0, sizeof w);
             fs_mem_word(root, L.mem, a, w);
-            for (int l = 0; l < L.lanes; l++) {
-                int64_t p = pos[(size_t)a * L.lanes + l];
+            for (int f = 0; f < L.fields; f++) {
+                int64_t p = pos[(size_t)a * L.fields + f];
                 if (p < 0) continue;
-                uint64_t v = get_bits(w, l * L.lane_bits, L.lane_bits);
-                if (L.lane_bits < 64 && ((v >> (L.lane_bits - 1)) & 1)) v |= ~0ull << L.lane_bits;
+                uint64_t v = get_bits(w, f * L.field_bits, L.field_bits);
+                if (L.is_signed && L.field_bits < 64 && ((v >> (L.field_bits - 1)) & 1)) v |= ~0ull << L.field_bits;
                 sum += mix64(((uint64_t)p * 0x9E3779B97F4A7C15ull) ^ v);
             }
         }
@@ -258,6 +258,10 @@ static void put_mem(int mem) {
 
 struct SnapPlan { const uint32_t* offsets; uint32_t m; uint32_t taken; };
 
+static void snapshot() {
+    for (int k = 0; k < FS_NSNAP; k++) put_mem(fs_snap_mems[k]);
+}
+
 // One sample: stream pixels then the label, wait for the result. Returns the prediction.
 static uint32_t run_sample(const uint16_t* px, uint32_t nin, uint16_t label, bool learn,
                            SnapPlan* snap) {
@@ -273,7 +277,7 @@ static uint32_t run_sample(const uint16_t* px, uint32_t nin, uint16_t label, boo
         half_high();
         if (fire) idx++;
         if (snap) while (snap->taken < snap->m && top->cycles - c0 == snap->offsets[snap->taken]) {
-            put_mem(FS_STATES_MEM); put_mem(FS_D0_MEM); snap->taken++;
+            snapshot(); snap->taken++;
         }
         if (++n > STUCK) die("sample port stuck");
     }
@@ -285,7 +289,7 @@ static uint32_t run_sample(const uint16_t* px, uint32_t nin, uint16_t label, boo
         uint32_t p = top->result___05Fpayload;
         half_high();
         if (snap) while (snap->taken < snap->m && top->cycles - c0 == snap->offsets[snap->taken]) {
-            put_mem(FS_STATES_MEM); put_mem(FS_D0_MEM); snap->taken++;
+            snapshot(); snap->taken++;
         }
         if (v) return p;
         if (n > STUCK) die("no result: the core hangs");
@@ -314,9 +318,11 @@ int main(int argc, char** argv) {
         switch (op) {
         case 'H': {
             put<uint8_t>('K');
-            put<uint32_t>(1);
+            put<uint32_t>(2);
             put<uint32_t>(FS_NMEM);
             for (int i = 0; i < FS_NMEM; i++) { put<uint32_t>(fs_mem_depth[i]); put<uint32_t>(fs_mem_bits[i]); }
+            put<uint32_t>(FS_NSNAP);
+            for (int i = 0; i < FS_NSNAP; i++) put<uint32_t>(fs_snap_mems[i]);
             put<uint32_t>(FS_NCOUNTERS);
             for (int i = 0; i < FS_NCOUNTERS; i++) {
                 uint16_t len = (uint16_t)std::strlen(fs_counter_names[i]);
@@ -333,13 +339,15 @@ int main(int argc, char** argv) {
             for (uint32_t k = 0; k < n; k++) {
                 Layout L;
                 L.mem = (int)rd<uint32_t>();
-                L.lane_bits = (int)rd<uint32_t>();
+                L.field_bits = (int)rd<uint32_t>();
+                L.fields = (int)rd<uint32_t>();
+                L.is_signed = rd<uint32_t>() != 0;
                 uint32_t count = rd<uint32_t>();
                 L.pos.resize(count);
                 read_all(L.pos.data(), count * sizeof(int64_t));
-                if (L.mem < 0 || L.mem >= FS_NMEM || L.lane_bits <= 0 || L.lane_bits > 64) { ok = false; continue; }
-                L.lanes = fs_mem_bits[L.mem] / L.lane_bits;
-                if ((uint64_t)L.lanes * fs_mem_depth[L.mem] != count) ok = false;
+                if (L.mem < 0 || L.mem >= FS_NMEM || L.field_bits <= 0 || L.field_bits > 64 || L.fields <= 0 ||
+                    (int64_t)L.fields * L.field_bits > fs_mem_bits[L.mem]) { ok = false; continue; }
+                if ((uint64_t)L.fields * fs_mem_depth[L.mem] != count) ok = false;
                 layouts.push_back(std::move(L));
             }
             if (!ok) { layouts.clear(); error("bad checksum layout"); break; }
