@@ -20,6 +20,10 @@ access             in   stream     host access (``ACCESS_LAYOUT``): op 0/1 read/
                                    when idle, one response per command
 access_rsp         out  stream     signed 32: the value read (writes answer with 0)
 t_set, t_value     in   1, 32      load the sample counter t (keys the random source), idle
+seed               in   32         the random source's seed: sample t's key is H(seed, t)
+                                   (stochastic rounding, random sign), computed in the
+                                   KEY state; hold it while ``busy`` (a runtime value:
+                                   the link's seed register drives it, not the config)
 t                  out  32         the sample counter (trained samples)
 busy               out  1          a sample is being processed
 cycles             out  32         cycles spent processing samples
@@ -140,6 +144,7 @@ class EPCore(wiring.Component):
             "access_rsp": Out(stream.Signature(signed(32))),
             "t_set": In(1),
             "t_value": In(32),
+            "seed": In(32),
             "t": Out(32),
             "busy": Out(1),
         }
@@ -689,7 +694,7 @@ class EPCore(wiring.Component):
                         m.next = "KEY"
             assert KEY_CYCLES == 2 * HASH_ROUNDS
             with m.State("KEY"):
-                m.d.comb += [busy.eq(1), hkey.eq(cfg.seed)]
+                m.d.comb += [busy.eq(1), hkey.eq(self.seed)]
                 m.d.sync += [hx.eq(hxn), hy.eq(hyn), hr.eq(hr + 1)]
                 with m.If(hr == HASH_ROUNDS - 1):
                     m.d.sync += [key.eq(hout), hx.eq(SIGN_COUNTER >> 16), hy.eq(SIGN_COUNTER & 0xFFFF), hr.eq(0)]
