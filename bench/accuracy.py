@@ -82,7 +82,7 @@ def rtl_accuracy(cfg, data, n_train, n_test, seeds, curve, root, log) -> dict:
     vx, vy = lsbs(data.test_images[:n_test], cfg), data.test_labels[:n_test].astype(np.int64)
     runs, orders = [], {}
     for s in seeds:
-        log(f"  RTL seed {s}: build (once per seed: the seed is part of the core) and verify {n_train} samples")
+        log(f"  RTL seed {s}: verify {n_train} samples (one core build for every seed: the seed is an input port)")
         # the samples in the fixed golden Trainer's order for this seed: the RTL must then end with
         # exactly the fixed golden's test error (same init, same counter, same samples)
         orders[s] = epoch_order(cfg.replace(seed=s), 0, n_train).numpy()

@@ -91,16 +91,16 @@ def board_figures(found: list, cfg, boards=None) -> list:
 
 
 def core_report(cfg, roots) -> dict | None:
-    """The newest core build report of exactly ``cfg`` (name and seed aside) with an Fmax, under
-    ``roots`` (``<root>/*/report.json``); None if there is none."""
-    want = cfg.replace(seed=0, name="x").to_dict()
+    """The newest core build report of exactly ``cfg`` (its runtime fields aside: ``RUNTIME_FIELDS``)
+    with an Fmax, under ``roots`` (``<root>/*/report.json``); None if there is none."""
+    want = cfg.elaborated_dict()
     best = None
     for root in roots:
         for p in Path(root).glob("*/report.json"):
             rep = BuildReport.load(p)
             if rep.kind != "core" or rep.fmax_mhz is None:
                 continue
-            if rep.epconfig.replace(seed=0, name="x").to_dict() != want:
+            if rep.epconfig.elaborated_dict() != want:
                 continue
             if best is None or p.stat().st_mtime > best[0]:
                 best = (p.stat().st_mtime, p, rep)

@@ -297,11 +297,13 @@ def build_core(cfg, out_dir=None, *, device: str = "LFE5U-85F", package: str | N
 
 # ---- a board ------------------------------------------------------------------------------------
 def config_digest(cfg: EPConfig) -> dict:
-    """sha256 (16 hex digits) and CRC-32 of the canonical config JSON; the CRC is the one the board
-    reports in INFO (``config_crc``), so a host can match a board to its build report."""
-    from eqfpga.hdl.protocol import config_json, crc32
-    js = config_json(cfg)
-    return {"sha256": hashlib.sha256(js).hexdigest()[:16], "crc32": f"{crc32(js):08x}"}
+    """sha256 (16 hex digits) and CRC-32 of the config's elaborated JSON (``cfg.elaborated_json()``:
+    the runtime fields ``RUNTIME_FIELDS`` left out); the CRC is the one the board reports in INFO
+    (``config_crc``), so a host can match a board to its build report, and every config that
+    differs from the build's only in runtime fields (seed, epochs, name) has the same digest."""
+    from eqfpga.hdl.protocol import config_crc
+    js = cfg.elaborated_json().encode()
+    return {"sha256": hashlib.sha256(js).hexdigest()[:16], "crc32": f"{config_crc(cfg):08x}"}
 
 
 def exact_clock(board: Board, baud: int, near_hz: float) -> float | None:

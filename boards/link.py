@@ -11,8 +11,8 @@ No torch needed: numpy and pyserial only. The protocol (constants, framing, pixe
   frame). Resending is safe: the device answers DUPLICATE to a mutating request it has already
   executed (it remembers the last two), and the host never keeps more than two requests in flight.
   A resent copy is preceded by 0xFF bytes (8, 16, 32, ...) that end any false frame.
-* ``Device``: the operations (``info``, ``config``, parameters, ``train`` / ``infer`` and their
-  pipelined ``*_many`` forms, ``counters``, ``set_t``).
+* ``Device``: the operations (``info``, ``config``, ``check_config``, parameters, ``train`` /
+  ``infer`` and their pipelined ``*_many`` forms, ``counters``, ``set_t``, ``set_seed`` / ``seed``).
 """
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from collections import OrderedDict
 
 import numpy as np
 
-from eqfpga.golden.config import EPConfig
+from eqfpga.golden.config import RUNTIME_FIELDS, ConfigError, EPConfig
 from eqfpga.hdl.protocol import (COUNTER_NAMES, CRC_BYTES, DUP_WINDOW, HEADER_BYTES, INFO_BYTES, MAGIC,
-                                 MAX_PAYLOAD, MUTATING, PARAMS_HEADER, SYNC_REPLY, SYNC_REQUEST, VERSION,
-                                 Cmd, ParamKind, Status, crc32, decode_pixels, encode_pixels, frame,
-                                 value_bytes)
+                                 MAX_PAYLOAD, MUTATING, PARAMS_HEADER, SEED_BYTES, SYNC_REPLY, SYNC_REQUEST,
+                                 VERSION, Cmd, ParamKind, Status, config_crc, crc32, decode_pixels,
+                                 encode_pixels, frame, value_bytes)
 
 __all__ = ["LinkError", "encode_pixels", "decode_pixels", "Link", "Device"]
 
@@ -40,7 +40,8 @@ _HINT = {
     Status.BAD_LENGTH: "the frame announced more than MAX_PAYLOAD bytes",
     Status.TIMEOUT: "the frame stopped arriving: the host stalled or bytes were lost (baud rate?)",
     Status.BAD_ARG: "the payload does not fit the device's config (layer/row/col out of range, wrong "
-                    "length, pixel count or label): compare Device.config() with the host's config",
+                    "length, pixel count or label; SET_SEED takes exactly 4 bytes, GET_SEED none): "
+                    "compare Device.config() with the host's config",
 }
 
 
@@ -283,17 +284,24 @@ class Device:
         return dict(self._info)
 
     def config(self) -> EPConfig:
-        """The config the device was built for (CONFIG, checked against INFO's config_crc)."""
+        """The config the device was built for (CONFIG; its elaborated fields checked against INFO's
+        config_crc). Its runtime fields (``RUNTIME_FIELDS``) are the build's: ``seed`` is the seed
+        register's reset value, not necessarily the seed the device holds now (``seed()``)."""
         info = self.info()
         js, off = bytearray(), 0
         while off < info["json_len"]:
             n = min(MAX_PAYLOAD, info["json_len"] - off)
             js += self.link.request(Cmd.CONFIG, struct.pack("<HH", off, n))
             off += n
-        if crc32(bytes(js)) != info["config_crc"]:
+        try:
+            cfg = EPConfig.from_json(bytes(js).decode())
+        except (ConfigError, UnicodeDecodeError) as e:
+            raise LinkError(f"the config read over CONFIG is not a valid config ({e}): the link corrupted "
+                            "it (retry) or the bitstream is broken") from None
+        if config_crc(cfg) != info["config_crc"]:
             raise LinkError("the config read over CONFIG does not match INFO's config_crc: the link "
                             "corrupted it (retry) or the bitstream is broken")
-        self._cfg = EPConfig.from_json(js.decode())
+        self._cfg = cfg
         return self._cfg
 
     @property
@@ -301,9 +309,13 @@ class Device:
         return self._cfg if self._cfg is not None else self.config()
 
     def check_config(self, cfg: EPConfig):
-        """Raise ``LinkError`` naming every field in which the device's config differs from ``cfg``."""
-        dev = self.cfg.to_dict()
-        want = cfg.to_dict()
+        """Raise ``LinkError`` naming every elaborated field in which the device's config differs
+        from ``cfg``. The runtime fields (``eqfpga.golden.config.RUNTIME_FIELDS``: seed, epochs,
+        name) may differ: the host sets them (``set_seed``). Passing it is the same as
+        ``config_crc(cfg)`` equal to INFO's ``config_crc`` (which ``config()`` checked the device's
+        config against); the field by field comparison names what differs."""
+        dev = self.cfg.elaborated_dict()
+        want = cfg.elaborated_dict()
         diffs = []
         for key in sorted(set(dev) | set(want)):
             if key == "fixed":
@@ -315,7 +327,8 @@ class Device:
                 diffs.append(f"{key}: device {dev.get(key)!r}, host {want.get(key)!r}")
         if diffs:
             raise LinkError("the device was built for another config (" + "; ".join(diffs) +
-                            "): build and program the bitstream for this config, or use the device's")
+                            "): build and program the bitstream for this config, or use the device's "
+                            f"(only {', '.join(RUNTIME_FIELDS)} may differ)")
 
     # ---- parameters ----
     def _vb(self, kind):
@@ -481,3 +494,17 @@ class Device:
     def set_t(self, t: int):
         """Load the sample counter t (it keys the random source of stochastic rounding)."""
         self.link.request(Cmd.SET_T, struct.pack("<I", int(t) & 0xFFFFFFFF))
+
+    def set_seed(self, seed: int):
+        """Write the device's seed register (SET_SEED): the random source of every later sample is
+        keyed by H(seed, t). ``seed``: an integer from 0 to 2**32 - 1, as ``EPConfig.seed``."""
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) < 2**32:
+            raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, not {seed!r}")
+        self.link.request(Cmd.SET_SEED, struct.pack("<I", int(seed)))
+
+    def seed(self) -> int:
+        """The device's seed register (GET_SEED): its build's seed until ``set_seed``."""
+        p = self.link.request(Cmd.GET_SEED)
+        if len(p) != SEED_BYTES:
+            raise LinkError(f"GET_SEED reply has {len(p)} bytes, expected {SEED_BYTES}")
+        return struct.unpack("<I", p)[0]

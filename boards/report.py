@@ -55,7 +55,7 @@ class BuildReport:
     yosys_cells: dict[str, int] = field(default_factory=dict)
     fmax_by_clock: dict[str, dict] = field(default_factory=dict)   # nextpnr's Fmax of every clock net
     wrapper: dict | None = None         # core builds: the serial wrapper's pins, widths, overhead estimate
-    config_digest: dict | None = None   # board builds: sha256 and crc32 of the config JSON (INFO's config_crc)
+    config_digest: dict | None = None   # board builds: sha256, crc32 of the elaborated config JSON (INFO's config_crc)
     schema: int = SCHEMA
 
     @property

@@ -6,9 +6,11 @@ Verilator-simulated board (``eqfpga.sim.boardsim.SimBoard``). The three layers a
 (``eqfpga.hdl.link``), this host interface, and the CLI (``eqfpga train``).
 
 The run follows the fixed-point golden trainer (``eqfpga.golden.train``) sample for sample: the
-same initial weights (the config's seed), the same per-epoch order, one sample at a time, so the
-weights read back from the board equal ``eqfpga golden train --arith fixed`` bit for bit
-(``check_golden=True`` runs the golden model beside the board and compares at every checkpoint).
+same initial weights (the config's seed), the same per-epoch order, one sample at a time, and the
+same random source (the host writes the config's seed into the board's seed register: the seed is
+a runtime field, so a board built with another seed trains this config too), so the weights read
+back from the board equal ``eqfpga golden train --arith fixed`` bit for bit (``check_golden=True``
+runs the golden model beside the board and compares at every checkpoint).
 
 Checkpoints (``<out>/checkpoint.npz``, the golden npz format, written atomically) hold the weights
 read back from the board after every epoch and every ``checkpoint_every`` samples, with the
@@ -74,6 +76,14 @@ class BoardTrainer:
         self.dev.write_weights([np.asarray(w, dtype=np.int64) for w in weights],
                                [np.asarray(b, dtype=np.int64) for b in biases])
         self.dev.set_t(t)
+        self.dev.set_seed(self.cfg.seed)
+        self._check_seed()
+
+    def _check_seed(self):
+        seed = self.dev.seed()
+        if seed != self.cfg.seed:
+            raise BoardMismatch(f"the board's seed register holds {seed} but the config's seed is {self.cfg.seed}: "
+                                "the board was reset or another host wrote it; resume from the last checkpoint")
 
     def start(self, resume: bool = False):
         """Load the board with the checkpoint (resume) or the config's initial weights."""
@@ -115,6 +125,7 @@ class BoardTrainer:
         if t != self.position:
             raise BoardMismatch(f"the board's sample counter is {t} but the host sent {self.position} training "
                              "samples: samples were lost or repeated; resume from the last checkpoint")
+        self._check_seed()
         info = {"read_back_seconds": read_s}
         if self.golden is not None:
             info["golden_identical"] = self._compare_golden(weights, biases)
@@ -225,19 +236,25 @@ class BoardTrainer:
 
 
 def train_board(port: str | None, cfg: EPConfig | None = None, *, baud: int = 3_000_000, sim: bool = False,
-                divisor: int = 4, epochs: int | None = None, resume: bool = False, **kw) -> dict:
+                divisor: int = 4, epochs: int | None = None, resume: bool = False, seed: int | None = None,
+                **kw) -> dict:
     """Train a board on MNIST over its serial link (``port``), or the simulated board (``sim``).
 
-    ``cfg`` None reads the config from the board. Returns the metrics (also in ``<out>/metrics.json``).
+    ``cfg`` None reads the config from the board. ``seed``: train with this seed instead of the
+    config's (a runtime field: the same bitstream; the simulated board is built with the config's
+    seed and told this one). Returns the metrics (also in ``<out>/metrics.json``).
     """
+    def with_seed(c):
+        return c if seed is None else c.replace(seed=seed)
+
     if sim:
         if cfg is None:
             raise ValueError("--sim needs a config: the simulated board is built from it")
         from eqfpga.sim.boardsim import SimBoard
         with SimBoard(cfg, divisor=divisor) as board, Device.open(board.port, baud) as dev:
-            return BoardTrainer(dev, cfg, **kw).fit(epochs, resume)
+            return BoardTrainer(dev, with_seed(cfg), **kw).fit(epochs, resume)
     if port is None:
         raise ValueError("give --port DEVICE (e.g. /dev/ttyUSB0) or --sim")
     with Device.open(port, baud) as dev:
-        cfg = cfg or dev.config()
+        cfg = with_seed(cfg or dev.config())
         return BoardTrainer(dev, cfg, **kw).fit(epochs, resume)

@@ -24,6 +24,18 @@ UPDATE_ROUNDINGS = ("truncate", "nearest", "stochastic")
 MAX_LAYERS = 15
 MAX_WIDTH = (1 << 14) - 1
 
+# The config fields that the hardware does not elaborate (docs/hardware.md, "Runtime and elaborated
+# config fields"); every other field is built into the gateware, and a board built for one value of
+# it refuses a config with another. This tuple is the one list: the config check of a board against
+# the host's config (INFO's config_crc, ``Device.check_config``), the build report's
+# ``config_digest`` and the core simulators' build caches all leave these fields out.
+#   seed    the random source's seed: a register of the board's link engine (reset to the build's
+#           seed, written by the host with SET_SEED) drives the core's ``seed`` port; on the host it
+#           also draws the initial weights and the per-epoch sample order
+#   epochs  how many epochs the host runs
+#   name    a label
+RUNTIME_FIELDS = ("name", "epochs", "seed")
+
 
 class ConfigError(ValueError):
     """A configuration value is out of range; the message names the field and what is allowed."""
@@ -284,6 +296,14 @@ class EPConfig:
 
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
+
+    def elaborated_dict(self) -> dict:
+        """``to_dict()`` without the ``RUNTIME_FIELDS``: what a hardware build depends on."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+
+    def elaborated_json(self) -> str:
+        """The canonical JSON of ``elaborated_dict()`` (INFO's config_crc is its CRC-32)."""
+        return json.dumps(self.elaborated_dict(), indent=2)
 
     @classmethod
     def from_dict(cls, d: dict) -> "EPConfig":

@@ -8,7 +8,8 @@ top's ports are listed in ``eqfpga.hdl.core``'s docstring.
 Top ports (Verilog names; streams are ``<name>__payload/__valid/__ready``; full table in
 ``eqfpga.hdl.core``): ``clk``, ``rst``; ``sample`` (in: pixels then label), ``learn``; ``result``
 (out: prediction); ``access`` / ``access_rsp`` (read/write every weight and bias, read states);
-``t_set``, ``t_value``, ``t``; ``busy``; counters ``cycles``, ``samples``, ``update_sat``,
+``t_set``, ``t_value``, ``t``; ``seed`` (in: the random source's seed, a runtime value: the Verilog
+is the same for every seed); ``busy``; counters ``cycles``, ``samples``, ``update_sat``,
 ``weight_sat``, ``bias_sat``, ``act_low``, ``act_high``, ``unsettled``, ``cycling``. The report
 lists them with their widths (``ports``).
 

@@ -8,7 +8,8 @@ and the ports of one ``EPCore``. It wires three parts joined by ``lib.stream`` i
 MAX_PAYLOAD bytes, so that the next frame is received while the current one is executed):
 
 * ``FrameReceiver`` (``link_receiver``): request bytes -> jobs, payloads into the buffer;
-* ``Executor`` (``link_executor``): jobs -> core access -> reply heads and bodies;
+* ``Executor`` (``link_executor``): jobs -> core access -> reply heads and bodies; it holds the seed
+  register that drives the core's ``seed`` port (reset to ``cfg.seed``, SET_SEED / GET_SEED);
 * ``ReplySender`` (``link_reply``): heads and bodies -> reply bytes, CRC appended.
 
 ``LinkedCore`` is UART + engine + core with the board-facing ports ``rx``, ``tx``, ``status`` (LEDs)

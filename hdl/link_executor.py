@@ -3,9 +3,10 @@
 ``Executor`` takes the receiver's jobs in order. For a checked frame it parses the first payload
 bytes into ``args``, validates them against the config before it touches the core, executes the
 command through the core's ports and answers with exactly one reply: a ``head`` (seq, status,
-length) and ``length`` bytes on ``body``. A TRAIN / INFER sample is streamed to the core straight
-from the payload buffer (the zero-run code decoded on the fly), after a first decoding pass that
-only checks it. Its helpers, one job each:
+length) and ``length`` bytes on ``body``. It holds the seed register that drives the core's
+``seed`` port (reset to the config's seed; SET_SEED writes it, GET_SEED reads it). A TRAIN /
+INFER sample is streamed to the core straight from the payload buffer (the zero-run code decoded
+on the fly), after a first decoding pass that only checks it. Its helpers, one job each:
 
 * ``PayloadReader``: the payload of a frame in the buffer as a byte stream (a prefetch queue);
 * ``RomReader``: the INFO payload and the config JSON (one ROM) as a byte stream;
@@ -24,8 +25,8 @@ from eqfpga.golden.config import EPConfig
 
 from .core import Access, EPCore
 from .link_streams import BANK_ADDR_BITS, BUFFER_ADDR_BITS, JOB, LENGTH_BITS, REPLY_HEAD, STATUS_BITS
-from .protocol import (COUNTER_NAMES, DUP_WINDOW, INFO_BYTES, MAX_PAYLOAD, PARAMS_HEADER, Cmd,
-                       ParamKind, Status, pixel_bytes, value_bytes)
+from .protocol import (COUNTER_NAMES, DUP_WINDOW, INFO_BYTES, MAX_PAYLOAD, MUTATING, PARAMS_HEADER, SEED_BYTES,
+                       Cmd, ParamKind, Status, pixel_bytes, value_bytes)
 
 
 def core_signature(cfg: EPConfig) -> wiring.Signature:
@@ -175,6 +176,8 @@ class Executor(wiring.Component):
 
     ``release``: the bank of a checked frame is no longer needed (the receiver may fill it again).
     ``rom``: the INFO payload followed by the config JSON. ``idle``: waiting for a job.
+    ``core.seed`` comes from the seed register, reset to ``cfg.seed`` (a board never sent SET_SEED
+    computes with its build's seed); it changes only between jobs, when the core is idle.
     """
 
     def __init__(self, cfg: EPConfig, *, rom: bytes):
@@ -234,13 +237,17 @@ class Executor(wiring.Component):
                 m.d.sync += e_holds.eq(0)
 
         is_mut = Signal()
-        m.d.comb += is_mut.eq((e_cmd == Cmd.WRITE_PARAMS) | (e_cmd == Cmd.TRAIN) | (e_cmd == Cmd.SET_T))
+        m.d.comb += is_mut.eq(Cat(*[e_cmd == c for c in sorted(MUTATING)]).any())
+
+        # the seed register (SET_SEED / GET_SEED), the core's seed
+        seed = Signal(32, init=self.cfg.seed)
+        m.d.comb += core.seed.eq(seed)
 
         # the reply: the head, then rep_len body bytes from rep_src
         rep_status = Signal(STATUS_BITS)
         rep_len = Signal(LENGTH_BITS)
         rep_src = Signal(3)
-        SRC_NONE, SRC_ROM, SRC_PRED, SRC_CNT, SRC_PARAMS = range(5)
+        SRC_NONE, SRC_ROM, SRC_PRED, SRC_CNT, SRC_PARAMS, SRC_SEED = range(6)
         k = Signal(12)                  # byte index inside the part being parsed or sent
         pred = Signal(8)
         m.d.comb += [self.head.payload.seq.eq(e_seq), self.head.payload.status.eq(rep_status),
@@ -342,7 +349,7 @@ class Executor(wiring.Component):
                     free_bank()
                     reply(Status.DUPLICATE, Mux(dup.hit_has_pred, 1, 0), SRC_PRED)
                     m.d.sync += pred.eq(dup.hit_pred)
-                with m.Elif((e_cmd < Cmd.INFO) | (e_cmd > Cmd.SET_T)):
+                with m.Elif((e_cmd < min(Cmd)) | (e_cmd > max(Cmd))):
                     free_bank()
                     reply(Status.UNKNOWN_CMD)
                 with m.Else():
@@ -415,6 +422,21 @@ class Executor(wiring.Component):
                             # the core is idle here: the previous job's sample has finished
                             m.d.comb += [core.t_set.eq(1), dup.record.eq(1)]
                             reply(Status.OK)
+                        with m.Else():
+                            reply(Status.BAD_ARG)
+                    with m.Case(Cmd.SET_SEED):
+                        free_bank()
+                        with m.If(e_len == SEED_BYTES):
+                            # the core is idle here (as for SET_T): the next sample's key uses it
+                            m.d.sync += seed.eq(a_u32)
+                            m.d.comb += dup.record.eq(1)
+                            reply(Status.OK)
+                        with m.Else():
+                            reply(Status.BAD_ARG)
+                    with m.Case(Cmd.GET_SEED):
+                        free_bank()
+                        with m.If(e_len == 0):
+                            reply(Status.OK, SEED_BYTES, SRC_SEED)
                         with m.Else():
                             reply(Status.BAD_ARG)
 
@@ -548,6 +570,8 @@ class Executor(wiring.Component):
                                 m.next = "COUNTERS"
                             with m.Case(SRC_PARAMS):
                                 m.next = "RP_ACC"
+                            with m.Case(SRC_SEED):
+                                m.next = "SEED"
             with m.State("ROM"):
                 m.d.comb += [self.body.valid.eq(rom.data.valid), self.body.payload.eq(rom.data.payload),
                              rom.data.ready.eq(self.body.ready)]
@@ -561,6 +585,12 @@ class Executor(wiring.Component):
                     finish()
             with m.State("COUNTERS"):
                 m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(cnt_word.word_select(k[:2], 8))]
+                with m.If(self.body.ready):
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(k + 1 == rep_len):
+                        finish()
+            with m.State("SEED"):
+                m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(seed.word_select(k[:2], 8))]
                 with m.If(self.body.ready):
                     m.d.sync += k.eq(k + 1)
                     with m.If(k + 1 == rep_len):

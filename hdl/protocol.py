@@ -2,8 +2,8 @@
 
 Both sides import it: the host (``eqfpga.boards.link``) and the gateware (``eqfpga.hdl.link``).
 It holds the constants, the commands and statuses, the framing with its CRC-32 (ISO-HDLC, as
-``zlib.crc32`` and ``amaranth.lib.crc.catalog.CRC32_ISO_HDLC`` compute it), and the zero-run
-pixel code of TRAIN / INFER.
+``zlib.crc32`` and ``amaranth.lib.crc.catalog.CRC32_ISO_HDLC`` compute it), the config identity
+of INFO (``config_crc``: the elaborated fields only) and the zero-run pixel code of TRAIN / INFER.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from eqfpga.golden.config import EPConfig
 SYNC_REQUEST = 0xA5
 SYNC_REPLY = 0x5A
 MAX_PAYLOAD = 2048
-VERSION = 1
+VERSION = 2                 # 2: SET_SEED / GET_SEED, INFO's config_crc covers the elaborated fields only
 MAGIC = b"EQFP"
 HEADER_BYTES = 5            # sync, seq, cmd/status, len (u16)
 CRC_BYTES = 4
@@ -35,9 +35,11 @@ class Cmd(enum.IntEnum):
     INFER = 0x06
     COUNTERS = 0x07
     SET_T = 0x08
+    SET_SEED = 0x09
+    GET_SEED = 0x0A
 
 
-MUTATING = frozenset({Cmd.WRITE_PARAMS, Cmd.TRAIN, Cmd.SET_T})
+MUTATING = frozenset({Cmd.WRITE_PARAMS, Cmd.TRAIN, Cmd.SET_T, Cmd.SET_SEED})
 
 
 class Status(enum.IntEnum):
@@ -59,6 +61,7 @@ class ParamKind(enum.IntEnum):
 COUNTER_NAMES = ("t", "cycles", "samples", "update_sat", "weight_sat", "bias_sat", "act_low",
                  "act_high", "unsettled", "cycling")
 PARAMS_HEADER = 8           # kind u8, layer u8, row u16, col u16, count u16
+SEED_BYTES = 4              # SET_SEED's request payload and GET_SEED's reply payload: seed u32
 
 
 def value_bytes(bits: int) -> int:
@@ -72,8 +75,16 @@ def pixel_bytes(input_frac: int) -> int:
 
 
 def config_json(cfg: EPConfig) -> bytes:
-    """The canonical config JSON that CONFIG serves (and INFO's config_crc covers)."""
+    """The canonical config JSON that CONFIG serves: the whole config the device was built for
+    (its runtime fields hold the build's values: ``seed`` is the seed register's reset value)."""
     return cfg.to_json().encode()
+
+
+def config_crc(cfg: EPConfig) -> int:
+    """INFO's ``config_crc``: the CRC-32 of ``cfg.elaborated_json()``, the config without its
+    runtime fields (``eqfpga.golden.config.RUNTIME_FIELDS``). Two configs with the same CRC run on
+    the same board; the host sets the runtime fields (SET_SEED)."""
+    return crc32(cfg.elaborated_json().encode())
 
 
 def info_payload(cfg: EPConfig, *, clk_hz: int, divisor: int) -> bytes:
@@ -81,7 +92,7 @@ def info_payload(cfg: EPConfig, *, clk_hz: int, divisor: int) -> bytes:
     js = config_json(cfg)
     return (MAGIC + VERSION.to_bytes(2, "little") + MAX_PAYLOAD.to_bytes(2, "little")
             + int(clk_hz).to_bytes(4, "little") + int(divisor).to_bytes(4, "little")
-            + crc32(js).to_bytes(4, "little") + len(js).to_bytes(2, "little"))
+            + config_crc(cfg).to_bytes(4, "little") + len(js).to_bytes(2, "little"))
 
 
 INFO_BYTES = 22

@@ -35,6 +35,19 @@ def config_tag(cfg: EPConfig) -> str:
     return f"{cfg.name}-{hashlib.sha256(cfg.to_json().encode()).hexdigest()[:10]}"
 
 
+def core_key(cfg: EPConfig) -> str:
+    """What the core alone (``EPCore``) is built from: the config without its runtime fields
+    (``RUNTIME_FIELDS``: the seed is an input port), so configs that differ only in seed, epochs or
+    name share one core build. The board (``LinkedCore``) keeps the whole config: its config ROM and
+    the seed register's reset value come from it."""
+    return cfg.elaborated_json()
+
+
+def core_tag(cfg: EPConfig) -> str:
+    """A folder name for a core build of ``cfg``: its name and a hash of ``core_key(cfg)``."""
+    return f"{cfg.name}-{hashlib.sha256(core_key(cfg).encode()).hexdigest()[:10]}"
+
+
 def params_tag(weights, biases) -> str:
     """A short hash of initial parameters baked into a design ("" when there are none)."""
     if weights is None and biases is None:

@@ -1,7 +1,8 @@
 """cocotb test: the core against the golden FixedEP, compared with equality, never a tolerance.
 
 Driven by a JSON plan (env ``EQFPGA_TEST_PLAN``, written by ``eqfpga.sim.runner.run``) and the
-golden expectations computed beforehand (``eqfpga.sim.expect``, path in the plan): initial
+golden expectations computed beforehand (``eqfpga.sim.expect``, path in the plan; ``core_seed``:
+the seed port's value, default the config's seed, and the golden model's seed): initial
 parameters, samples, predictions, states after each phase, final parameters and counters. The plan
 may ``mutate`` ([layer, i, j, bit]: flip one weight bit in the RTL through the access port). The
 report (``report`` path) names the first value that differs: state, prediction, weight, bias,
@@ -32,18 +33,19 @@ def _changed(a, b):
 class _Cfg:
     """The little of the config the driver needs (no EPConfig: keeps this module light)."""
 
-    def __init__(self, d):
+    def __init__(self, d, seed):
         self.sizes = tuple(d["sizes"])
         self.weight_bits = d["fixed"]["weight_bits"]
-        self.seed = d["seed"]
+        self.seed = seed
 
 
 @cocotb.test()
 async def core_matches_golden(dut):
     plan = json.loads(Path(os.environ["EQFPGA_TEST_PLAN"]).read_text())
     exp = json.loads(Path(plan["expect"]).read_text())
-    cfg = _Cfg(plan["cfg"])
-    rep = {"mismatches": [], "samples": []}
+    seed = plan.get("core_seed")
+    cfg = _Cfg(plan["cfg"], plan["cfg"]["seed"] if seed is None else seed)
+    rep = {"mismatches": [], "samples": [], "core_seed": cfg.seed}
 
     def mismatch(msg):
         if msg:

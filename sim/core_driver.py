@@ -23,6 +23,8 @@ def pack_access(op: Access, layer: int, row: int = 0, col: int = 0, data: int = 
 
 
 class CoreDriver:
+    """``cfg``: needs ``sizes`` and ``seed`` (the seed port's value after ``reset``)."""
+
     def __init__(self, dut, cfg):
         self.dut, self.cfg = dut, cfg
 
@@ -30,6 +32,7 @@ class CoreDriver:
         d = self.dut
         for sig in (d.sample__valid, d.access__valid, d.t_set, d.learn):
             sig.value = 0
+        self.set_seed(self.cfg.seed)
         d.result__ready.value = 1
         d.access_rsp__ready.value = 1
         d.seed.value = self.cfg.seed & 0xFFFFFFFF
@@ -109,6 +112,10 @@ class CoreDriver:
         await RisingEdge(d.clk)
         d.t_set.value = 0
         await RisingEdge(d.clk)
+
+    def set_seed(self, seed: int):
+        """Drive the seed port (held; change it only while the core is idle)."""
+        self.dut.seed.value = int(seed) & 0xFFFFFFFF
 
     async def run_sample(self, pixels, label: int, learn: bool) -> int:
         """Stream one sample in and wait for its prediction."""

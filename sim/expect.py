@@ -38,6 +38,10 @@ def make_net(cfg: EPConfig, init_seed=None) -> FixedEP:
 
 
 def expectations(cfg: EPConfig, plan: dict) -> dict:
+    """``plan["core_seed"]`` (optional): the seed the core runs with; the golden model then runs
+    the config with that seed (its initial parameters too), the one build with any seed."""
+    if plan.get("core_seed") is not None:
+        cfg = cfg.replace(seed=int(plan["core_seed"]))
     pl = Plan(cfg)
     g = make_net(cfg, plan.get("init_seed"))
     out = {"init": _params(g), "samples": []}

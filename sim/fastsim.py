@@ -15,10 +15,10 @@ views.
 
 ``FastSim(cfg)`` starts the binary and speaks its binary protocol (documented at the top of
 ``harness/fastsim_main.cpp``) through pipes: load / read every weight and bias through the access
-port, read raw memories, set t, run a batch of samples (learn on or off) returning predictions,
-cycles and the checksum of all weights and biases after every sample, computed in C++ from the
-RTL's memory arrays, read states, snapshot every state and d0 memory at chosen cycles, and dump FST
-or VCD waveforms on request.
+port, read raw memories, set t, set the seed port (``cfg.seed`` at start), run a batch of samples
+(learn on or off) returning predictions, cycles and the checksum of all weights and biases after
+every sample, computed in C++ from the RTL's memory arrays, read states, snapshot every state and
+d0 memory at chosen cycles, and dump FST or VCD waveforms on request.
 
 ``param_checksum`` is the same checksum computed in Python (numpy) on any weights and biases.
 """
@@ -42,7 +42,7 @@ from eqfpga.hdl.core import ACCESS_LAYOUT, Access
 from eqfpga.hdl.memory_map import MemoryView, memory_views
 from eqfpga.hdl.plan import Plan
 
-from .build_cache import HARNESS_DIR, cached_build, config_tag
+from .build_cache import HARNESS_DIR, cached_build, core_key, core_tag
 from .designs import CORE_TOP, core_verilog
 from .paths import build_dir
 from .toolchain import (HARNESS_MAKEFLAGS, VERILATOR_WARNINGS, harness_build_command, run_verilator_build,
@@ -388,8 +388,8 @@ def build(cfg: EPConfig, *, wave: bool = False, root: Path | None = None, quiet:
         if not quiet:
             print(f"fastsim: built {bdir} in {time.time() - t0:.0f} s")
 
-    folder = Path(root or build_dir("fastsim")) / (config_tag(cfg) + ("-wave" if wave else ""))
-    return cached_build(folder, "obj/fastsim", key=cfg.to_json(), flags=flags + [cflags, *HARNESS_MAKEFLAGS],
+    folder = Path(root or build_dir("fastsim")) / (core_tag(cfg) + ("-wave" if wave else ""))
+    return cached_build(folder, "obj/fastsim", key=core_key(cfg), flags=flags + [cflags, *HARNESS_MAKEFLAGS],
                         generate=generate, compile=compile)
 
 
@@ -419,6 +419,7 @@ class FastSim:
         self._pending = None
         self.mems = self._hello()
         self._send_layout()
+        self.set_seed(cfg.seed)
 
     # ---- plumbing ----
     def _drain_stderr(self):
@@ -619,6 +620,13 @@ class FastSim:
     # ---- control ----
     def set_t(self, t: int):
         self._call(b"T" + struct.pack("<I", int(t) & 0xFFFFFFFF))
+
+    def set_seed(self, seed: int):
+        """Drive the core's ``seed`` port (held until the next call); ``FastSim(cfg)`` starts with
+        ``cfg.seed``. One build serves every seed."""
+        if not 0 <= int(seed) < 2**32:
+            raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, not {seed!r}")
+        self._call(b"R" + struct.pack("<I", int(seed)))
 
     def counters(self) -> dict:
         """The core's counter outputs by port name (cycles, samples, t, act_low, ... as it has them)."""

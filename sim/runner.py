@@ -11,7 +11,7 @@ from pathlib import Path
 
 from eqfpga.golden.config import EPConfig
 
-from .build_cache import cached_build, config_tag, params_tag
+from .build_cache import cached_build, core_key, core_tag, params_tag
 from .designs import CORE_TOP, core_verilog
 from .paths import build_dir
 from .toolchain import VERILATOR_WARNINGS, setup_verilator
@@ -28,7 +28,7 @@ def build(cfg: EPConfig, root: Path | None = None, *, weights=None, biases=None,
 
     runner = get_runner("verilator")
     ptag = params_tag(weights, biases)
-    tag = config_tag(cfg) + ("" if train else "-infer") + (f"-p{ptag}" if ptag else "")
+    tag = core_tag(cfg) + ("" if train else "-infer") + (f"-p{ptag}" if ptag else "")
     folder = Path(root or build_dir("cocotb")) / tag
 
     def generate():
@@ -38,7 +38,7 @@ def build(cfg: EPConfig, root: Path | None = None, *, weights=None, biases=None,
         runner.build(sources=[bdir / f"{CORE_TOP}.v"], hdl_toplevel=CORE_TOP, build_dir=bdir, always=True,
                      build_args=VERILATOR_WARNINGS, log_file=bdir / "build.log")
 
-    cached_build(folder, CORE_TOP, key=f"{cfg.to_json()} train={train} params={ptag}",
+    cached_build(folder, CORE_TOP, key=f"{core_key(cfg)} train={train} params={ptag}",
                  flags=VERILATOR_WARNINGS, generate=generate, compile=compile)
     runner.build_dir = folder
     return runner, folder

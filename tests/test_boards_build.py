@@ -2,9 +2,11 @@
 estimate and the fit pre-check with its messages, the tops elaborating, the tool runner, the report;
 and, when the `boards` extra (YoWASP) is installed, a real place and route of a small core with the
 reuse of earlier work."""
+import hashlib
 import json
 import os
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from eqfpga.boards.platforms import UnsupportedBoard, resolve_board  # noqa: E40
 from eqfpga.boards.report import BuildReport, Resource  # noqa: E402
 from eqfpga.boards.tools import ToolMissing, find_tool  # noqa: E402
 from eqfpga.golden.config import load_config  # noqa: E402
+from eqfpga.hdl.protocol import config_crc  # noqa: E402
 from eqfpga.hdl.resources import dp16kd_blocks, ebr_blocks, estimate  # noqa: E402
 from eqfpga.boards.top import (ECP5_PLL, ICE40_PLL, BoardTop, PLLError, ecp5_pll, ice40_pll,  # noqa: E402
                                plan_clock, uart_divisor)
@@ -439,7 +442,10 @@ def test_committed_board_report_loads():
     assert r.used("TRELLIS_COMB") == 18123 and r.used("TRELLIS_FF") == 13845
     assert r.times_s["nextpnr_s"] == 885.1 and r.bitstream_bytes == 894995
     assert r.epconfig == load_config("mnist-1h")
-    assert r.config_digest == build.config_digest(load_config("mnist-1h"))
+    # a protocol version 1 build: its digest (and its INFO's config_crc) hashed the whole config JSON;
+    # since version 2 both cover the elaborated fields only (build.config_digest)
+    js = load_config("mnist-1h").to_json().encode()
+    assert r.config_digest == {"sha256": hashlib.sha256(js).hexdigest()[:16], "crc32": f"{zlib.crc32(js):08x}"}
     assert r.precheck["totals"]["weight_blocks"] == 104 and r.precheck["totals"]["logic"] == 17584
 
 
@@ -558,6 +564,10 @@ def test_board_build_reuses_earlier_work(tmp_path, fake_tools):
         "board", "ulx3s-85f", 45.0, 123.45, "top.bit", len(b"bitstream"))
     assert r1.uart["divisor"] == 15 and r1.clock["pll"]["primitive"] == "EHXPLLL"
     assert r1.precheck["link"] and r1.precheck["totals"]["link_blocks"] > 0
+    # the digest the board's INFO reports: the elaborated fields only, the same for every seed
+    assert r1.config_digest == build.config_digest(MINI) == build.config_digest(MINI.replace(seed=9, name="m"))
+    assert r1.config_digest["crc32"] == f"{config_crc(MINI):08x}"
+    assert build.config_digest(MINI.replace(T1=MINI.T1 + 1)) != r1.config_digest
     assert (out / "top.bit").read_bytes() == b"bitstream" and BuildReport.load(out / "report.json") == r1
     assert sorted(p.name for p in (out / "_work").iterdir()) == ["top.json", "yosys_input.sha256", "yosys_stat.json"]
     assert build_board("ulx3s-85f", MINI, out, quiet=True) == r1

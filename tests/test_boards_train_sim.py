@@ -100,3 +100,42 @@ def test_board_with_wrong_weights_is_caught(tmp_path):
         dev.write_params(0, 1, 3, 7, [12345 % 32768])      # corrupt W1[3][7] on the board only
         with pytest.raises(BoardMismatch, match=r"W1\[3, 7\]"):
             t.save()
+
+
+def test_board_trains_another_seed_than_its_build(tmp_path):
+    """One bitstream, any seed: a board built with seed 0 trains the config with seed 7 (the host
+    writes it into the seed register), bit-identical to the golden model with seed 7 (initial weights,
+    sample order and stochastic rounding all follow the seed), while a config that differs in an
+    elaborated field is still refused, and a seed register changed behind the host's back is caught."""
+    data = load_mnist()
+    assert SMALL.seed == 0 and SMALL.fixed.update_rounding == "stochastic"
+    other = SMALL.replace(seed=7)
+    kw = dict(data=data, out_dir=tmp_path, limit=40, test_limit=0, progress=False, log=lambda *a: None, chunk=10)
+    with SimBoard(SMALL) as board, Device.open(board.port, 3_000_000) as dev:
+        assert dev.config() == SMALL and dev.seed() == 0
+        with pytest.raises(LinkError, match=r"\(T1: device 20, host 21\)"):
+            BoardTrainer(dev, other.replace(T1=21), **kw)
+        t = BoardTrainer(dev, other, check_golden=True, **kw)
+        m = t.fit(1)
+        assert dev.seed() == 7 and m["history"][0]["golden_identical"] is True
+        dev.set_seed(8)
+        with pytest.raises(BoardMismatch, match="seed register holds 8 but the config's seed is 7"):
+            t.save()
+    p = load_npz(tmp_path / "checkpoint.npz")
+    assert p.cfg == other
+    _assert_equal(p, _golden(other, data, 40, 1))
+    built = _golden(SMALL, data, 40, 1)
+    assert any(not np.array_equal(p.weights[n].numpy(), built.weights[n][0].numpy()) for n in range(2))
+
+
+def test_cli_train_seed_option(tmp_path):
+    """`eqfpga train --sim --seed N`: the simulated board is built from the config (seed 0) and
+    trains with seed N, bit-identical to the golden model with seed N."""
+    cfg_file = tmp_path / "small.json"
+    cfg_file.write_text(SMALL.to_json())
+    out = tmp_path / "run"
+    assert main(["train", "--sim", "--config", str(cfg_file), "--seed", "7", "--epochs", "1", "--limit", "20",
+                 "--test-limit", "0", "--check-golden", "--no-progress", "--out", str(out)]) == 0
+    p = load_npz(out / "checkpoint.npz")
+    assert p.cfg == SMALL.replace(seed=7) and p.meta["history"][0]["golden_identical"] is True
+    _assert_equal(p, _golden(SMALL.replace(seed=7), load_mnist(), 20, 1))

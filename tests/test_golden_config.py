@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from eqfpga.golden.config import (ConfigError, EPConfig, FixedConfig, load_config, power_of_two_shift,
-                                  preset_names)
+from eqfpga.golden.config import (RUNTIME_FIELDS, ConfigError, EPConfig, FixedConfig, load_config,
+                                  power_of_two_shift, preset_names)
 from eqfpga.golden.fixed_model import FixedEP
 
 # A config the fixed-point model accepts: the base for the check_fixed cases.
@@ -295,3 +295,17 @@ def test_fixed_ranges():
     assert (f.bias_min, f.bias_max) == (-512, 511)
     assert (f.update_min, f.update_max) == (-32, 31)
     assert f.state_one == 128
+
+
+def test_runtime_fields_are_left_out_of_the_elaborated_config():
+    """RUNTIME_FIELDS (seed, epochs, name) are config fields; elaborated_dict / elaborated_json leave
+    exactly them out, so configs that differ only there have the same elaborated JSON."""
+    cfg = load_config("mnist-1h")
+    assert set(RUNTIME_FIELDS) == {"seed", "epochs", "name"}
+    assert set(RUNTIME_FIELDS) <= set(cfg.to_dict())
+    assert set(cfg.to_dict()) - set(cfg.elaborated_dict()) == set(RUNTIME_FIELDS)
+    other = cfg.replace(seed=12345, epochs=9, name="another")
+    assert other.elaborated_json() == cfg.elaborated_json() and other.to_json() != cfg.to_json()
+    for change in ({"T1": cfg.T1 + 1}, {"parallelism": 4}, {"fixed": {"update_rounding": "nearest"}}):
+        assert cfg.replace(**change).elaborated_json() != cfg.elaborated_json(), change
+    assert json.loads(cfg.elaborated_json()) == cfg.elaborated_dict()

@@ -31,7 +31,7 @@ def test_generate_writes_verilog_and_report(tmp_path, capsys):
     text = (tmp_path / "eqfpga_top.v").read_text()
     assert "module eqfpga_top" in text
     for port in ("sample__payload", "result__valid", "access__payload", "access_rsp__payload", "t_set",
-                 "cycles", "update_sat", "unsettled"):
+                 "seed", "cycles", "update_sat", "unsettled"):
         assert port in text, port
     on_disk = json.loads((tmp_path / "report.json").read_text())
     names = {p[0] for p in on_disk["ports"]}
@@ -102,3 +102,15 @@ def test_generated_verilog_passes_verilator_lint(tmp_path, preset):
     res = subprocess.run(["verilator", "--lint-only", "--top-module", "eqfpga_top", "eqfpga_top.v"],
                          cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_core_verilog_does_not_depend_on_runtime_fields():
+    """The seed is the core's input port, not elaborated: the core's Verilog is the same for every
+    seed (and epochs, name), so one build serves them all; an elaborated field changes it."""
+    from eqfpga.sim.designs import core_verilog
+
+    cfg = load_config("tiny").replace(nudging="random_sign", fixed={"update_rounding": "stochastic"})
+    base = core_verilog(cfg)
+    assert "input [31:0] seed" in base
+    assert core_verilog(cfg.replace(seed=0xDEADBEEF, epochs=3, name="other")) == base
+    assert core_verilog(cfg.replace(T2=cfg.T2 + 1)) != base

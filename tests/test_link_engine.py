@@ -13,7 +13,9 @@ from eqfpga.hdl.protocol import INFO_BYTES, SYNC_REPLY, SYNC_REQUEST, Cmd, Statu
 CFG = load_config("tiny")
 
 
-def _run(requests, seed):
+def _run(requests, seed, probe=None):
+    """The engine's reply bytes to ``requests``; ``probe`` (a dict): receives the core's seed port
+    at the end."""
     dut = ProtocolEngine(CFG, divisor=4, clk_hz=1_000_000)
     rng = random.Random(seed)
     data = b"".join(requests)
@@ -34,6 +36,8 @@ def _run(requests, seed):
             ready = rng.random() < 0.4
             ctx.set(dut.tx.ready, ready)
             valid, payload = ctx.get(dut.tx.valid), ctx.get(dut.tx.payload)
+            if probe is not None:
+                probe["seed"] = ctx.get(dut.core.seed)
             await ctx.tick()
             if ready and valid:
                 out.append(payload)
@@ -74,3 +78,26 @@ def test_rom_replies_and_crc_under_backpressure():
         assert got == want, seed
         for r in got:
             assert zlib.crc32(r[1:-4]).to_bytes(4, "little") == r[-4:]
+
+
+def test_seed_register_commands():
+    """GET_SEED answers the build's seed until SET_SEED writes another, which drives the core's seed
+    port; wrong lengths are BAD_ARG and change nothing; a resent SET_SEED is a DUPLICATE, not
+    executed again."""
+    assert CFG.seed == 1
+    u32 = lambda v: v.to_bytes(4, "little")         # noqa: E731
+    reqs = [frame(SYNC_REQUEST, 1, Cmd.GET_SEED, b""),
+            frame(SYNC_REQUEST, 2, Cmd.SET_SEED, u32(0xDEADBEEF)),
+            frame(SYNC_REQUEST, 3, Cmd.GET_SEED, b""),
+            frame(SYNC_REQUEST, 4, Cmd.SET_SEED, b"\x01\x02\x03"),              # BAD_ARG: 3 bytes
+            frame(SYNC_REQUEST, 5, Cmd.SET_SEED, u32(7) + b"\x00"),               # BAD_ARG: 5 bytes
+            frame(SYNC_REQUEST, 6, Cmd.GET_SEED, b"\x00"),                         # BAD_ARG
+            frame(SYNC_REQUEST, 2, Cmd.SET_SEED, u32(99)),                         # seq 2 again
+            frame(SYNC_REQUEST, 7, Cmd.GET_SEED, b"")]
+    want = [frame(SYNC_REPLY, 1, Status.OK, u32(1)), frame(SYNC_REPLY, 2, Status.OK, b""),
+            frame(SYNC_REPLY, 3, Status.OK, u32(0xDEADBEEF)), frame(SYNC_REPLY, 4, Status.BAD_ARG, b""),
+            frame(SYNC_REPLY, 5, Status.BAD_ARG, b""), frame(SYNC_REPLY, 6, Status.BAD_ARG, b""),
+            frame(SYNC_REPLY, 2, Status.DUPLICATE, b""), frame(SYNC_REPLY, 7, Status.OK, u32(0xDEADBEEF))]
+    probe = {}
+    assert _split(_run(reqs, 0, probe)) == want
+    assert probe["seed"] == 0xDEADBEEF

@@ -4,7 +4,7 @@
 Bad frames: random garbage (with extra sync bytes), valid frames with a corrupted CRC (mutating
 commands included), and every truncation of a valid WRITE_PARAMS and a valid TRAIN frame. After each,
 a valid request through the Link must get its correct answer (the Link resends when the bad frame
-swallowed it). At the end every weight, bias and t must read back unchanged: no bad frame executed.
+swallowed it). At the end every weight, bias, t and the seed must read back unchanged: no bad frame executed.
 """
 import struct
 import time
@@ -50,10 +50,11 @@ def test_fuzz_device_keeps_answering(n_bad):
             g[rng.random(g.size) < 0.1] = SYNC_REQUEST
             bad.append(g.tobytes())
         else:
-            cmd = int(rng.choice([Cmd.WRITE_PARAMS, Cmd.TRAIN, Cmd.SET_T, Cmd.INFO, Cmd.READ_PARAMS]))
+            cmd = int(rng.choice([Cmd.WRITE_PARAMS, Cmd.TRAIN, Cmd.SET_T, Cmd.INFO, Cmd.READ_PARAMS, Cmd.SET_SEED]))
             payload = {Cmd.WRITE_PARAMS: struct.pack("<BBHHH", 1, 1, 0, 0, 2) + b"\x11\x01\x22\x02",
                        Cmd.TRAIN: bytes([2]) + encode_pixels(samples[int(rng.integers(16))], f.input_frac),
                        Cmd.SET_T: struct.pack("<I", int(rng.integers(1 << 32))),
+                       Cmd.SET_SEED: struct.pack("<I", int(rng.integers(1 << 32))),
                        Cmd.INFO: b"",
                        Cmd.READ_PARAMS: struct.pack("<BBHHH", 0, 0, 0, 0, 3)}[cmd]
             fr = bytearray(frame(SYNC_REQUEST, int(rng.integers(256)), cmd, payload))
@@ -98,9 +99,11 @@ def test_fuzz_device_keeps_answering(n_bad):
             assert link.result(seq)[1] == want, (kk, bad[kk].hex())
         W2, B2 = dev.read_weights()
         c = dev.counters()
+        seed = dev.seed()
         stats = dict(dev.link.stats)
     for n in range(CFG.n_layers):
         assert np.array_equal(W2[n], W[n]) and np.array_equal(B2[n], B[n])
     assert c["t"] == T_VALUE          # (samples counts the INFERs, resent ones included)
+    assert seed == CFG.seed           # no corrupted SET_SEED was executed
     print(f"fuzz: {len(bad)} bad frames in {time.monotonic() - t0:.1f} s, link stats {stats}")
     assert stats["resent"] > 0 and stats["unmatched_errors"] > 0

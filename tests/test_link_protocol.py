@@ -15,8 +15,8 @@ import torch
 from eqfpga.boards.link import Device, LinkError
 from eqfpga.golden.config import load_config
 from eqfpga.golden.fixed_model import FixedEP
-from eqfpga.hdl.protocol import (COUNTER_NAMES, MAX_PAYLOAD, SYNC_REPLY, SYNC_REQUEST, Cmd, Status,
-                                 decode_pixels, encode_pixels, frame, info_payload)
+from eqfpga.hdl.protocol import (COUNTER_NAMES, MAX_PAYLOAD, SYNC_REPLY, SYNC_REQUEST, VERSION, Cmd, Status,
+                                 config_crc, decode_pixels, encode_pixels, frame, info_payload)
 from eqfpga.sim.boardsim import SIM_CLK_HZ, SimBoard
 from eqfpga.sim.prebuild import design
 
@@ -96,14 +96,19 @@ def test_pixel_code_roundtrip():
 # ---- commands ---------------------------------------------------------------------------------
 def test_info_and_config(dev):
     info = dev.info()
-    assert info["magic"] == "EQFP" and info["version"] == 1 and info["max_payload"] == MAX_PAYLOAD
+    assert info["magic"] == "EQFP" and info["version"] == VERSION == 2 and info["max_payload"] == MAX_PAYLOAD
     assert info["clk_hz"] == SIM_CLK_HZ and info["baud_divisor"] == 4
-    assert info["config_crc"] == zlib.crc32(CFG.to_json().encode())
+    # config_crc covers the elaborated fields only: the runtime ones (seed, epochs, name) are left out
+    assert info["config_crc"] == zlib.crc32(CFG.elaborated_json().encode()) == config_crc(CFG)
+    assert info["config_crc"] == config_crc(CFG.replace(seed=CFG.seed + 1, epochs=5, name="x"))
     assert dev.link.request(Cmd.INFO) == info_payload(CFG, clk_hz=SIM_CLK_HZ, divisor=4)
-    assert dev.config() == CFG
+    assert dev.config() == CFG                          # the whole build config, its seed included
     dev.check_config(CFG)
-    with pytest.raises(LinkError, match=r"T1: device 8, host 9.*fixed\.acc_bits"):
+    dev.check_config(CFG.replace(seed=0xFFFFFFFF, epochs=30, name="renamed"))     # runtime fields differ
+    with pytest.raises(LinkError, match=r"T1: device 8, host 9.*fixed\.acc_bits.*only name, epochs, seed"):
         dev.check_config(CFG.replace(T1=9, fixed=CFG.fixed.__class__(**{**CFG.to_dict()["fixed"], "acc_bits": 30})))
+    with pytest.raises(LinkError, match=r"^the device was built for another config \(T2: device 4, host 5\)"):
+        dev.check_config(CFG.replace(T2=5, seed=9))       # a runtime difference does not hide an elaborated one
     js = CFG.to_json().encode()
     assert dev.link.request(Cmd.CONFIG, struct.pack("<HH", 10, 7)) == js[10:17]
     assert dev.link.request(Cmd.CONFIG, struct.pack("<HH", len(js), 0)) == b""
@@ -129,6 +134,22 @@ def test_set_t_and_counters(dev):
     assert list(c) == list(COUNTER_NAMES) and c["t"] == 0xDEADBEEF
     dev.set_t(0)
     assert dev.counters()["t"] == 0
+
+
+def test_seed_register(dev):
+    """The seed register: the build's seed after reset, written by SET_SEED, read by GET_SEED; the
+    host refuses a seed outside u32 before sending anything."""
+    assert dev.seed() == CFG.seed == 1          # a board never told a seed computes with its build's
+    for v in (0, 0xFFFFFFFF, 0x12345678, np.uint32(77)):
+        dev.set_seed(v)
+        assert dev.seed() == v
+    sent = dev.link.stats["sent"]
+    for bad in (-1, 2**32, 1.5, "3", True, None):
+        with pytest.raises(ValueError, match="seed must be an integer from 0 to 2\\*\\*32 - 1"):
+            dev.set_seed(bad)
+    assert dev.link.stats["sent"] == sent
+    assert dev.seed() == 77
+    dev.set_seed(CFG.seed)
 
 
 def test_train_bit_exact_with_golden(dev):
@@ -186,6 +207,7 @@ def test_bad_arg_changes_nothing(dev):
     W, B = random_params(rng)
     dev.write_weights(W, B)
     dev.set_t(77)
+    dev.set_seed(0xA5A5A5A5)
     before = dev.counters()
     s = CFG.sizes
     good = encode_pixels(random_pixels(rng, 1)[0], 8)
@@ -195,6 +217,10 @@ def test_bad_arg_changes_nothing(dev):
         (Cmd.CONFIG, struct.pack("<H", 0)),
         (Cmd.COUNTERS, b"\x01"),
         (Cmd.SET_T, b"\x01\x02\x03"),
+        (Cmd.SET_SEED, b""),
+        (Cmd.SET_SEED, b"\x01\x02\x03"),                                    # a seed is 4 bytes
+        (Cmd.SET_SEED, b"\x01\x02\x03\x04\x05"),
+        (Cmd.GET_SEED, b"\x00"),
         (Cmd.WRITE_PARAMS, struct.pack("<BBHHH", 0, 2, 0, 0, 1) + b"\0\0"),    # layer 2 of 2
         (Cmd.WRITE_PARAMS, struct.pack("<BBHHH", 0, 0, 7, 0, 1) + b"\0\0"),    # row 7 of 7
         (Cmd.WRITE_PARAMS, struct.pack("<BBHHH", 0, 0, 0, 10, 3) + bytes(6)),  # leaves the row
@@ -221,8 +247,13 @@ def test_bad_arg_changes_nothing(dev):
     W2, B2 = dev.read_weights()
     assert all(np.array_equal(a, b) for a, b in zip(W + B, W2 + B2))
     assert dev.counters() == before
+    assert dev.seed() == 0xA5A5A5A5
     with pytest.raises(LinkError, match="BAD_ARG.*compare Device.config"):
         dev.link.request(Cmd.READ_PARAMS, struct.pack("<BBHHH", 0, 0, 9, 0, 1))
+    with pytest.raises(LinkError, match="SET_SEED .*BAD_ARG.*SET_SEED takes exactly 4 bytes"):
+        dev.link.request(Cmd.SET_SEED, b"\x05\x06")
+    assert dev.seed() == 0xA5A5A5A5
+    dev.set_seed(CFG.seed)
 
 
 def test_timeout(board):
@@ -249,6 +280,13 @@ def test_duplicate(dev):
     assert dev.counters()["t"] == 1000
     # a non-mutating request with the same seq executes normally
     assert raw(dev, frame(SYNC_REQUEST, 78, Cmd.COUNTERS, b""))[0][1] == Status.OK
+    # SET_SEED is mutating: a resent copy arriving after a later SET_SEED must not undo it
+    s1 = frame(SYNC_REQUEST, 79, Cmd.SET_SEED, struct.pack("<I", 5))
+    s2 = frame(SYNC_REQUEST, 80, Cmd.SET_SEED, struct.pack("<I", 6))
+    assert raw(dev, s1 + s2, 2) == [(79, Status.OK, b""), (80, Status.OK, b"")]
+    assert raw(dev, s1) == [(79, Status.DUPLICATE, b"")]
+    assert raw(dev, frame(SYNC_REQUEST, 79, Cmd.GET_SEED, b"")) == [(79, Status.OK, struct.pack("<I", 6))]
+    dev.set_seed(CFG.seed)
 
 
 def test_link_resends_after_garbage(dev):
@@ -347,3 +385,13 @@ def test_status_leds_and_idle_in_rtl_sim():
     assert log["status_err"] & 0b101 == 0b100          # error LED on, core not busy
     assert log["status_err"] & 0b010                    # rx activity, stretched
     assert log["status_ok"] & 0b100 == 0                # cleared by the OK reply
+
+
+def test_seed_frames_as_documented():
+    """The SET_SEED / GET_SEED frames of docs/protocol.md, byte for byte."""
+    assert frame(SYNC_REQUEST, 0x12, Cmd.SET_SEED, struct.pack("<I", 42)).hex(" ").upper() == \
+        "A5 12 09 04 00 2A 00 00 00 A0 A1 3A 9A"
+    assert frame(SYNC_REPLY, 0x12, Status.OK, b"").hex(" ").upper() == "5A 12 00 00 00 08 40 54 DB"
+    assert frame(SYNC_REQUEST, 0x13, Cmd.GET_SEED, b"").hex(" ").upper() == "A5 13 0A 00 00 BB A2 7F 6E"
+    assert frame(SYNC_REPLY, 0x13, Status.OK, struct.pack("<I", 42)).hex(" ").upper() == \
+        "5A 13 00 04 00 2A 00 00 00 ED E4 08 C3"

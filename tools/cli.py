@@ -96,10 +96,11 @@ def cmd_train(args):
               file=sys.stderr)
         return 2
     cfg = load_config(args.config) if args.config else None
-    out = args.out or f"runs/{'sim' if args.sim else 'board'}-{cfg.name if cfg else 'device'}"
+    out = args.out or (f"runs/{'sim' if args.sim else 'board'}-{cfg.name if cfg else 'device'}"
+                       + (f"-seed{args.seed}" if args.seed is not None else ""))
     try:
         m = train_board(args.port, cfg, baud=args.baud, sim=args.sim, divisor=args.divisor,
-                        epochs=args.epochs, resume=args.resume, data=load_mnist(args.data), out_dir=out,
+                        epochs=args.epochs, resume=args.resume, seed=args.seed, data=load_mnist(args.data), out_dir=out,
                         limit=args.limit, test_limit=args.test_limit, progress=not args.no_progress,
                         checkpoint_every=args.checkpoint_every, check_golden=args.check_golden)
     except KeyboardInterrupt:
@@ -293,6 +294,8 @@ def build_parser():
     p.add_argument("--baud", type=int, default=3_000_000, help="serial baud rate (default 3000000)")
     p.add_argument("--divisor", type=int, default=4, help="--sim: clock cycles per UART bit (default 4)")
     p.add_argument("--epochs", type=int, help="default: the config's epochs")
+    p.add_argument("--seed", type=int, help="override the config's seed (a runtime field: the host writes it "
+                   "into the board; initial weights, sample order and random source follow it)")
     p.add_argument("--limit", type=int, help="train on the first N training images only")
     p.add_argument("--test-limit", type=int, help="score on the first N test images only (0: none)")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="also checkpoint every N samples")

@@ -21,6 +21,7 @@
 //   'A' u32 n, n x {u8 op, u8 layer, u16 row, u16 col, i32 data}
 //                                    access commands through the access port -> u32 n, i32 rsp[n]
 //   'T' u32 t                        pulse t_set with t_value = t
+//   'R' u32 seed                     drive the seed port with seed (held; 0 until the first 'R')
 //   'C'                              counters -> u32 n, u32 value[n]: the core's 32-bit outputs
 //                                    (cycles, samples, t, the event counters), in hello's order
 //   'S' u32 n, u32 in, u8 learn, u8 want_checksum, u16 px[n * in], u16 label[n]
@@ -184,6 +185,7 @@ static void reset() {
     top->sample___05Fvalid = 0;
     top->access___05Fvalid = 0;
     top->t_set = 0;
+    top->seed = 0;
     top->learn = 0;
     top->result___05Fready = 1;
     top->access_rsp___05Fready = 1;
@@ -377,6 +379,12 @@ int main(int argc, char** argv) {
             tick();
             top->t_set = 0;
             tick();
+            put<uint8_t>('K');
+            flush();
+            break;
+        }
+        case 'R': {
+            top->seed = rd<uint32_t>();
             put<uint8_t>('K');
             flush();
             break;
