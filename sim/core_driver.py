@@ -35,7 +35,6 @@ class CoreDriver:
         self.set_seed(self.cfg.seed)
         d.result__ready.value = 1
         d.access_rsp__ready.value = 1
-        d.seed.value = self.cfg.seed & 0xFFFFFFFF
         d.rst.value = 1
         for _ in range(3):
             await RisingEdge(d.clk)
