@@ -350,13 +350,13 @@ def _tidy_work(work: Path, keep: set) -> None:
 
 def build_board(board, cfg, out_dir=None, *, clock_hz: float | None = None, baud: int | None = None,
                 seed: int = 1, do_pack: bool = True, timeout: float | None = None, keep_work: bool = False,
-                force: bool = False, router: str | None = None, quiet: bool = False) -> BuildReport:
+                force: bool = False, router: str | None = "router2", quiet: bool = False) -> BuildReport:
     """Pre-check, synthesise, place and route, pack; write ``out_dir/report.json`` and return it.
 
     ``clock_hz``: the target clock (default: the board's); the PLL's achieved frequency is what the
     UART divisor, the core and nextpnr's constraint use. ``baud``: default the board's.
-    ``router``: nextpnr's router (None: its default, router1; ``router2`` copes better with
-    congested large designs). ``timeout``: seconds per tool; if nextpnr runs out of time the report
+    ``router``: nextpnr's router (default router2, which copes with the large lane-local cores;
+    None: nextpnr's own default, router1). ``timeout``: seconds per tool; if nextpnr runs out of time the report
     is still written (no bitstream, ``routed`` false). ``keep_work``: keep every generated file
     (RTLIL, placed design) in ``out_dir/_work``; otherwise only what a rebuild reuses (the
     netlist). ``force``: build even when the pre-check refuses (the refusal is kept in the report).

@@ -45,7 +45,8 @@ def precheck(cfg, device: str | Device = "LFE5U-85F", *, train: bool = True, lin
     spram = (f" (its {dev.spram} SPRAM banks cannot hold them: the core's memories are dual-port)"
              if dev.spram else "")
     if est.weight_blocks + est.link_blocks > dev.block_rams:
-        detail = ", ".join(f"{k} {m.width}x{m.depth} -> {m.blocks}" for k, m in est.weight_memories.items())
+        detail = ", ".join(f"{k} {m.width}x{m.depth}{f' x {m.count} lanes' if m.count > 1 else ''} -> {m.blocks}"
+                           for k, m in est.weight_memories.items())
         why.append(f"its weight memories need at least {est.weight_blocks} {ram}: {detail}){plus}, "
                    f"and the device has {dev.block_rams}{spram}")
     elif not fam.lut_ram and est.memory_blocks + est.link_blocks > dev.block_rams:

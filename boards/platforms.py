@@ -15,8 +15,9 @@ and returns a :class:`Board`: the platform class, the family, the device (its re
 
 Default baud rate: 3,000,000 on both boards. The FT231X's top rate is 3 Mbaud (48 MHz / 16, exact);
 the FT2232H reaches 12 Mbaud, and 3 Mbaud is exact on it too (12 MHz / 4), so one host setting
-serves both. The default target clocks are multiples of 3 MHz so the UART divisor is exact:
-ULX3S 45 MHz (divisor 15), iCEBreaker 24 MHz (divisor 8).
+serves both. The default target clocks: the ULX3S runs the core at 100 MHz (its UART divisor is
+not exact, within the 2.5% a UART tolerates); the iCEBreaker's 24 MHz is a multiple of 3 MHz:
+ULX3S 100 MHz (divisor 33, +1.0% baud error), iCEBreaker 24 MHz (divisor 8).
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ LED_ROLES = ("heartbeat", "error", "busy", "rx activity", "idle", "PLL locked", 
 
 _KNOWN = {
     # name: (module, class, default clock, baud, LEDs, extra resources, usb uart, program command)
-    **{f"ulx3s-{s}": ("amaranth_boards.ulx3s", f"ULX3S_{s.upper()}_Platform", 45e6, 3_000_000,
+    **{f"ulx3s-{s}": ("amaranth_boards.ulx3s", f"ULX3S_{s.upper()}_Platform", 100e6, 3_000_000,
                       tuple(("led", i) for i in range(8)), None, "FTDI FT231X (up to 3 Mbaud)",
                       "openFPGALoader -b ulx3s {bit}   (SRAM; add -f to write the flash)")
        for s in ("12f", "25f", "45f", "85f")},

@@ -133,22 +133,22 @@ def test_precheck_refuses_mnist_2h_on_ulx3s():
     with pytest.raises(DoesNotFit) as e:
         precheck_board("mnist-2h", "ulx3s-85f")
     msg = str(e.value)
-    assert "mnist-2h" in msg and "DP16KD" in msg and "656" in msg and "208" in msg and "ulx3s-85f" in msg
+    assert "mnist-2h" in msg and "DP16KD" in msg and "672" in msg and "208" in msg and "ulx3s-85f" in msg
 
 
 def test_precheck_refuses_mnist_1h_on_icebreaker():
     with pytest.raises(DoesNotFit) as e:
         precheck_board("mnist-1h", "icebreaker")
     msg = str(e.value)
-    assert "EBR" in msg and "400" in msg and "30" in msg and "SPRAM" in msg
+    assert "EBR" in msg and "512" in msg and "30" in msg and "SPRAM" in msg
 
 
 def test_precheck_refuses_tiny_on_icebreaker():
-    # measured: 10,499 of 5,280 logic cells, 12 of 8 SB_MAC16 (yosys maps all 12 multipliers to DSPs)
+    # measured with the earlier core: 10,499 of 5,280 logic cells
     with pytest.raises(DoesNotFit) as e:
         precheck_board("tiny", "icebreaker")
     msg = str(e.value)
-    assert "12 SB_MAC16" in msg and "has 8" in msg and "logic cells" in msg and "5,280" in msg
+    assert "SB_MAC16" not in msg and "logic cells" in msg and "5,280" in msg
 
 
 def test_precheck_accepts():
@@ -314,33 +314,33 @@ def test_dp16kd_blocks(width, depth, gran, blocks):
 
 
 def test_board_net_fits_the_85f():
-    # the P = 16 variant (mnist-1h ships with P = 8)
-    est = precheck(load_config("mnist-1h").replace(parallelism=16))
-    assert est.memories["W0"].width == 16 * 16 and est.memories["W0"].depth == 8 * 784
-    assert est.weight_blocks == 104 + 8 <= device("LFE5U-85F").block_rams == 208
-    assert est.dsp_blocks == 16 + 2 * 16 <= device("LFE5U-85F").dsps == 156
+    # mnist-1h ships with P = 64: one 1024 x 18 DP16KD per hidden neuron, one multiplier a lane
+    est = precheck("mnist-1h")
+    w0 = est.memories["W0"]
+    assert (w0.width, w0.depth, w0.count, w0.blocks) == (16, 2 * 784, 64, 128)
+    assert est.memories["W1"].blocks == 0                          # 20 words a lane: LUT RAM
+    assert est.weight_blocks == 128 <= device("LFE5U-85F").block_rams == 208
+    assert est.dsp_blocks == 64 <= device("LFE5U-85F").dsps == 156
     assert precheck("tiny").weight_blocks <= 208
-    p8 = precheck("mnist-1h")
-    assert p8.memories["W0"].width == 8 * 16 and p8.dsp_blocks == 8 + 2 * 8
+    p16 = precheck(load_config("mnist-1h").replace(parallelism=16))
+    assert p16.memories["W0"].depth == 8 * 784 and p16.weight_blocks == 16 * 7 + 16 and p16.dsp_blocks == 16
 
 
 def test_two_hidden_layers_do_not_fit_the_block_rams():
     with pytest.raises(DoesNotFit, match=r"mnist-2h.*LFE5U-85F.*weight memories need at least \d+ DP16KD"
-                                         r".*W0 256x25088.*device has 208"):
+                                         r".*W0 16x25088 x 16 lanes.*device has 208"):
         precheck("mnist-2h")
 
 
 def test_board_net_does_not_fit_a_25f():
-    with pytest.raises(DoesNotFit, match=r"at least 104 DP16KD .* device has 56"):
+    with pytest.raises(DoesNotFit, match=r"at least 128 DP16KD .* device has 56"):
         precheck("mnist-1h", "LFE5U-25F")
 
 
 def test_too_many_multipliers():
-    cfg = load_config("tiny").replace(parallelism=64)
-    with pytest.raises(DoesNotFit, match=r"needs 192 MULT18X18D \(64 MAC x 1 \+ 128 update x 1\) "
-                                         r"and the device has 156"):
+    cfg = load_config("tiny").replace(parallelism=200)
+    with pytest.raises(DoesNotFit, match=r"needs 200 MULT18X18D \(200 MAC x 1\) and the device has 156"):
         precheck(cfg)
-    assert precheck(cfg, train=False).dsp_blocks == 64
 
 
 def test_unknown_device():
@@ -351,19 +351,18 @@ def test_unknown_device():
 def test_estimate_counts_from_the_plan():
     cfg = load_config("mnist-1h")
     e = estimate(cfg, "ecp5")
-    mac, upd = e.multipliers
-    assert (mac.role, mac.count, mac.width, upd.role, upd.count, upd.width) == ("mac", 8, "16s x 9u", "update", 16,
-                                                                                "9u x 9u")
-    assert e.dsp_per_multiplier == (1, 1) and e.multiplier_count == e.dsp_blocks == 24
+    (mac,) = e.multipliers        # one a lane, shared by the update
+    assert (mac.role, mac.count, mac.width) == ("mac", 64, "16s x 10s")
+    assert e.dsp_per_multiplier == (1,) and e.multiplier_count == e.dsp_blocks == 64
     assert e.link_memories == {} and estimate(cfg, "ecp5", link=True).link_blocks == 4
     # iCE40: 16 x 16 DSPs, EBR blocks, no LUT RAM (the shallow memories go to logic)
     i = estimate(load_config("tiny"), "ice40")
-    assert i.dsp_blocks == 12 and i.memories["b1"].depth == 2 and i.memories["b1"].blocks == 0
+    assert i.dsp_blocks == 4 and i.memories["b0"].depth == 2 and i.memories["b0"].blocks == 0
     wide = load_config("tiny").replace(fixed={"weight_bits": 20, "weight_frac": 16})
     assert estimate(wide, "ecp5").dsp_per_multiplier[0] == 2 and estimate(wide, "ice40").dsp_per_multiplier[0] == 2
     assert estimate(cfg, "ecp5", train=False).multipliers == (mac,)
     d = e.to_dict()
-    assert d["totals"]["dsp_blocks"] == 24 and d["multipliers"][0]["width"] == "16s x 9u"
+    assert d["totals"]["dsp_blocks"] == 64 and d["multipliers"][0]["width"] == "16s x 10s"
     json.dumps(d)
     with pytest.raises(ValueError, match="unknown FPGA family 'gowin'"):
         estimate(cfg, "gowin")

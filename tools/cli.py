@@ -140,7 +140,7 @@ def cmd_build(args):
                              timeout=args.timeout, router=args.router or "router2")
         else:
             rep = build_board(args.board, cfg, args.out, clock_hz=args.clock_mhz * 1e6 if args.clock_mhz else None,
-                              baud=args.baud, seed=args.seed, timeout=args.timeout, router=args.router,
+                              baud=args.baud, seed=args.seed, timeout=args.timeout, router=args.router or "router2",
                               keep_work=args.keep_work)
     except (ToolMissing, TimeoutError, RuntimeError) as e:
         print(f"eqfpga: error: {e}", file=sys.stderr)
@@ -318,7 +318,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=1, help="nextpnr's placement seed (default 1)")
     p.add_argument("--timeout", type=float, help="seconds allowed for each tool")
     p.add_argument("--router", choices=["router1", "router2"],
-                   help="nextpnr's router (default: router1 for boards, router2 for --core-only)")
+                   help="nextpnr's router (default: router2)")
     p.add_argument("--baud", type=int, help="--board: UART baud rate (default: the board's)")
     p.add_argument("--keep-work", action="store_true", help="--board: keep every generated file in OUT/_work")
     p.add_argument("--device", help="--core-only: the part (default LFE5U-85F; see eqfpga.boards.devices)")
