@@ -26,13 +26,11 @@ def cycles_by_phase(cfg, nnz_values, nnz_freq) -> dict:
     non-zero pixel counts. The steps part is split into free (T1) and nudged (T2) steps."""
     pl = Plan(cfg)
     n = float(np.sum(nnz_freq))
-    steps_n = cfg.T2 * (2 if pl.symmetric else 1)
     sched, ideal, work = {}, {}, {}
     for v, f in zip(nnz_values, nnz_freq):
         p = pl.sample_cycles(int(v), learn=True)
-        part = {"load": p["load"], "key": p["key"], "input_drive": p["input_drive"],
-                "free_steps": cfg.T1 * pl.step_cycles(), "nudged_steps": steps_n * pl.step_cycles(),
-                "update": p["update"], "drain_and_result": p["drain_and_result"]}
+        part = {k: p[k] for k in ("load", "key", "input_drive", "free_steps", "nudged_steps", "update",
+                                  "drain_and_result")}
         assert part["free_steps"] + part["nudged_steps"] == p["steps"]
         wk = work_per_sample(cfg, int(v))
         for k, x in part.items():

@@ -113,6 +113,7 @@ def schedule(cfg: EPConfig, nnz: int, train_unit: bool = True) -> dict:
         "ideal_train_cycles": pl.ideal_cycles(nnz, learn=True),
         "ideal_infer_cycles": pl.ideal_cycles(nnz, learn=False),
         "train_efficiency": round(pl.ideal_cycles(nnz, learn=True) / train["total"], 3),
+        "products_per_multiplier_cycle": round(pl.mac_utilisation(nnz, learn=True), 3),
     }
 
 
@@ -138,8 +139,10 @@ def mean_schedule(cfg: EPConfig, counts) -> dict:
     n = int(freq.sum())
     cyc = sum(pl.sample_cycles(int(v), learn=True)["total"] * int(f) for v, f in zip(values, freq)) / n
     ideal = sum(pl.ideal_cycles(int(v), learn=True) * int(f) for v, f in zip(values, freq)) / n
+    prods = sum(pl.products(int(v), learn=True) * int(f) for v, f in zip(values, freq)) / n
     return {"images": n, "train_cycles": round(cyc, 2), "ideal_train_cycles": round(ideal, 2),
-            "train_efficiency": round(ideal / cyc, 4)}
+            "train_efficiency": round(ideal / cyc, 4),
+            "products_per_multiplier_cycle": round(prods / (pl.P * cyc), 4)}
 
 
 def generate(cfg, out_dir, *, nnz: int | None = None, images=None, weights=None, biases=None,
@@ -219,7 +222,8 @@ def format_table(r: dict) -> str:
         m = s.get("mean_over_images")
         if m:
             rows.append((f"  mean over the {m['images']} images", f"{m['train_cycles']:,.1f} (ideal "
-                         f"{m['ideal_train_cycles']:,.1f}, efficiency {m['train_efficiency']:.1%})"))
+                         f"{m['ideal_train_cycles']:,.1f}, efficiency {m['train_efficiency']:.1%}, "
+                         f"{m['products_per_multiplier_cycle']:.3f} products a multiplier a cycle)"))
     else:
         rows.append(("training", "not built (inference-only core)"))
     rows.append(("cycles / inference sample", f"{s['infer_cycles']:,} (ideal {s['ideal_infer_cycles']:,})"))

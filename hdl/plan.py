@@ -405,6 +405,21 @@ class Plan:
         s = self.sizes
         return sum(2 * s[n] * s[n + 1] for n in range(1, self.N))
 
+    def products(self, nnz: int, learn: bool = True) -> int:
+        """Multiplications a sample really needs on the lanes' multipliers: the input drive, every
+        step's forward and feedback products, and the update's (one per W_0 weight at a non-zero
+        pixel, two per W_n weight, n >= 1; biases none)."""
+        cfg, s = self.cfg, self.sizes
+        steps = cfg.T1 + ((cfg.T2 * (2 if self.symmetric else 1)) if learn else 0)
+        work = nnz * s[1] + steps * self.macs_per_step()
+        if learn:
+            work += nnz * s[1] + 2 * sum(s[n] * s[n + 1] for n in range(1, self.N))
+        return work
+
+    def mac_utilisation(self, nnz: int, learn: bool = True) -> float:
+        """Products per multiplier per clock over a whole sample: products / (P x cycles)."""
+        return self.products(nnz, learn) / (self.P * self.sample_cycles(nnz, learn)["total"])
+
     def ideal_cycles(self, nnz: int, learn: bool = True) -> int:
         """ceil((nnz*H + steps*MACs per step + update RMWs) / P): the bound of P products a cycle."""
         cfg, s = self.cfg, self.sizes

@@ -22,7 +22,8 @@ from eqfpga.sim.boardsim import SimBoard
 from eqfpga.sim.prebuild import design
 from eqfpga.tools.cli import main
 
-CFG = load_config("mnist-1h")
+# mnist-1h with P = 8: the shipped P = 64 core takes minutes to compile for the simulated board
+CFG = load_config("mnist-1h").replace(parallelism=8, name="mnist-1h-p8")
 # the host's resume and golden checks on a narrower MNIST net: the same code paths, 8x fewer weights on the line
 SMALL = CFG.replace(sizes=(784, 16, 10), parallelism=4, name="mnist-784-16-10")
 PREBUILD = [design("boardsim", CFG), design("boardsim", SMALL)]   # built while earlier tests run (conftest.py)
@@ -47,7 +48,9 @@ def _assert_equal(params, g):
 def test_train_sim_cli_bit_identical_to_golden(tmp_path):
     data = load_mnist()
     out = tmp_path / "run"
-    rc = main(["train", "--sim", "--config", "mnist-1h", "--epochs", "1", "--limit", "300",
+    cfg_file = tmp_path / "mnist-1h-p8.json"
+    cfg_file.write_text(CFG.to_json())
+    rc = main(["train", "--sim", "--config", str(cfg_file), "--epochs", "1", "--limit", "300",
                "--test-limit", "100", "--check-golden", "--checkpoint-every", "150", "--no-progress",
                "--out", str(out)])
     assert rc == 0

@@ -1,25 +1,41 @@
-"""Each gateware block against the golden fixed-point ops (amaranth.sim), random + edge vectors.
+"""Each gateware block against the golden fixed-point model (amaranth.sim, equality only).
 
-Blocks: the ARX hash, shift_round in every rounding mode and both shift directions, saturate at
-both ends, the update lane (round, saturate update, add, saturate value) and the neuron lane
-(bias, drive, nudge, state rounding, hard sigmoid).
+Helpers: the ARX hash, shift_round in every rounding mode and both shift directions, saturate at
+both ends. Components, as hdl/core.py assembles them: the two trees (``SumTree``, ``Broadcast``),
+``Lane`` and ``Root``.
 
-The neuron and update lanes tested here (hdl/neuron.py, hdl/update.py) are not the ones the core
-(hdl/core.py) instantiates: the core's own arithmetic is proved by test_hdl_core and the harness
-tests. The fast-core issue, which replaces the core, makes it use these blocks.
+A lane is driven with op records (hdl/ops.py ``record_layout``) the way the controller emits them
+and hdl/core.py completes them (the pixel list joined into ``waddr``, ``x`` and ``idx``, the root's
+operands in ``bval`` / ``bval2``), P lanes side by side as behind the broadcast tree; the root with
+the controller's ops and the adder tree's sums at depth ``Plan.DT``. Everything is compared with
+``FixedEP``: the input drive, the layer-1 finishes and forward products of every step of a sample,
+the lanes' update of W_0, b_0, W_1; the root's output-layer finishes (nudge, clamps, argmax,
+settling flags) and its bias update. Ops are spaced by the plan's guards, outputs checked at the
+stages hdl/lane.py and hdl/plan.py name. The whole core is proved in Verilator by
+tests/test_hdl_core.py.
 """
 import random
+from collections import Counter
 
 import pytest
-from amaranth.hdl import Module, Signal, signed, unsigned
+import torch
+from amaranth.hdl import Elaboratable, Fragment, Module, Signal, signed, unsigned
+from amaranth.hdl._ast import Assign
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from eqfpga.golden import fixedpoint as fp
-from eqfpga.golden.config import FixedConfig
+from eqfpga.golden.config import load_config
+from eqfpga.golden.fixed_model import FixedEP, FixedPhases
 from eqfpga.hdl.arx_hash import ArxHash, arx_hash_pipeline, arx_round
 from eqfpga.hdl.fixed import SQ, UQ, round_offset, saturate, shape_of, shift_round
-from eqfpga.hdl.neuron import neuron_lane
-from eqfpga.hdl.update import update_lane
+from eqfpga.hdl.lane import Lane
+from eqfpga.hdl.ops import Kind, Widths, op_layout, record_layout
+from eqfpga.hdl.plan import (BROADCAST_FANOUT, LANE_FLAGS, LANE_PARAM_WRITE, LANE_STATE_WRITE, LANE_TREE,
+                             LANE_UPDATE_FLAGS, ROOT_BIAS_WRITE, ROOT_STATE_WRITE, Plan, broadcast_levels,
+                             tree_levels)
+from eqfpga.hdl.root import Root
+from eqfpga.hdl.trees import Broadcast, SumTree
 
 
 class _Vec(dict):
@@ -169,55 +185,414 @@ def test_saturate_both_ends():
         saturate(v, 3, 1)
 
 
-@pytest.mark.parametrize("mode", ["truncate", "nearest", "stochastic"])
-@pytest.mark.parametrize("sh", [-2, 0, 4, 9])
-def test_update_lane_matches_golden(mode, sh):
-    wb, ub = 8, 5
-    wmin, wmax, umin, umax = -(1 << (wb - 1)), (1 << (wb - 1)) - 1, -(1 << (ub - 1)), (1 << (ub - 1)) - 1
-    d, old, rnd = Signal(signed(20)), Signal(signed(wb)), Signal(32)
-    new, us, ps = Signal(signed(wb + 2)), Signal(), Signal()
-    m = Module()
-    v, a, b = update_lane(diff=d, sh=sh, mode=mode, rand=rnd, old=old, update_range=(umin, umax),
-                          value_range=(wmin, wmax))
-    m.d.comb += [new.eq(v), us.eq(a), ps.eq(b)]
-    rng = random.Random(sh + 100)
-    vecs = [V((d, rng.randrange(-(1 << 19), 1 << 19) >> rng.randrange(20)), (old, rng.randrange(wmin, wmax + 1)),
-              (rnd, rng.getrandbits(32))) for _ in range(200)]
-    vecs += [V((d, x), (old, o), (rnd, 0)) for x in (0, 1, -1, (1 << 19) - 1, -(1 << 19)) for o in (wmin, 0, wmax)]
-    def check(ctx, vec):
-        dw = fp.shift_round(vec[d], sh, mode, vec[rnd])
-        dwc, usat = fp.saturate(dw, umin, umax)
-        want, psat = fp.saturate(vec[old] + dwc, wmin, wmax)
-        assert (ctx.get(new), ctx.get(us), ctx.get(ps)) == (want, int(usat), int(psat)), vec
-    _run(m, vecs, check)
 
 
-@pytest.mark.parametrize("rounding", ["truncate", "nearest"])
-def test_neuron_lane_matches_golden(rounding):
-    f = FixedConfig(weight_bits=12, weight_frac=8, bias_bits=10, bias_frac=6, acc_bits=28, state_rounding=rounding)
-    kb, one = 1, 1 << f.state_frac
-    acc, bias, drive = Signal(signed(28)), Signal(signed(10)), Signal(signed(28))
-    on, neg, tgt, old = Signal(), Signal(), Signal(9), Signal(9)
-    st, lo, hi = Signal(9), Signal(), Signal()
-    m = Module()
-    a, b, c = neuron_lane(acc=acc, bias=bias, drive=drive, nudge_on=on, nudge_neg=neg, target=tgt,
-                          old_state=old, fixed=f, beta_shift=kb)
-    m.d.comb += [st.eq(a), lo.eq(b), hi.eq(c)]
-    rng = random.Random(5)
-    vecs = []
-    for _ in range(300):
-        vecs.append(V((acc, rng.randrange(-(1 << 18), 1 << 18)), (bias, rng.randrange(-512, 512)),
-                      (drive, rng.randrange(-(1 << 17), 1 << 17)), (on, rng.randrange(2)), (neg, rng.randrange(2)),
-                      (tgt, rng.choice([0, one])), (old, rng.randrange(one + 1))))
-    vecs += [V((acc, x), (bias, 0), (drive, 0), (on, 0), (neg, 0), (tgt, 0), (old, 0))
-             for x in (-(1 << 27), -1, 0, 127, 128, one << 8, (one << 8) + 200, (1 << 27) - 1)]
-    off = (1 << f.weight_frac) >> 1 if rounding == "nearest" else 0
-    def check(ctx, vec):
-        total = vec[acc] + vec[drive] + (vec[bias] << (f.weight_frac + f.state_frac - f.bias_frac))
-        if vec[on]:
-            nudge = (vec[tgt] - vec[old]) << (f.weight_frac - kb)
-            total += -nudge if vec[neg] else nudge
-        pre = fp.shift_round(total, f.weight_frac, offset=off)
-        want = min(max(pre, 0), one)
-        assert (ctx.get(st), ctx.get(lo), ctx.get(hi)) == (want, int(pre < 0), int(pre > one)), vec
-    _run(m, vecs, check)
+# ---- the components: shared ----------------------------------------------------------------------
+
+def _clocked(dut, tb):
+    """Simulate ``dut`` under the clock of ``sync`` (a toggle keeps the domain when ``dut`` has no
+    register, a one-lane tree) with testbench ``tb``."""
+    top = Module()
+    top.submodules.dut = dut
+    toggle = Signal()
+    top.d.sync += toggle.eq(~toggle)
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+
+
+TINY = load_config("tiny")
+CONFIGS = {
+    # the preset: nearest state and update rounding, P = 4, one-sided nudging
+    "tiny": TINY,
+    # P = 3 does not divide s_1 = 7; stochastic updates, rates that saturate them (bias shifts < 0);
+    # random-sign nudging with beta < 0 (the nudge's neg, the update's gneg)
+    "p3": TINY.replace(parallelism=3, nudging="random_sign", lrs=(2.0, 1.0),
+                       fixed={"update_rounding": "stochastic"}),
+    # state_frac 9 > input_frac 6, truncating states and updates; symmetric nudging (three phases)
+    "frac": TINY.replace(nudging="symmetric", lrs=(1.0, 0.5),
+                         fixed={"input_frac": 6, "state_frac": 9, "state_rounding": "truncate",
+                                "update_rounding": "truncate", "update_bits": 8}),
+}
+SIGN = {"tiny": 1, "p3": -1, "frac": 1}      # sigma of the nudged phase
+SAMPLE = 5                                   # the sample counter t that keys the random source
+LANE_OUTS = ("tree", "lo", "hi", "mv", "mv2", "usat", "psat")
+
+
+def _net(cfg, seed):
+    """A FixedEP with random parameters in about [-1.5, 1.5], 3% of them at their format's ends."""
+    g = torch.Generator().manual_seed(seed)
+    f, s = cfg.fixed, cfg.sizes
+
+    def draw(shape, frac, lo, hi):
+        v = torch.randint(-(3 << frac) // 2, (3 << frac) // 2 + 1, shape, generator=g)
+        ends = torch.where(torch.rand(shape, generator=g) < 0.5, lo, hi)
+        return torch.where(torch.rand(shape, generator=g) < 0.03, ends, v).clamp(lo, hi)
+
+    W = [draw((1, s[n + 1], s[n]), f.weight_frac, f.weight_min, f.weight_max) for n in range(cfg.n_layers)]
+    B = [draw((1, s[n + 1]), f.bias_frac, f.bias_min, f.bias_max) for n in range(cfg.n_layers)]
+    return FixedEP(cfg, weights=W, biases=B)
+
+
+def _params(net):
+    """The net's parameters as lists: W_n rows, b_n."""
+    return [w[0].tolist() for w in net.weights], [b[0].tolist() for b in net.biases]
+
+
+def _pixels(cfg, rng):
+    """One image: about a third zero pixels, pixel 0 zero, pixel 1 at the maximum."""
+    top = (1 << cfg.fixed.input_frac) - 1
+    x = [0 if rng.random() < 0.35 else rng.randint(1, top) for _ in range(cfg.sizes[0])]
+    x[0], x[1] = 0, top
+    return x
+
+
+def _signed(v, bits):
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+class _Keep:
+    """Keeps the module ``elaborate`` built, so that a test reaches the component's memories."""
+
+    def elaborate(self, platform):
+        self.mod = super().elaborate(platform)
+        return self.mod
+
+
+class _Lane(_Keep, Lane):
+    pass
+
+
+class _Root(_Keep, Root):
+    pass
+
+
+def _words(ctx, dut, name):
+    mem = dut.mod.submodules[name]
+    return [ctx.get(mem.data[a]) for a in range(mem.depth)]
+
+
+class _Lanes(Elaboratable):
+    """The P lanes of a plan behind one record, as behind the broadcast tree, holding ``net``'s
+    parameters (the constructor's ``weights`` / ``biases``)."""
+
+    def __init__(self, pl, net):
+        self.pl = pl
+        self.rec = Signal(record_layout(Widths(pl)))
+        self.key, self.gneg = Signal(32), Signal()
+        W, B = _params(net)
+        self.lanes = [_Lane(pl, p, weights=W, biases=B) for p in range(pl.P)]
+
+    def elaborate(self, platform):
+        m = Module()
+        for p, ln in enumerate(self.lanes):
+            m.submodules[f"lane{p}"] = ln
+            m.d.comb += [ln.rec.eq(self.rec), ln.key.eq(self.key), ln.gneg.eq(self.gneg)]
+        return m
+
+    def watch(self):
+        return [((p, k), getattr(ln, k)) for p, ln in enumerate(self.lanes) for k in LANE_OUTS]
+
+
+class _Timeline:
+    """What a testbench drives, cycle by cycle: one op a cycle on ``port`` (a NOP when idle), other
+    inputs at given cycles (0 otherwise), snapshots (``fn(ctx)``) at the start of given cycles."""
+
+    def __init__(self, port):
+        self.port, self.ops, self.inputs, self.snaps = port, [], [], {}
+
+    @property
+    def now(self):
+        return len(self.ops)
+
+    def wait_until(self, cycle):
+        self.ops += [{}] * max(0, cycle - self.now)
+
+    def emit(self, ops):
+        """Ops from now on, one a cycle; returns the first one's cycle."""
+        c = self.now
+        members = self.port.shape().members
+        self.ops += [{k: v for k, v in op.items() if k in members} for op in ops]
+        return c
+
+    def put(self, cycle, sig, value):
+        self.inputs.append((cycle, sig, value))
+
+    def snap(self, cycle, key, fn):
+        self.snaps.setdefault(cycle, []).append((key, fn))
+
+    def run(self, top, watch, tail, setup=None):
+        """Simulate; returns ([{key: value of ``watch``} per cycle], {snapshot key: fn(ctx)})."""
+        end = max([self.now + tail] + [c + 1 for c in self.snaps])
+        by_cycle, driven = {}, {}
+        for c, sig, v in self.inputs:
+            by_cycle.setdefault(c, []).append((sig, v))
+            driven[id(sig)] = sig
+        trace, taken = [], {}
+
+        async def tb(ctx):
+            if setup:
+                setup(ctx)
+            for c in range(end):
+                for key, fn in self.snaps.get(c, []):
+                    taken[key] = fn(ctx)
+                ctx.set(self.port, self.ops[c] if c < self.now else {})
+                for sig in driven.values():
+                    ctx.set(sig, 0)
+                for sig, v in by_cycle.get(c, []):
+                    ctx.set(sig, v)
+                trace.append({k: ctx.get(s) for k, s in watch})
+                await ctx.tick()
+
+        _clocked(top, tb)
+        return trace, taken
+
+
+# ---- the ops, as the controller emits them (hdl/controller.py) and hdl/core.py completes them -----
+
+def _nz(x):
+    return [(j, v) for j, v in enumerate(x) if v]
+
+
+def _d0_ops(pl, x):
+    """Segment D0: per group g, one D0MAC per non-zero pixel j (record: waddr g*s_0 + j, x, idx j);
+    one with x = 0 when there is none."""
+    s0, P = pl.sizes[0], pl.P
+    pix = _nz(x) or [(0, 0)]
+    return [dict(kind=Kind.D0MAC, gl=1, wl=0, g=g, gp=g * P, waddr=g * s0 + j, x=v, idx=j, clear=e == 0,
+                 last=e == len(pix) - 1)
+            for g in range(pl.blocks(1)) for e, (j, v) in enumerate(pix)]
+
+
+def _h_ops(pl, st, s2):
+    """Segment H of step ``st``: per group g, one FB op per neuron m of layer 2 (W_1[m][g*P + p]
+    times the broadcast s_2[m] of the previous step), the finish in the last."""
+    s, P = pl.sizes, pl.P
+    return [dict(kind=Kind.FB, gl=1, wl=1, layer=1, waddr=g * s[2] + m, g=g, gp=g * P,
+                 sa=pl.lane_state_addr(st["rslot"], 1, g), sb=pl.lane_state_addr(st["wslot"], 1, g),
+                 zero=st["zero"], zero2=st["zero2"], zero_op=st["zero"], clear=m == 0, last=m == s[2] - 1,
+                 lastfree=st["lastfree"], bval=0 if st["zero"] else s2[m])
+            for g in range(pl.blocks(1)) for m in range(s[2])]
+
+
+def _fwd_ops(pl, st, k, neg):
+    """Segment O_k of step ``st``: per neuron i of layer k, one FWD op per group g of layer k - 1
+    (the lanes' products W_(k-1)[i][g*P + p] s_(k-1)[g*P + p] into the tree), the finish in the last."""
+    s, P, N = pl.sizes, pl.P, pl.N
+    G = pl.blocks(k - 1)
+    return [dict(kind=Kind.FWD, gl=k - 1, wl=k - 1, layer=k, i=i, waddr=g * s[k] + i, g=g, gp=g * P,
+                 sa=pl.lane_state_addr(st["rslot"], k - 1, g), zero=st["zero"], zero2=st["zero2"],
+                 clear=g == 0, last=g == G - 1, lastfree=st["lastfree"],
+                 rb=pl.root_state_offsets[k] + i, rsa=pl.root_state_addr(st["rslot"], k, i),
+                 rsb=pl.root_state_addr(st["wslot"], k, i), nudge=st["phase"] != "free" and k == N, neg=neg)
+            for i in range(s[k]) for g in range(G)]
+
+
+def _u0_ops(pl, x):
+    """Segment U0: per group, U0B (b_0), then U0 at every non-zero pixel j (W_0 row word j)."""
+    s0, P = pl.sizes[0], pl.P
+    a, c = pl.update_slots
+    ops = []
+    for g in range(pl.blocks(1)):
+        base = dict(gl=1, g=g, gp=g * P, sa=pl.lane_state_addr(a, 1, g), sb=pl.lane_state_addr(c, 1, g))
+        ops.append(dict(base, kind=Kind.U0B))
+        ops += [dict(base, kind=Kind.U0, wl=0, waddr=g * s0 + j, x=v, idx=j) for j, v in _nz(x)]
+    return ops
+
+
+def _uw_ops(pl, n, a_next, c_next):
+    """Segment UW_n: per group g and neuron m of layer n + 1, UWA (a_(n+1)[m] a_n[i]) then UWC
+    (c_(n+1)[m] c_n[i], round, write W_n[m][i]); the root's operands in bval / bval2."""
+    s, P = pl.sizes, pl.P
+    a, c = pl.update_slots
+    return [dict(kind=kind, gl=n, wl=n, g=g, gp=g * P, sa=pl.lane_state_addr(a, n, g),
+                 sb=pl.lane_state_addr(c, n, g), waddr=g * s[n + 1] + m, idx=m, bval=a_next[m], bval2=c_next[m])
+            for g in range(pl.blocks(n)) for m in range(s[n + 1]) for kind in (Kind.UWA, Kind.UWC)]
+
+
+def _ubr_ops(pl):
+    """Segments UB_n: one UBR a root bias b_n[i], reading a_(n+1)[i] and c_(n+1)[i] in the root."""
+    a, c = pl.update_slots
+    return [dict(kind=Kind.UBR, layer=n, i=i, rb=pl.root_state_offsets[n + 1] + i,
+                 ra=pl.root_state_addr(a, n + 1, i), rc=pl.root_state_addr(c, n + 1, i))
+            for n in range(1, pl.N) for i in range(pl.sizes[n + 1])]
+
+
+# ---- golden references ---------------------------------------------------------------------------
+
+def _sample(name, seed):
+    """(cfg, plan, net, image, label, FixedPhases with the trace of every step, as lists)."""
+    cfg = CONFIGS[name]
+    pl, net = Plan(cfg), _net(cfg, seed)
+    rng = random.Random(seed)
+    x = _pixels(cfg, rng)
+    label = rng.randrange(cfg.sizes[-1])
+    ph = net.phases(torch.tensor([x]), net.encode_target(torch.tensor([label])),
+                    torch.tensor([SIGN[name]]), keep_trace=True)
+    trace = [[t[0, 0].tolist() for t in states] for states in ph.trace]
+    assert len(trace) == len(pl.steps(learn=True))
+    return cfg, pl, net, x, label, ph, trace
+
+
+def _prev(cfg, trace, u, st):
+    """The states step ``u`` starts from (layer k at [k - 1]): zeros, the previous step's, or the
+    free phase's result for the first nudged / negative step."""
+    if st["zero"]:
+        return [[0] * n for n in cfg.sizes[1:]]
+    return trace[cfg.T1 - 1] if st["phase"] != "free" and st["step"] == 1 else trace[u - 1]
+
+
+def _ref_update(cfg, W, B, x, a, c, sigma, key):
+    """The spec's update (docs/fixed-point.md, "Update"), one parameter at a time: {("W", n, i, j) or
+    ("b", n, i): (new value, update saturated, parameter saturated)}; a[k - 1], c[k - 1]: layer k."""
+    f, s = cfg.fixed, cfg.sizes
+    out = {}
+
+    def one(old, D, sh, ctr, lo, hi):
+        rnd = fp.arx_hash(key, ctr) if f.update_rounding == "stochastic" else None
+        d, us = fp.saturate(fp.shift_round(D, sh, f.update_rounding, rnd), f.update_min, f.update_max)
+        v, ps = fp.saturate(old + d, lo, hi)
+        return v, bool(us), bool(ps)
+
+    for n, (sh_w, sh_b) in enumerate(cfg.update_shifts()):
+        pa, pc = (x, x) if n == 0 else (a[n - 1], c[n - 1])
+        for i in range(s[n + 1]):
+            for j in range(s[n]):
+                D = sigma * (a[n][i] * pa[j] - c[n][i] * pc[j])
+                out["W", n, i, j] = one(W[n][i][j], D, sh_w, fp.weight_counter(n, i, j), f.weight_min, f.weight_max)
+            out["b", n, i] = one(B[n][i], sigma * (a[n][i] - c[n][i]), sh_b, fp.weight_counter(n, i, s[n]),
+                                 f.bias_min, f.bias_max)
+    return out
+
+
+def _golden_update(name, cfg, net, x, a, c):
+    """FixedEP.update with nudged states ``a`` and free (or negative) states ``c``; checks the spec
+    reference against it (every parameter, every counter); returns the reference."""
+    sym = cfg.nudging == "symmetric"
+    sigma = 1 if sym else SIGN[name]
+    W, B = _params(net)
+    ref = _ref_update(cfg, W, B, x, a, c, sigma, fp.sample_key(cfg.seed, SAMPLE))
+    t = [torch.tensor([[v]]) for v in a], [torch.tensor([[v]]) for v in c]
+    zero = torch.zeros(1, dtype=torch.int64)
+    ph = FixedPhases(free=t[1], nudged=t[0], negative=t[1] if sym else None, sign=torch.tensor([sigma]),
+                     residual=zero, cycling=zero.bool())
+    net.update(torch.tensor([x]), ph, SAMPLE)
+    W2, B2 = _params(net)
+    for n in range(cfg.n_layers):
+        assert [[ref["W", n, i, j][0] for j in range(cfg.sizes[n])] for i in range(cfg.sizes[n + 1])] == W2[n]
+        assert [ref["b", n, i][0] for i in range(cfg.sizes[n + 1])] == B2[n]
+        cnt = net.counters
+        assert sum(v[1] for k, v in ref.items() if k[1] == n) == int(cnt.update_sat[n][0])
+        assert sum(v[2] for k, v in ref.items() if k[:2] == ("W", n)) == int(cnt.weight_sat[n][0])
+        assert sum(v[2] for k, v in ref.items() if k[:2] == ("b", n)) == int(cnt.bias_sat[n][0])
+    return ref
+
+
+def _lane_image(pl, p, W, B):
+    """The words of lane p's w{n} and b0 memories holding W (rows) and b_0."""
+    f = pl.cfg.fixed
+    img = {f"w{n}": [0] * max(2, pl.w_depth(n)) for n in range(pl.N)}
+    img["b0"] = [0] * max(2, pl.blocks(1))
+    for n in range(pl.N):
+        for i, row in enumerate(W[n]):
+            for j, v in enumerate(row):
+                lane, addr = pl.weight_addr(n, i, j)
+                if lane == p:
+                    img[f"w{n}"][addr] = v & ((1 << f.weight_bits) - 1)
+    for i, v in enumerate(B[0]):
+        lane, addr = pl.bias_addr(0, i)
+        if lane == p:
+            img["b0"][addr] = v & ((1 << f.bias_bits) - 1)
+    return img
+
+
+# ---- trees ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("P", [1, 2, 3, 7, 8, 64])
+@pytest.mark.parametrize("shape", [unsigned(1), unsigned(9), signed(9)], ids=["u1", "u9", "s9"])
+def test_sum_tree(P, shape):
+    """o = the exact sum of i[0..P-1] exactly tree_levels(P) cycles later, a new vector every cycle,
+    the inputs' extremes included (one bit wider a level: nothing wraps)."""
+    dut = SumTree(shape, P)
+    L = tree_levels(P)
+    assert dut.levels == L and dut.out_shape.width == shape.width + L and dut.out_shape.signed == shape.signed
+    lo, hi = (-(1 << shape.width - 1), (1 << shape.width - 1) - 1) if shape.signed else (0, (1 << shape.width) - 1)
+    rng = random.Random(P * 10 + shape.width + shape.signed)
+    vecs = [[lo] * P, [hi] * P] + [[rng.randint(lo, hi) for _ in range(P)] for _ in range(30)]
+    got = []
+
+    async def tb(ctx):
+        for c in range(len(vecs) + L):
+            for p in range(P):
+                ctx.set(dut.i[p], vecs[c][p] if c < len(vecs) else 0)
+            if c >= L:
+                got.append(ctx.get(dut.o))
+            await ctx.tick()
+
+    _clocked(dut, tb)
+    assert got == [sum(v) for v in vecs]
+
+
+@pytest.mark.parametrize("P", [1, 2, 3, 7, 8, 64])
+def test_sum_tree_no_grow(P):
+    """grow=False (the adder tree of the accumulator-wide products): the output keeps the input width,
+    and sums that fit it (the accumulator bound) are exact, tree_levels(P) cycles later."""
+    A = 28
+    dut = SumTree(signed(A), P, grow=False)
+    assert dut.out_shape == signed(A)
+    lim = ((1 << (A - 1)) - 1) // P
+    rng = random.Random(P)
+    vecs = [[lim] * P, [-lim] * P] + [[rng.randint(-lim, lim) for _ in range(P)] for _ in range(30)]
+    L = tree_levels(P)
+    got = []
+
+    async def tb(ctx):
+        for c in range(len(vecs) + L):
+            for p in range(P):
+                ctx.set(dut.i[p], vecs[c][p] if c < len(vecs) else 0)
+            if c >= L:
+                got.append(ctx.get(dut.o))
+            await ctx.tick()
+
+    _clocked(dut, tb)
+    assert got == [sum(v) for v in vecs]
+
+
+@pytest.mark.parametrize("P", [1, 2, 3, 7, 8, 9, 64, 65])
+def test_broadcast(P):
+    """Every lane gets the record exactly broadcast_levels(P) cycles later (a new one every cycle);
+    structurally, every register level is driven from the one above, no register (nor the input)
+    drives more than BROADCAST_FANOUT registers, and the last level has one register a lane."""
+    layout = data.StructLayout({"a": unsigned(5), "b": signed(11), "c": 1})
+    dut = Broadcast(layout, P)
+    LB = broadcast_levels(P)
+    assert dut.levels == LB
+    rng = random.Random(P)
+    vals = [rng.getrandbits(layout.size) for _ in range(20)]
+    got = []
+
+    async def tb(ctx):
+        for c in range(len(vals) + LB):
+            ctx.set(dut.i.as_value(), vals[c] if c < len(vals) else 0)
+            if c >= LB:
+                got.append([ctx.get(dut.o[p].as_value()) for p in range(P)])
+            await ctx.tick()
+
+    _clocked(dut, tb)
+    assert got == [[v] * P for v in vals]
+
+    ref = Broadcast(layout, P)
+    frag = Fragment.get(ref, None)
+    src = {}                          # id(register) -> what drives it (signals are unhashable)
+    for st in frag.statements["sync"]:
+        assert isinstance(st, Assign) and isinstance(st.lhs, Signal) and isinstance(st.rhs, Signal)
+        src[id(st.lhs)] = st.rhs
+    assert max(Counter(id(r) for r in src.values()).values()) <= BROADCAST_FANOUT
+    outs = [st.rhs for st in frag.statements["comb"]]
+    assert len(outs) == P and len({id(r) for r in outs}) == P
+    for r in outs:                    # each lane's register: LB registers below the input
+        depth = 0
+        while id(r) in src:
+            r, depth = src[id(r)], depth + 1
+        assert depth == LB and r is ref.i.as_value()

@@ -11,18 +11,22 @@ from eqfpga.sim.prebuild import design
 from eqfpga.sim.verify import verify
 
 
-def random_valid_config(rng: random.Random, name: str):
+def random_valid_config(rng: random.Random, name: str, wide: bool = False):
+    """``wide``: hidden layers of 20-60 neurons and P from 16 to the widest layer (many lanes, P
+    rarely dividing the sizes); else small layers, 1-3 hidden, P from 1 to 7."""
     base = load_config("tiny")
     while True:
-        nh = rng.choice([1, 1, 2])
-        sizes = (rng.randint(3, 20),) + tuple(rng.randint(1, 12) for _ in range(nh)) + (rng.randint(2, 6),)
+        nh = rng.choice([1, 1, 2, 3])
+        hidden = (20, 60) if wide else (1, 12)
+        sizes = (rng.randint(3, 20),) + tuple(rng.randint(*hidden) for _ in range(nh)) + (rng.randint(2, 6),)
         wb = rng.randint(6, 16)
         wf = rng.randint(3, wb - 2)
         fx = rng.randint(2, 8)
         cfg = base.replace(
             name=name, sizes=sizes, lrs=tuple(2.0 ** -rng.randint(0, 5) for _ in sizes[1:]),
             beta=2.0 ** -rng.randint(0, 3), T1=rng.randint(1, 9), T2=rng.randint(1, 5),
-            nudging=rng.choice(["one_sided", "random_sign", "symmetric"]), parallelism=rng.randint(1, 7),
+            nudging=rng.choice(["one_sided", "random_sign", "symmetric"]),
+            parallelism=rng.randint(16, max(sizes[1:])) if wide else rng.randint(1, 7),
             seed=rng.randint(0, 1000),
             fixed=dict(input_frac=fx, state_frac=rng.randint(fx, 9), weight_bits=wb, weight_frac=wf,
                        bias_bits=rng.randint(wf + 1, 16), bias_frac=wf, acc_bits=40,
@@ -35,13 +39,14 @@ def random_valid_config(rng: random.Random, name: str):
         return cfg
 
 
-SEEDS = [2026, 4242]
-PREBUILD = [design("fastsim", random_valid_config(random.Random(seed), f"rand{seed}")) for seed in SEEDS]
+SEEDS = [2026, 4242, 77]
+WIDE = {77}          # many lanes (P >= 16)
+PREBUILD = [design("fastsim", random_valid_config(random.Random(seed), f"rand{seed}", seed in WIDE)) for seed in SEEDS]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_config_bit_exact(seed):
-    cfg = random_valid_config(random.Random(seed), f"rand{seed}")
+    cfg = random_valid_config(random.Random(seed), f"rand{seed}", seed in WIDE)
     r = np.random.default_rng(seed)
     x = r.integers(0, 1 << cfg.fixed.input_frac, size=(60, cfg.sizes[0]))
     x[r.random(x.shape) < 0.3] = 0
