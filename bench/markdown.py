@@ -306,8 +306,8 @@ def macs_part(sp: dict, pg: Page) -> list:
                    f"({c['macs']['total']:,.0f} MACs per training sample).")
     return ["", f"Multiply-accumulates per multiplier per clock (achieved MACs / (multipliers x clock), "
             f"independent of the clock): **{sp['macs_per_multiplier_per_cycle']:.3f}** over all {m['total']} "
-            f"multipliers ({m['mac']['count']} MAC lanes {m['mac']['width']} + {m['update']['count']} update "
-            f"{m['update']['width']}); {sp['macs_per_mac_lane_per_cycle']:.3f} per MAC lane"
+            f"multipliers (one a lane, {m['mac']['width']}, the update's products included); "
+            f"{sp['macs_per_mac_lane_per_cycle']:.3f} per MAC lane"
             + (f"; {sp['macs_per_dsp_block_per_cycle']:.3f} per MULT18X18D block of the synthesis report"
                if sp.get("macs_per_dsp_block_per_cycle") else "") + f".{mac_abs} {pg.by}"]
 

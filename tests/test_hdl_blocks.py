@@ -19,7 +19,7 @@ from collections import Counter
 
 import pytest
 import torch
-from amaranth.hdl import Elaboratable, Fragment, Module, Signal, signed, unsigned
+from amaranth.hdl import Elaboratable, Fragment, Module, Shape, Signal, signed, unsigned
 from amaranth.hdl._ast import Assign
 from amaranth.lib import data
 from amaranth.sim import Simulator
@@ -32,8 +32,8 @@ from eqfpga.hdl.fixed import SQ, UQ, round_offset, saturate, shape_of, shift_rou
 from eqfpga.hdl.lane import Lane
 from eqfpga.hdl.ops import Kind, Widths, op_layout, record_layout
 from eqfpga.hdl.plan import (BROADCAST_FANOUT, LANE_FLAGS, LANE_PARAM_WRITE, LANE_STATE_WRITE, LANE_TREE,
-                             LANE_UPDATE_FLAGS, ROOT_BIAS_WRITE, ROOT_STATE_WRITE, Plan, broadcast_levels,
-                             tree_levels)
+                             LANE_UPDATE_FLAGS, N_SLOTS, ROOT_BIAS_WRITE, ROOT_STATE_WRITE, Plan,
+                             broadcast_levels, tree_levels)
 from eqfpga.hdl.root import Root
 from eqfpga.hdl.trees import Broadcast, SumTree
 
@@ -207,11 +207,13 @@ CONFIGS = {
     # the preset: nearest state and update rounding, P = 4, one-sided nudging
     "tiny": TINY,
     # P = 3 does not divide s_1 = 7; stochastic updates, rates that saturate them (bias shifts < 0);
-    # random-sign nudging with beta < 0 (the nudge's neg, the update's gneg)
-    "p3": TINY.replace(parallelism=3, nudging="random_sign", lrs=(2.0, 1.0),
+    # random-sign nudging with beta < 0 (the nudge's neg, the update's gneg); a free phase too short
+    # to settle (the settling flags)
+    "p3": TINY.replace(parallelism=3, nudging="random_sign", lrs=(2.0, 1.0), T1=3, T2=2,
                        fixed={"update_rounding": "stochastic"}),
-    # state_frac 9 > input_frac 6, truncating states and updates; symmetric nudging (three phases)
-    "frac": TINY.replace(nudging="symmetric", lrs=(1.0, 0.5),
+    # state_frac 9 > input_frac 6, truncating states and updates; symmetric nudging (three phases);
+    # T1 = 2 (s_(T1-2) is the zero state)
+    "frac": TINY.replace(nudging="symmetric", lrs=(1.0, 0.5), T1=2, T2=3,
                          fixed={"input_frac": 6, "state_frac": 9, "state_rounding": "truncate",
                                 "update_rounding": "truncate", "update_bits": 8}),
 }
@@ -220,15 +222,16 @@ SAMPLE = 5                                   # the sample counter t that keys th
 LANE_OUTS = ("tree", "lo", "hi", "mv", "mv2", "usat", "psat")
 
 
-def _net(cfg, seed):
-    """A FixedEP with random parameters in about [-1.5, 1.5], 3% of them at their format's ends."""
-    g = torch.Generator().manual_seed(seed)
+def _net(cfg, seed, ends=0.03):
+    """A FixedEP with random parameters in about [-1.5, 1.5], a fraction ``ends`` of them at their
+    format's ends."""
+    g = torch.Generator().manual_seed(seed + 100 * list(CONFIGS.values()).index(cfg))
     f, s = cfg.fixed, cfg.sizes
 
     def draw(shape, frac, lo, hi):
         v = torch.randint(-(3 << frac) // 2, (3 << frac) // 2 + 1, shape, generator=g)
-        ends = torch.where(torch.rand(shape, generator=g) < 0.5, lo, hi)
-        return torch.where(torch.rand(shape, generator=g) < 0.03, ends, v).clamp(lo, hi)
+        at_end = torch.where(torch.rand(shape, generator=g) < 0.5, lo, hi)
+        return torch.where(torch.rand(shape, generator=g) < ends, at_end, v).clamp(lo, hi)
 
     W = [draw((1, s[n + 1], s[n]), f.weight_frac, f.weight_min, f.weight_max) for n in range(cfg.n_layers)]
     B = [draw((1, s[n + 1]), f.bias_frac, f.bias_min, f.bias_max) for n in range(cfg.n_layers)]
@@ -293,6 +296,33 @@ class _Lanes(Elaboratable):
 
     def watch(self):
         return [((p, k), getattr(ln, k)) for p, ln in enumerate(self.lanes) for k in LANE_OUTS]
+
+    def unowned(self):
+        """(lane, memory, address) of every word a lane keeps for a neuron it does not own (g*P + p
+        beyond the layer)."""
+        pl, s = self.pl, self.pl.sizes
+        out = []
+        for p in range(pl.P):
+            for k in pl.lane_layers:
+                for g in range(pl.lane_groups(k, p), pl.blocks(k)):
+                    if k == 1:
+                        out += [(p, "w0", g * s[0] + j) for j in range(s[0])] + [(p, "b0", g), (p, "d0", g)]
+                    else:
+                        out.append((p, f"fb{k}", g))
+                    out += [(p, f"w{k}", g * s[k + 1] + m) for m in range(s[k + 1])]
+                    out += [(p, "st" if k == 1 else "cp", pl.lane_state_addr(sl, k, g)) for sl in range(N_SLOTS)]
+        return out
+
+    def fill_unowned(self, ctx, seed):
+        """Random non-zero words where a lane owns no neuron: the lane must neither use nor change them
+        (its ``valid``); returns {(lane, memory, address): word}."""
+        rng = random.Random(seed)
+        words = {}
+        for p, name, addr in self.unowned():
+            mem = self.lanes[p].mod.submodules[name]
+            words[p, name, addr] = v = rng.randrange(1, 1 << Shape.cast(mem.shape).width)
+            ctx.set(mem.data[addr], v)
+        return words
 
 
 class _Timeline:
@@ -421,12 +451,12 @@ def _ubr_ops(pl):
 
 # ---- golden references ---------------------------------------------------------------------------
 
-def _sample(name, seed):
-    """(cfg, plan, net, image, label, FixedPhases with the trace of every step, as lists)."""
+def _sample(name, seed, net=None, x=None):
+    """(cfg, plan, net, image, label, FixedPhases, the trace of every step as lists [u][k - 1][i])."""
     cfg = CONFIGS[name]
-    pl, net = Plan(cfg), _net(cfg, seed)
-    rng = random.Random(seed)
-    x = _pixels(cfg, rng)
+    pl, net = Plan(cfg), net or _net(cfg, seed)
+    rng = random.Random(seed + 100 * list(CONFIGS).index(name))
+    x = _pixels(cfg, rng) if x is None else x
     label = rng.randrange(cfg.sizes[-1])
     ph = net.phases(torch.tensor([x]), net.encode_target(torch.tensor([label])),
                     torch.tensor([SIGN[name]]), keep_trace=True)
@@ -596,3 +626,206 @@ def test_broadcast(P):
         while id(r) in src:
             r, depth = src[id(r)], depth + 1
         assert depth == LB and r is ref.i.as_value()
+
+
+# ---- Lane ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ends", [0.03, 1.0], ids=["random", "extreme"])
+@pytest.mark.parametrize("name", CONFIGS)
+def test_lane_input_drive(name, ends):
+    """D0 (D0MAC over the non-zero pixels, d0 stored by the last): every lane's d0 memory holds
+    FixedEP.input_drive of its neurons, for random images, an image without a non-zero pixel, every
+    pixel at its maximum and one pixel alone, each read by the time the plan's d0 guard lets an op use
+    it; random weights, or every weight at its format's ends (the accumulator's extremes). Words
+    of neurons a lane does not own keep their (random) contents; nothing reaches the tree or the
+    flags."""
+    cfg = CONFIGS[name]
+    pl, net = Plan(cfg), _net(cfg, 1, ends)
+    s0, P, A = cfg.sizes[0], pl.P, cfg.fixed.acc_bits
+    rng = random.Random(2)
+    top = (1 << cfg.fixed.input_frac) - 1
+    images = [_pixels(cfg, rng), _pixels(cfg, rng), [0] * s0, [top] * s0, [0] * (s0 - 1) + [1]]
+    dut = _Lanes(pl, net)
+    tl = _Timeline(dut.rec)
+    for u, x in enumerate(images):
+        ops = _d0_ops(pl, x)
+        tl.wait_until(tl.emit(ops) + len(ops) - 1 + pl.guards()["d0"])
+        tl.snap(tl.now, u, lambda ctx: [_words(ctx, ln, "d0") for ln in dut.lanes])
+    junk = {}
+    trace, got = tl.run(dut, dut.watch(), tail=2, setup=lambda ctx: junk.update(dut.fill_unowned(ctx, 7)))
+    for u, x in enumerate(images):
+        want = net.input_drive(torch.tensor([x]))[0, 0].tolist()
+        for p in range(P):
+            exp = [want[g * P + p] if g * P + p < cfg.sizes[1] else _signed(junk[p, "d0", g], A)
+                   for g in range(pl.blocks(1))]
+            assert [_signed(v, A) for v in got[u][p][:pl.blocks(1)]] == exp, (u, p)
+    assert not any(any(row.values()) for row in trace)
+
+
+def _lane_steps(name, net=None, x=None):
+    """Every step of a sample (free, nudged, negative) as the lanes run it after the input drive:
+    H (FB over the broadcast s_2[m], ``last`` on the final one), then the forward products into
+    layer 2 (FWD), each segment as early as the plan's guards allow (d0, L1, L1self).
+
+    * the state each finish writes (stage 7, into its slot) is FixedEP's, at every step;
+    * the tree input (stage 5) of a FWD op is W_1[i][g*P + p] s_1[g*P + p] of the previous step's
+      state, read from the lane's own memory (0 in a lane owning no such neuron), else 0;
+    * the clamp flags (stage 8) add up to FixedEP's act_low / act_high of layer 1, each on a finish
+      that wrote 0 / 1; mv, mv2 (stage 8) flag exactly the neurons whose s_T1 != s_(T1-1),
+      s_T1 != s_(T1-2) on the last free step's finishes; no update flag;
+    * the words of neurons a lane does not own (random) are neither used nor changed, the states
+      of the previous sample (random) not used (zero, zero2)."""
+    cfg, pl, net, x, label, ph, trace = _sample(name, 3, net, x)
+    s, P = cfg.sizes, pl.P
+    W, _ = _params(net)
+    need = pl.guards()
+    dut = _Lanes(pl, net)
+    tl = _Timeline(dut.rec)
+    d0_ops = _d0_ops(pl, x)
+    ready_h = ready_o = tl.emit(d0_ops) + len(d0_ops) - 1 + need["d0"]
+    steps = pl.steps(learn=True)
+    want_tree, finishes = {}, {}            # cycle -> per-lane tree input; cycle -> (u, g) of a finish
+    for u, st in enumerate(steps):
+        prev = _prev(cfg, trace, u, st)
+        tl.wait_until(ready_h)
+        ops = _h_ops(pl, st, prev[1])
+        h = tl.emit(ops)
+        for q, op in enumerate(ops):
+            if op["last"]:
+                finishes[h + q] = (u, op["g"])
+        tl.snap(h + len(ops) - 1 + LANE_STATE_WRITE + 1, u, lambda ctx: [_words(ctx, ln, "st") for ln in dut.lanes])
+        tl.wait_until(ready_o)
+        ops_o = _fwd_ops(pl, st, 2, 0)
+        o = tl.emit(ops_o)
+        for q, op in enumerate(ops_o):
+            js = [op["g"] * P + p for p in range(P)]
+            want_tree[o + q + LANE_TREE] = [W[1][op["i"]][j] * prev[0][j] if j < s[1] else 0 for j in js]
+        ready_h, ready_o = h + need["L1self"], h + len(ops) - 1 + need["L1"]
+    junk = {}
+
+    def setup(ctx):
+        junk.update(dut.fill_unowned(ctx, 8))
+        rng = random.Random(9)          # the previous sample's states: zero, zero2 must hide them
+        for p, ln in enumerate(dut.lanes):
+            for slot in range(N_SLOTS):
+                for g in range(pl.lane_groups(1, p)):
+                    ctx.set(ln.mod.submodules["st"].data[pl.lane_state_addr(slot, 1, g)],
+                            rng.randint(0, cfg.fixed.state_one))
+
+    trace_hw, snaps = tl.run(dut, dut.watch(), tail=LANE_FLAGS + 2, setup=setup)
+
+    T1, one = cfg.T1, cfg.fixed.state_one
+    zeros = [0] * s[1]
+    moved = [a != b for a, b in zip(trace[T1 - 1][0], trace[T1 - 2][0] if T1 >= 2 else zeros)]
+    moved2 = [a != b for a, b in zip(trace[T1 - 1][0], trace[T1 - 3][0] if T1 >= 3 else zeros)]
+    for u, st in enumerate(steps):
+        for p in range(P):
+            for g in range(pl.lane_groups(1, p)):
+                assert snaps[u][p][pl.lane_state_addr(st["wslot"], 1, g)] == trace[u][0][g * P + p], (u, p, g)
+            assert all(snaps[u][p][a] == v for (q, m, a), v in junk.items() if q == p and m == "st")
+    lows = highs = 0
+    for c, row in enumerate(trace_hw):
+        assert [row[p, "tree"] for p in range(P)] == want_tree.get(c, [0] * P), c
+        assert not any(row[p, k] for p in range(P) for k in ("usat", "psat"))
+        fin = finishes.get(c - LANE_FLAGS)
+        for p in range(P):
+            flags = {k: row[p, k] for k in ("lo", "hi", "mv", "mv2")}
+            if fin is None or fin[1] * P + p >= s[1]:
+                assert not any(flags.values()), (c, p)
+                continue
+            u, i = fin[0], fin[1] * P + p
+            assert (flags["mv"], flags["mv2"]) == ((moved[i], moved2[i]) if steps[u]["lastfree"] else (0, 0)), (c, p)
+            assert not flags["lo"] or trace[u][0][i] == 0
+            assert not flags["hi"] or trace[u][0][i] == one
+            lows, highs = lows + flags["lo"], highs + flags["hi"]
+    assert (lows, highs) == (int(net.counters.act_low[0][0]), int(net.counters.act_high[0][0]))
+    return trace
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_lane_steps(name):
+    _lane_steps(name)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_lane_finish_edges(name):
+    """``_lane_steps`` where the pre-activations hit the clamp edges exactly: no weight, no pixel,
+    b_0 around 0 and around 1.0 (in bias LSBs), so pre = -1, 0, 1, one - 1, one, one + 1, ... ."""
+    cfg = CONFIGS[name]
+    f, s = cfg.fixed, cfg.sizes
+    ob = 1 << f.bias_frac
+    b0 = [-1, 0, 1, ob - 1, ob, ob + 1, f.bias_max][:s[1]]
+    W = [torch.zeros(1, s[n + 1], s[n], dtype=torch.int64) for n in range(cfg.n_layers)]
+    B = [torch.tensor([b0])] + [torch.zeros(1, s[n + 1], dtype=torch.int64) for n in range(1, cfg.n_layers)]
+    trace = _lane_steps(name, FixedEP(cfg, weights=W, biases=B), [0] * s[0])
+    assert {0, f.state_one} <= set(trace[0][0])
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_lane_update(name):
+    """The update as the lanes run it: U0 (U0B, then U0 at each non-zero pixel) and UW_1 (UWA / UWC
+    pairs), back to back, from random nudged and free (negative) states seeded into the lanes'
+    state slots, the root's layer-2 states in the records, the sample's key (stochastic rounding)
+    and gneg (sigma = -1). The memories (W_0, b_0, W_1 of every lane) hold FixedEP.update's
+    parameters; the whole memories are compared, before too, so that the words of neurons a lane
+    does not own (random, as its states there) are unchanged. usat / psat (stage 14) flag exactly
+    the parameters whose rounded update / new value saturated (the sums equal FixedEP's counters)."""
+    cfg = CONFIGS[name]
+    pl, net = Plan(cfg), _net(cfg, 4, ends=0.25)
+    s, P, one = cfg.sizes, pl.P, cfg.fixed.state_one
+    rng = random.Random(4 + 100 * list(CONFIGS).index(name))
+    x = _pixels(cfg, rng)
+    a = [[rng.choice([0, one, rng.randint(0, one)]) for _ in range(n)] for n in s[1:]]
+    c = [[v if rng.random() < 0.25 else rng.choice([0, one, rng.randint(0, one)]) for v in row] for row in a]
+    W0, B0 = _params(net)
+    ref = _golden_update(name, cfg, net, x, a, c)
+    W1, B1 = _params(net)
+
+    dut = _Lanes(pl, _net(cfg, 4, ends=0.25))       # the same parameters, before the update
+    sa, sc = pl.update_slots
+    junk = {}
+
+    def setup(ctx):
+        ctx.set(dut.key, fp.sample_key(cfg.seed, SAMPLE))
+        ctx.set(dut.gneg, int(cfg.nudging != "symmetric" and SIGN[name] < 0))
+        junk.update(dut.fill_unowned(ctx, 9))
+        for p, ln in enumerate(dut.lanes):
+            mem = ln.mod.submodules["st"]
+            for g in range(pl.lane_groups(1, p)):
+                ctx.set(mem.data[pl.lane_state_addr(sa, 1, g)], a[0][g * P + p])
+                ctx.set(mem.data[pl.lane_state_addr(sc, 1, g)], c[0][g * P + p])
+
+    names = [f"w{n}" for n in range(pl.N)] + ["b0"]
+
+    def image(ctx):
+        return [{k: _words(ctx, ln, k) for k in names} for ln in dut.lanes]
+
+    def expect(p, W, B):
+        img = _lane_image(pl, p, W, B)
+        for (q, m, addr), v in junk.items():
+            if q == p and m in img:
+                img[m][addr] = v
+        return img
+
+    tl = _Timeline(dut.rec)
+    tl.snap(0, "before", image)
+    ops = _u0_ops(pl, x) + _uw_ops(pl, 1, a[1], c[1])
+    tl.emit(ops)
+    tl.snap(tl.now - 1 + LANE_PARAM_WRITE + 1, "after", image)
+    trace, snaps = tl.run(dut, dut.watch(), tail=LANE_UPDATE_FLAGS + 2, setup=setup)
+
+    for p in range(P):
+        assert snaps["before"][p] == expect(p, W0, B0), p
+        assert snaps["after"][p] == expect(p, W1, B1), p
+    want = {}                                   # (cycle, lane) -> (usat, psat)
+    for e, op in enumerate(ops):
+        for p in range(P):
+            i = op["g"] * P + p
+            key = {Kind.U0B: ("b", 0, i), Kind.U0: ("W", 0, i, op.get("idx")),
+                   Kind.UWC: ("W", 1, op.get("idx"), i)}.get(op["kind"])
+            if i < s[1] and key is not None:
+                want[e + LANE_UPDATE_FLAGS, p] = ref[key][1:]
+    for cyc, row in enumerate(trace):
+        for p in range(P):
+            assert (row[p, "usat"], row[p, "psat"]) == want.get((cyc, p), (False, False)), (cyc, p)
+            assert not any(row[p, k] for k in ("tree", "lo", "hi", "mv", "mv2")), (cyc, p)
