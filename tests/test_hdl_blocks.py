@@ -10,8 +10,9 @@ operands in ``bval`` / ``bval2``), P lanes side by side as behind the broadcast 
 the controller's ops and the adder tree's sums at depth ``Plan.DT``. Everything is compared with
 ``FixedEP``: the input drive, the layer-1 finishes and forward products of every step of a sample,
 the lanes' update of W_0, b_0, W_1; the root's output-layer finishes (nudge, clamps, argmax,
-settling flags) and its bias update. Ops are spaced by the plan's guards, outputs checked at the
-stages hdl/lane.py and hdl/plan.py name. The whole core is proved in Verilator by
+settling flags) and its bias update. A sample's ops come at the cycles of the controller's schedule
+(``Plan.segments``), the update's back to back; outputs are checked at the stages hdl/lane.py and
+hdl/plan.py name, memories read directly. The whole core is proved in Verilator by
 tests/test_hdl_core.py.
 """
 import random
@@ -20,7 +21,6 @@ from collections import Counter
 import pytest
 import torch
 from amaranth.hdl import Elaboratable, Fragment, Module, Shape, Signal, signed, unsigned
-from amaranth.hdl._ast import Assign
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
@@ -30,7 +30,7 @@ from eqfpga.golden.fixed_model import FixedEP, FixedPhases
 from eqfpga.hdl.arx_hash import ArxHash, arx_hash_pipeline, arx_round
 from eqfpga.hdl.fixed import SQ, UQ, round_offset, saturate, shape_of, shift_round
 from eqfpga.hdl.lane import Lane
-from eqfpga.hdl.ops import Kind, Widths, op_layout, record_layout
+from eqfpga.hdl.ops import Kind, Widths, record_layout
 from eqfpga.hdl.plan import (BROADCAST_FANOUT, LANE_FLAGS, LANE_PARAM_WRITE, LANE_STATE_WRITE, LANE_TREE,
                              LANE_UPDATE_FLAGS, N_SLOTS, ROOT_BIAS_WRITE, ROOT_STATE_WRITE, Plan,
                              broadcast_levels, tree_levels)
@@ -206,18 +206,31 @@ TINY = load_config("tiny")
 CONFIGS = {
     # the preset: nearest state and update rounding, P = 4, one-sided nudging
     "tiny": TINY,
-    # P = 3 does not divide s_1 = 7; stochastic updates, rates that saturate them (bias shifts < 0);
-    # random-sign nudging with beta < 0 (the nudge's neg, the update's gneg); a free phase too short
-    # to settle (the settling flags)
-    "p3": TINY.replace(parallelism=3, nudging="random_sign", lrs=(2.0, 1.0), T1=3, T2=2,
-                       fixed={"update_rounding": "stochastic"}),
+    # P = 3 does not divide s_1 = 7; stochastic updates (every shift > 0), saturating (6-bit
+    # updates); random-sign nudging with beta < 0 (the nudge's neg, the update's gneg); a free
+    # phase too short to settle (the settling flags)
+    "p3": TINY.replace(parallelism=3, nudging="random_sign", lrs=(0.0625, 0.25), T1=3, T2=2,
+                       fixed={"update_rounding": "stochastic", "update_bits": 6}),
     # state_frac 9 > input_frac 6, truncating states and updates; symmetric nudging (three phases);
-    # T1 = 2 (s_(T1-2) is the zero state)
-    "frac": TINY.replace(nudging="symmetric", lrs=(1.0, 0.5), T1=2, T2=3,
+    # update shifts < 0 and 0; T1 = 2 (s_(T1-2) is the zero state)
+    "frac": TINY.replace(nudging="symmetric", lrs=(4.0, 2.0), T1=2, T2=3,
                          fixed={"input_frac": 6, "state_frac": 9, "state_rounding": "truncate",
                                 "update_rounding": "truncate", "update_bits": 8}),
+    # more lanes than layer-1 neurons (one group, lanes owning nothing, two broadcast levels, four
+    # tree levels), ten output neurons: a step's forward segment (10 ops) follows the previous one
+    # without a gap; T1 = 1 (the free phase's only step is the last)
+    "wide": TINY.replace(sizes=(12, 4, 10), parallelism=9, T1=1, T2=3),
 }
-SIGN = {"tiny": 1, "p3": -1, "frac": 1}      # sigma of the nudged phase
+# T1 = 2 and one group a lane: step 2's forward segment follows step 1's (test_root_settling_one_group)
+CONFIGS["wide2"] = CONFIGS["wide"].replace(T1=2, parallelism=4)
+MAIN = ("tiny", "p3", "frac", "wide")
+SIGN = {"tiny": 1, "p3": -1, "frac": 1, "wide": 1, "wide2": 1}      # sigma of the nudged phase
+# hdl/root.py masks the old states s_(t-1), s_(t-2) of a finishing neuron (read at depth DT - 3, data
+# at DT - 2) with the zero / zero2 flags of op(DT - 1): the op emitted one cycle before. With one
+# lane group (P >= s_(N-1)) every FWD op finishes its neuron, and the first op of a step that
+# directly follows an op of the previous step takes that step's flags: T1 = 1, the nudge of
+# nudged step 1 sees s = 0 for neuron 0; T1 = 2, moved compares s_2 with 0. (op(DT - 2) is right.)
+ROOT_ZERO_BUG = "hdl/root.py masks old1 / old2 with the zero flags of the previous op (op(DT - 1), not op(DT - 2))"
 SAMPLE = 5                                   # the sample counter t that keys the random source
 LANE_OUTS = ("tree", "lo", "hi", "mv", "mv2", "usat", "psat")
 
@@ -449,6 +462,29 @@ def _ubr_ops(pl):
             for n in range(1, pl.N) for i in range(pl.sizes[n + 1])]
 
 
+def _schedule(pl, x, neg_nudged=False):
+    """The ops of a sample's input drive and steps, at the cycles ``Plan.segments`` gives them (the
+    controller's schedule; the update segments left out): [(cycle, op, step index or None)]."""
+    steps = pl.steps(learn=True)
+    index = {(st["phase"], st["step"]): u for u, st in enumerate(steps)}
+    out = []
+    for sg in pl.segments(len(_nz(x)), learn=True):
+        if sg.name.startswith("U"):
+            continue
+        u = index.get((sg.phase, sg.step))
+        st = steps[u] if u is not None else None
+        if sg.name == "D0":
+            ops = _d0_ops(pl, x)
+        elif sg.name == "H":
+            ops = _h_ops(pl, st, [0] * pl.sizes[2])
+        else:
+            assert sg.name == f"O{pl.N}" and pl.N == 2, sg
+            ops = _fwd_ops(pl, st, pl.N, st["phase"] == "negative" or (st["phase"] == "nudged" and neg_nudged))
+        assert len(ops) == sg.ops, sg
+        out += [(sg.start + q, op, u) for q, op in enumerate(ops)]
+    return out
+
+
 # ---- golden references ---------------------------------------------------------------------------
 
 def _sample(name, seed, net=None, x=None):
@@ -471,6 +507,16 @@ def _prev(cfg, trace, u, st):
     if st["zero"]:
         return [[0] * n for n in cfg.sizes[1:]]
     return trace[cfg.T1 - 1] if st["phase"] != "free" and st["step"] == 1 else trace[u - 1]
+
+
+def _phase_states(cfg, rng):
+    """Random nudged (a) and free (c) states of layers 1..N, [k - 1][i]: 0, 1.0 or any value; c
+    equal to a (D = 0), near it (small D: the rounding decides), or anything."""
+    one = cfg.fixed.state_one
+    a = [[rng.choice([0, one, rng.randint(0, one)]) for _ in range(n)] for n in cfg.sizes[1:]]
+    c = [[rng.choice([v, min(max(v + rng.randint(-40, 40), 0), one), min(max(v + rng.randint(-40, 40), 0), one),
+                      rng.randint(0, one)]) for v in row] for row in a]
+    return a, c
 
 
 def _ref_update(cfg, W, B, x, a, c, sigma, key):
@@ -616,7 +662,7 @@ def test_broadcast(P):
     frag = Fragment.get(ref, None)
     src = {}                          # id(register) -> what drives it (signals are unhashable)
     for st in frag.statements["sync"]:
-        assert isinstance(st, Assign) and isinstance(st.lhs, Signal) and isinstance(st.rhs, Signal)
+        assert type(st).__name__ == "Assign" and isinstance(st.lhs, Signal) and isinstance(st.rhs, Signal)
         src[id(st.lhs)] = st.rhs
     assert max(Counter(id(r) for r in src.values()).values()) <= BROADCAST_FANOUT
     outs = [st.rhs for st in frag.statements["comb"]]
@@ -631,7 +677,7 @@ def test_broadcast(P):
 # ---- Lane ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("ends", [0.03, 1.0], ids=["random", "extreme"])
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", MAIN)
 def test_lane_input_drive(name, ends):
     """D0 (D0MAC over the non-zero pixels, d0 stored by the last): every lane's d0 memory holds
     FixedEP.input_drive of its neurons, for random images, an image without a non-zero pixel, every
@@ -663,9 +709,9 @@ def test_lane_input_drive(name, ends):
 
 
 def _lane_steps(name, net=None, x=None):
-    """Every step of a sample (free, nudged, negative) as the lanes run it after the input drive:
-    H (FB over the broadcast s_2[m], ``last`` on the final one), then the forward products into
-    layer 2 (FWD), each segment as early as the plan's guards allow (d0, L1, L1self).
+    """A sample's input drive and every step (free, nudged, negative) as the lanes run them, at the
+    cycles of the controller's schedule (``Plan.segments``): D0, then per step H (FB over the
+    broadcast s_2[m], ``last`` on the final one) and O2 (the forward products into layer 2).
 
     * the state each finish writes (stage 7, into its slot) is FixedEP's, at every step;
     * the tree input (stage 5) of a FWD op is W_1[i][g*P + p] s_1[g*P + p] of the previous step's
@@ -678,29 +724,24 @@ def _lane_steps(name, net=None, x=None):
     cfg, pl, net, x, label, ph, trace = _sample(name, 3, net, x)
     s, P = cfg.sizes, pl.P
     W, _ = _params(net)
-    need = pl.guards()
     dut = _Lanes(pl, net)
     tl = _Timeline(dut.rec)
-    d0_ops = _d0_ops(pl, x)
-    ready_h = ready_o = tl.emit(d0_ops) + len(d0_ops) - 1 + need["d0"]
     steps = pl.steps(learn=True)
     want_tree, finishes = {}, {}            # cycle -> per-lane tree input; cycle -> (u, g) of a finish
-    for u, st in enumerate(steps):
-        prev = _prev(cfg, trace, u, st)
-        tl.wait_until(ready_h)
-        ops = _h_ops(pl, st, prev[1])
-        h = tl.emit(ops)
-        for q, op in enumerate(ops):
+    for c, op, u in _schedule(pl, x):
+        tl.wait_until(c)
+        if op["kind"] == Kind.FB:
+            prev = _prev(cfg, trace, u, steps[u])
+            op = dict(op, bval=0 if op["zero"] else prev[1][op["waddr"] % s[2]])
             if op["last"]:
-                finishes[h + q] = (u, op["g"])
-        tl.snap(h + len(ops) - 1 + LANE_STATE_WRITE + 1, u, lambda ctx: [_words(ctx, ln, "st") for ln in dut.lanes])
-        tl.wait_until(ready_o)
-        ops_o = _fwd_ops(pl, st, 2, 0)
-        o = tl.emit(ops_o)
-        for q, op in enumerate(ops_o):
+                finishes[c] = (u, op["g"])
+                tl.snap(c + LANE_STATE_WRITE + 1, (u, op["g"]),
+                        lambda ctx: [_words(ctx, ln, "st") for ln in dut.lanes])
+        elif op["kind"] == Kind.FWD:
+            prev = _prev(cfg, trace, u, steps[u])
             js = [op["g"] * P + p for p in range(P)]
-            want_tree[o + q + LANE_TREE] = [W[1][op["i"]][j] * prev[0][j] if j < s[1] else 0 for j in js]
-        ready_h, ready_o = h + need["L1self"], h + len(ops) - 1 + need["L1"]
+            want_tree[c + LANE_TREE] = [W[1][op["i"]][j] * prev[0][j] if j < s[1] else 0 for j in js]
+        tl.emit([op])
     junk = {}
 
     def setup(ctx):
@@ -720,9 +761,11 @@ def _lane_steps(name, net=None, x=None):
     moved2 = [a != b for a, b in zip(trace[T1 - 1][0], trace[T1 - 3][0] if T1 >= 3 else zeros)]
     for u, st in enumerate(steps):
         for p in range(P):
-            for g in range(pl.lane_groups(1, p)):
-                assert snaps[u][p][pl.lane_state_addr(st["wslot"], 1, g)] == trace[u][0][g * P + p], (u, p, g)
-            assert all(snaps[u][p][a] == v for (q, m, a), v in junk.items() if q == p and m == "st")
+            for g in range(pl.blocks(1)):
+                words = snaps[u, g][p]
+                if g < pl.lane_groups(1, p):
+                    assert words[pl.lane_state_addr(st["wslot"], 1, g)] == trace[u][0][g * P + p], (u, p, g)
+                assert all(words[a] == v for (q, m, a), v in junk.items() if q == p and m == "st")
     lows = highs = 0
     for c, row in enumerate(trace_hw):
         assert [row[p, "tree"] for p in range(P)] == want_tree.get(c, [0] * P), c
@@ -742,26 +785,27 @@ def _lane_steps(name, net=None, x=None):
     return trace
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", MAIN)
 def test_lane_steps(name):
+    """``_lane_steps`` with random parameters (3% at their ends) and a random image."""
     _lane_steps(name)
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", MAIN)
 def test_lane_finish_edges(name):
     """``_lane_steps`` where the pre-activations hit the clamp edges exactly: no weight, no pixel,
-    b_0 around 0 and around 1.0 (in bias LSBs), so pre = -1, 0, 1, one - 1, one, one + 1, ... ."""
+    b_0 around 0 and around 1.0 (in bias LSBs), so that pre = -1, 0, one, one + 1, ... ."""
     cfg = CONFIGS[name]
     f, s = cfg.fixed, cfg.sizes
     ob = 1 << f.bias_frac
-    b0 = [-1, 0, 1, ob - 1, ob, ob + 1, f.bias_max][:s[1]]
+    b0 = [-1, 0, ob, ob + 1, 1, ob - 1, f.bias_max][:s[1]]
     W = [torch.zeros(1, s[n + 1], s[n], dtype=torch.int64) for n in range(cfg.n_layers)]
     B = [torch.tensor([b0])] + [torch.zeros(1, s[n + 1], dtype=torch.int64) for n in range(1, cfg.n_layers)]
     trace = _lane_steps(name, FixedEP(cfg, weights=W, biases=B), [0] * s[0])
     assert {0, f.state_one} <= set(trace[0][0])
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", MAIN)
 def test_lane_update(name):
     """The update as the lanes run it: U0 (U0B, then U0 at each non-zero pixel) and UW_1 (UWA / UWC
     pairs), back to back, from random nudged and free (negative) states seeded into the lanes'
@@ -772,11 +816,10 @@ def test_lane_update(name):
     the parameters whose rounded update / new value saturated (the sums equal FixedEP's counters)."""
     cfg = CONFIGS[name]
     pl, net = Plan(cfg), _net(cfg, 4, ends=0.25)
-    s, P, one = cfg.sizes, pl.P, cfg.fixed.state_one
+    s, P = cfg.sizes, pl.P
     rng = random.Random(4 + 100 * list(CONFIGS).index(name))
     x = _pixels(cfg, rng)
-    a = [[rng.choice([0, one, rng.randint(0, one)]) for _ in range(n)] for n in s[1:]]
-    c = [[v if rng.random() < 0.25 else rng.choice([0, one, rng.randint(0, one)]) for v in row] for row in a]
+    a, c = _phase_states(cfg, rng)
     W0, B0 = _params(net)
     ref = _golden_update(name, cfg, net, x, a, c)
     W1, B1 = _params(net)
@@ -829,3 +872,155 @@ def test_lane_update(name):
         for p in range(P):
             assert (row[p, "usat"], row[p, "psat"]) == want.get((cyc, p), (False, False)), (cyc, p)
             assert not any(row[p, k] for k in ("tree", "lo", "hi", "mv", "mv2")), (cyc, p)
+
+
+# ---- Root ----------------------------------------------------------------------------------------
+
+ROOT_OUTS = ("best", "moved", "moved2", "act_low", "act_high", "update_sat", "weight_sat", "bias_sat")
+
+
+def _root_steps(name, net=None, seed=5):
+    """A sample's every step of the output layer as the root finishes it, in the controller's
+    schedule (``Plan.segments``; the root ignores the other segments' ops but sees them): FWD ops,
+    one per neuron and lane group, the tree's sum of the group at depth DT. The state memory starts
+    with random words (a previous sample's), the settling flags set (by the lanes' mv / mv2) before
+    the sample's ``start``. Returns what ``_check_root_steps`` checks."""
+    cfg, pl, net, x, label, ph, trace = _sample(name, seed, net)
+    s, P, N, DT = cfg.sizes, pl.P, pl.N, pl.DT
+    assert N == 2
+    W, B = _params(net)
+    dut = _Root(pl, biases=B, train=True)
+    tl = _Timeline(dut.op)
+    tl.put(0, dut.mv, 1)
+    tl.put(0, dut.mv2, 1)
+    tl.put(2, dut.start, 1)
+    steps = pl.steps(learn=True)
+    for c, op, u in _schedule(pl, x, neg_nudged=SIGN[name] < 0):
+        tl.wait_until(c + 3)
+        if op["kind"] == Kind.FWD:
+            prev = _prev(cfg, trace, u, steps[u])
+            js = range(op["g"] * P, min(op["g"] * P + P, s[N - 1]))
+            tl.put(tl.now + DT - 1, dut.tree, sum(W[N - 1][op["i"]][j] * prev[N - 2][j] for j in js))
+            if op["last"]:
+                tl.snap(tl.now + DT + ROOT_STATE_WRITE, (u, op["i"]), lambda ctx: _words(ctx, dut, "st"))
+        tl.emit([op])
+
+    def setup(ctx):
+        for sig, v in ((dut.label, label), (dut.learn, 1), (dut.rsp_ready, 1)):
+            ctx.set(sig, v)
+        mem = dut.mod.submodules["st"]
+        rng = random.Random(seed)
+        for addr in range(mem.depth):
+            ctx.set(mem.data[addr], rng.randint(0, cfg.fixed.state_one))
+
+    hw, snaps = tl.run(dut, [(k, getattr(dut, k)) for k in ROOT_OUTS], tail=DT + ROOT_STATE_WRITE + 3, setup=setup)
+    acts = int(net.counters.act_low[N - 1][0]), int(net.counters.act_high[N - 1][0])
+    return dict(cfg=cfg, pl=pl, trace=trace, acts=acts, hw=hw, snaps=snaps, steps=steps)
+
+
+def _check_root_steps(r):
+    cfg, pl, trace, hw, snaps = r["cfg"], r["pl"], r["trace"], r["hw"], r["snaps"]
+    s, N, T1 = cfg.sizes, pl.N, cfg.T1
+    for u, st in enumerate(r["steps"]):
+        got = [snaps[u, i][pl.root_state_addr(st["wslot"], N, i)] for i in range(s[N])]
+        assert got == trace[u][N - 1], (u, st)
+    free = trace[T1 - 1][N - 1]
+    zeros = [0] * s[N]
+    before = trace[T1 - 2][N - 1] if T1 >= 2 else zeros
+    before2 = trace[T1 - 3][N - 1] if T1 >= 3 else zeros
+    end = hw[-1]
+    assert end["best"] == max(range(s[N]), key=lambda i: (free[i], -i))
+    assert (end["moved"], end["moved2"]) == (int(free != before), int(free != before2))
+    assert (end["act_low"], end["act_high"]) == r["acts"]
+    assert not any(end[k] for k in ("update_sat", "weight_sat", "bias_sat"))
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=ROOT_ZERO_BUG))
+                                  if n == "wide" else n for n in MAIN])
+def test_root_steps(name):
+    """The root's output layer through a sample, from the adder tree's sums: every step's states
+    (finish: + bias, the nudge sigma (y - s_(t-1)) << (fw - kb) of nudged / negative steps,
+    rounding, clamp; written into the step's slot) equal FixedEP's; the argmax (best) and the
+    settling flags (moved, moved2) of the last free step; the clamp counters (act_low / act_high of
+    layer N, over every phase)."""
+    _check_root_steps(_root_steps(name))
+
+
+@pytest.mark.parametrize("name", MAIN)
+@pytest.mark.parametrize("seed", [6, 7, 8])
+def test_root_bias_update(name, seed):
+    """UBR over every root bias from random nudged and free (negative) states seeded into the
+    root's state slots (the other slots random), the sample's key (stochastic rounding), gneg
+    (sigma = -1): the bias memory holds FixedEP.update's b_1, before and after, and the counters
+    update_sat / bias_sat the saturations of the spec's reference (checked against FixedEP's)."""
+    cfg = CONFIGS[name]
+    pl, net = Plan(cfg), _net(cfg, seed, ends=0.25)
+    s, N, one, bb = cfg.sizes, cfg.n_layers, cfg.fixed.state_one, cfg.fixed.bias_bits
+    rng = random.Random(seed + 100 * list(CONFIGS).index(name))
+    x = _pixels(cfg, rng)
+    a, c = _phase_states(cfg, rng)
+    _, B0 = _params(net)
+    ref = _golden_update(name, cfg, net, x, a, c)
+    _, B1 = _params(net)
+    dut = _Root(pl, biases=B0, train=True)
+    sa, sc = pl.update_slots
+
+    def setup(ctx):
+        for sig, v in ((dut.key, fp.sample_key(cfg.seed, SAMPLE)), (dut.rsp_ready, 1),
+                       (dut.gneg, int(cfg.nudging != "symmetric" and SIGN[name] < 0))):
+            ctx.set(sig, v)
+        mem = dut.mod.submodules["st"]
+        for addr in range(mem.depth):
+            ctx.set(mem.data[addr], rng.randint(0, one))
+        for k in pl.root_layers:
+            for i in range(s[k]):
+                ctx.set(mem.data[pl.root_state_addr(sa, k, i)], a[k - 1][i])
+                ctx.set(mem.data[pl.root_state_addr(sc, k, i)], c[k - 1][i])
+
+    def biases(ctx):
+        words = _words(ctx, dut, "bias")
+        return [[_signed(words[pl.root_state_offsets[k] + i], bb) for i in range(s[k])] for k in pl.root_layers]
+
+    tl = _Timeline(dut.op)
+    tl.snap(0, "before", biases)
+    tl.emit(_ubr_ops(pl))
+    tl.snap(tl.now - 1 + ROOT_BIAS_WRITE, "after", biases)
+    hw, snaps = tl.run(dut, [(k, getattr(dut, k)) for k in ROOT_OUTS], tail=ROOT_BIAS_WRITE + 3, setup=setup)
+    assert snaps["before"] == B0[1:N] and snaps["after"] == B1[1:N]
+    sat = [v for k, v in ref.items() if k[0] == "b" and k[1] >= 1]
+    end = hw[-1]
+    assert (end["update_sat"], end["weight_sat"], end["bias_sat"]) == (sum(v[1] for v in sat), 0,
+                                                                       sum(v[2] for v in sat))
+    assert not any(row[k] for row in hw for k in ("act_low", "act_high", "moved", "moved2"))
+
+
+@pytest.mark.parametrize("name", MAIN)
+def test_root_finish_edges(name):
+    """``test_root_steps`` with no weight, b_1 around 0 and 1.0 (pre = -1, 0, one, one + 1, ...:
+    the clamps' edges), and with every parameter 0 (all free states 0: the settling flags must
+    compare with zeros, not with the previous sample's states, in the first steps)."""
+    cfg = CONFIGS[name]
+    f, s = cfg.fixed, cfg.sizes
+    ob = 1 << f.bias_frac
+    W = [torch.zeros(1, s[n + 1], s[n], dtype=torch.int64) for n in range(cfg.n_layers)]
+    B = [torch.zeros(1, s[n + 1], dtype=torch.int64) for n in range(cfg.n_layers)]
+    r = _root_steps(name, FixedEP(cfg, weights=W, biases=B))
+    assert not any(r["trace"][0][-1])
+    _check_root_steps(r)
+    B[-1] = torch.tensor([([-1, ob + 1, ob, 0, 1, ob - 1, f.bias_max] * 2)[:s[-1]]])
+    r = _root_steps(name, FixedEP(cfg, weights=W, biases=B))
+    assert {0, f.state_one} <= set(r["trace"][0][-1])
+    _check_root_steps(r)
+
+
+@pytest.mark.xfail(strict=True, reason=ROOT_ZERO_BUG)
+def test_root_settling_one_group():
+    """T1 = 2 with one lane group: the free phase's output layer settles at once (no weight, b_1 =
+    100 LSBs: s_1 == s_2 != 0), so moved must stay 0 (moved2 is 1: s_2 != the zero state)."""
+    cfg = CONFIGS["wide2"]
+    s = cfg.sizes
+    W = [torch.zeros(1, s[n + 1], s[n], dtype=torch.int64) for n in range(cfg.n_layers)]
+    B = [torch.zeros(1, s[1], dtype=torch.int64), torch.full((1, s[2]), 100, dtype=torch.int64)]
+    r = _root_steps("wide2", FixedEP(cfg, weights=W, biases=B))
+    assert r["trace"][0][-1] == r["trace"][1][-1] == [100] * s[2]
+    _check_root_steps(r)
