@@ -112,7 +112,7 @@ class Root(wiring.Component):
         # ---- finish of root-layer neurons ------------------------------------------------------
         oT = op(DT + ROOT_TERMS_READ)           # DT - 3: read bias and old states
         m.d.comb += [p_bt.addr.eq(oT.rb), p_o1.addr.eq(oT.rsa), p_o2.addr.eq(oT.rsb)]
-        oM = op(DT - 1)
+        oM = op(DT - 2)                         # the op whose read data is here (read at DT - 3)
         old1 = reg(Mux(oM.zero, 0, p_o1.data), "old1_m1")          # visible DT - 1
         old2 = reg(Mux(oM.zero2, 0, p_o2.data), "old2_m1")
         bT = reg(p_bt.data.as_signed(), "bias_m1")

@@ -230,7 +230,6 @@ SIGN = {"tiny": 1, "p3": -1, "frac": 1, "wide": 1, "wide2": 1}      # sigma of t
 # lane group (P >= s_(N-1)) every FWD op finishes its neuron, and the first op of a step that
 # directly follows an op of the previous step takes that step's flags: T1 = 1, the nudge of
 # nudged step 1 sees s = 0 for neuron 0; T1 = 2, moved compares s_2 with 0. (op(DT - 2) is right.)
-ROOT_ZERO_BUG = "hdl/root.py masks old1 / old2 with the zero flags of the previous op (op(DT - 1), not op(DT - 2))"
 SAMPLE = 5                                   # the sample counter t that keys the random source
 LANE_OUTS = ("tree", "lo", "hi", "mv", "mv2", "usat", "psat")
 
@@ -935,8 +934,7 @@ def _check_root_steps(r):
     assert not any(end[k] for k in ("update_sat", "weight_sat", "bias_sat"))
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=ROOT_ZERO_BUG))
-                                  if n == "wide" else n for n in MAIN])
+@pytest.mark.parametrize("name", MAIN)
 def test_root_steps(name):
     """The root's output layer through a sample, from the adder tree's sums: every step's states
     (finish: + bias, the nudge sigma (y - s_(t-1)) << (fw - kb) of nudged / negative steps,
@@ -1013,7 +1011,6 @@ def test_root_finish_edges(name):
     _check_root_steps(r)
 
 
-@pytest.mark.xfail(strict=True, reason=ROOT_ZERO_BUG)
 def test_root_settling_one_group():
     """T1 = 2 with one lane group: the free phase's output layer settles at once (no weight, b_1 =
     100 LSBs: s_1 == s_2 != 0), so moved must stay 0 (moved2 is 1: s_2 != the zero state)."""
