@@ -40,6 +40,9 @@ class BoardMismatch(RuntimeError):
     """The board's results or state disagree with what the host expects."""
 
 
+
+SIM_REPLY_TIMEOUT = 10.0     # seconds without a reply before the host resends, simulated board
+
 def pixels_for(cfg: EPConfig, images: np.ndarray) -> np.ndarray:
     """MNIST bytes (value b / 256) -> UQ(0, input_frac) LSBs, as FixedEP.bytes_to_lsbs (floor)."""
     return bytes_to_lsbs(np.asarray(images, dtype=np.int64), cfg.fixed.input_frac)
@@ -251,7 +254,9 @@ def train_board(port: str | None, cfg: EPConfig | None = None, *, baud: int = 3_
         if cfg is None:
             raise ValueError("--sim needs a config: the simulated board is built from it")
         from eqfpga.sim.boardsim import SimBoard
-        with SimBoard(cfg, divisor=divisor) as board, Device.open(board.port, baud) as dev:
+        # a simulated board runs thousands of times slower than a real one, slower still on a busy
+        # machine: wait longer for a reply before resending (a real board answers in milliseconds)
+        with SimBoard(cfg, divisor=divisor) as board, Device.open(board.port, baud, timeout=SIM_REPLY_TIMEOUT) as dev:
             return BoardTrainer(dev, with_seed(cfg), **kw).fit(epochs, resume)
     if port is None:
         raise ValueError("give --port DEVICE (e.g. /dev/ttyUSB0) or --sim")

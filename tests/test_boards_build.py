@@ -140,7 +140,7 @@ def test_precheck_refuses_mnist_1h_on_icebreaker():
     with pytest.raises(DoesNotFit) as e:
         precheck_board("mnist-1h", "icebreaker")
     msg = str(e.value)
-    assert "EBR" in msg and "512" in msg and "30" in msg and "SPRAM" in msg
+    assert "EBR" in msg and "448" in msg and "30" in msg and "SPRAM" in msg
 
 
 def test_precheck_refuses_tiny_on_icebreaker():
@@ -314,13 +314,17 @@ def test_dp16kd_blocks(width, depth, gran, blocks):
 
 
 def test_board_net_fits_the_85f():
-    # mnist-1h ships with P = 64: one 1024 x 18 DP16KD per hidden neuron, one multiplier a lane
+    # mnist-1h ships with P = 32: one 1024 x 18 DP16KD per hidden neuron, one multiplier a lane
     est = precheck("mnist-1h")
     w0 = est.memories["W0"]
-    assert (w0.width, w0.depth, w0.count, w0.blocks) == (16, 2 * 784, 64, 128)
-    assert est.memories["W1"].blocks == 0                          # 20 words a lane: LUT RAM
-    assert est.weight_blocks == 128 <= device("LFE5U-85F").block_rams == 208
-    assert est.dsp_blocks == 64 <= device("LFE5U-85F").dsps == 156
+    assert (w0.width, w0.depth, w0.count, w0.blocks) == (16, 4 * 784, 32, 128)
+    assert est.memories["W1"].blocks == 32                         # 40 words a lane: counted as a block
+    assert est.weight_blocks == 160 <= device("LFE5U-85F").block_rams == 208
+    assert est.dsp_blocks == 32 <= device("LFE5U-85F").dsps == 156
+    p64 = estimate(load_config("mnist-1h").replace(parallelism=64), "ecp5")
+    assert p64.memories["W1"].blocks == 0 and p64.weight_blocks == 128   # 20 words a lane: LUT RAM
+    with pytest.raises(DoesNotFit, match=r"P=64.*logic \(core\) is estimated at 95,460 LUT4"):
+        precheck(load_config("mnist-1h").replace(parallelism=64))      # measured: 112% of the FFs
     assert precheck("tiny").weight_blocks <= 208
     p16 = precheck(load_config("mnist-1h").replace(parallelism=16))
     assert p16.memories["W0"].depth == 8 * 784 and p16.weight_blocks == 16 * 7 + 16 and p16.dsp_blocks == 16
@@ -333,7 +337,7 @@ def test_two_hidden_layers_do_not_fit_the_block_rams():
 
 
 def test_board_net_does_not_fit_a_25f():
-    with pytest.raises(DoesNotFit, match=r"at least 128 DP16KD .* device has 56"):
+    with pytest.raises(DoesNotFit, match=r"at least 160 DP16KD .* device has 56"):
         precheck("mnist-1h", "LFE5U-25F")
 
 
@@ -352,8 +356,8 @@ def test_estimate_counts_from_the_plan():
     cfg = load_config("mnist-1h")
     e = estimate(cfg, "ecp5")
     (mac,) = e.multipliers        # one a lane, shared by the update
-    assert (mac.role, mac.count, mac.width) == ("mac", 64, "16s x 10s")
-    assert e.dsp_per_multiplier == (1,) and e.multiplier_count == e.dsp_blocks == 64
+    assert (mac.role, mac.count, mac.width) == ("mac", 32, "16s x 10s")
+    assert e.dsp_per_multiplier == (1,) and e.multiplier_count == e.dsp_blocks == 32
     assert e.link_memories == {} and estimate(cfg, "ecp5", link=True).link_blocks == 4
     # iCE40: 16 x 16 DSPs, EBR blocks, no LUT RAM (the shallow memories go to logic)
     i = estimate(load_config("tiny"), "ice40")
@@ -362,7 +366,7 @@ def test_estimate_counts_from_the_plan():
     assert estimate(wide, "ecp5").dsp_per_multiplier[0] == 2 and estimate(wide, "ice40").dsp_per_multiplier[0] == 2
     assert estimate(cfg, "ecp5", train=False).multipliers == (mac,)
     d = e.to_dict()
-    assert d["totals"]["dsp_blocks"] == 64 and d["multipliers"][0]["width"] == "16s x 10s"
+    assert d["totals"]["dsp_blocks"] == 32 and d["multipliers"][0]["width"] == "16s x 10s"
     json.dumps(d)
     with pytest.raises(ValueError, match="unknown FPGA family 'gowin'"):
         estimate(cfg, "gowin")
@@ -560,8 +564,8 @@ def test_board_build_reuses_earlier_work(tmp_path, fake_tools):
     r1 = build_board("ulx3s-85f", MINI, out, quiet=True)
     assert fake_tools() == {"yosys": 1, "nextpnr-ecp5": 1, "nextpnr-ice40": 0, "ecppack": 1}
     assert (r1.kind, r1.board, r1.target_mhz, r1.fmax_mhz, r1.bitstream, r1.bitstream_bytes) == (
-        "board", "ulx3s-85f", 45.0, 123.45, "top.bit", len(b"bitstream"))
-    assert r1.uart["divisor"] == 15 and r1.clock["pll"]["primitive"] == "EHXPLLL"
+        "board", "ulx3s-85f", 100.0, 123.45, "top.bit", len(b"bitstream"))
+    assert r1.uart["divisor"] == 33 and r1.clock["pll"]["primitive"] == "EHXPLLL"
     assert r1.precheck["link"] and r1.precheck["totals"]["link_blocks"] > 0
     # the digest the board's INFO reports: the elaborated fields only, the same for every seed
     assert r1.config_digest == build.config_digest(MINI) == build.config_digest(MINI.replace(seed=9, name="m"))
