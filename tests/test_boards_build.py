@@ -453,6 +453,16 @@ def test_committed_board_report_loads():
     assert r.precheck["totals"]["weight_blocks"] == 104 and r.precheck["totals"]["logic"] == 17584
 
 
+def test_committed_lane_local_report_loads():
+    """The lane-local core's first ULX3S build (P = 32, 100 MHz target): routed, timing failed."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "boards" / "lane-local" / "ulx3s-85f-mnist-1h-p32.json"
+    r = BuildReport.load(path)
+    assert (r.kind, r.board, r.fmax_mhz, r.target_mhz, r.routed, r.timing_met) == (
+        "board", "ulx3s-85f", 50.36, 100.0, True, False)
+    assert (r.used("DP16KD"), r.used("MULT18X18D"), r.used("TRELLIS_FF")) == (134, 32, 49236)
+    assert r.epconfig == load_config("mnist-1h")
+
+
 # ---- the flow, with stand-in tools: reuse of earlier work, timeouts, overflow ------------------
 MINI = load_config("tiny").replace(name="mini", sizes=(4, 3, 2), parallelism=1)
 
