@@ -583,18 +583,13 @@ class Executor(wiring.Component):
                 m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(pred)]
                 with m.If(self.body.ready):
                     finish()
-            with m.State("COUNTERS"):
-                m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(cnt_word.word_select(k[:2], 8))]
-                with m.If(self.body.ready):
-                    m.d.sync += k.eq(k + 1)
-                    with m.If(k + 1 == rep_len):
-                        finish()
-            with m.State("SEED"):
-                m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(seed.word_select(k[:2], 8))]
-                with m.If(self.body.ready):
-                    m.d.sync += k.eq(k + 1)
-                    with m.If(k + 1 == rep_len):
-                        finish()
+            for state, word in (("COUNTERS", cnt_word), ("SEED", seed)):
+                with m.State(state):       # a 32-bit word, least significant byte first
+                    m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(word.word_select(k[:2], 8))]
+                    with m.If(self.body.ready):
+                        m.d.sync += k.eq(k + 1)
+                        with m.If(k + 1 == rep_len):
+                            finish()
             with m.State("RP_ACC"):
                 m.d.comb += [core.access.valid.eq(1), core.access.payload.op.eq(
                     Mux(is_bias, Access.READ_BIAS, Access.READ_WEIGHT))]
