@@ -36,6 +36,7 @@ from pathlib import Path
 
 from eqfpga.golden.config import EPConfig, load_config
 from eqfpga.hdl.resources import estimate
+from eqfpga.hdl.trees import NO_MERGE
 from eqfpga.sim.paths import build_dir
 
 from . import nextpnr
@@ -53,6 +54,9 @@ WORK = "_work"
 INPUTS_DIGEST = "report.inputs.sha256"      # the netlist and nextpnr options report.json was made from
 YOSYS_DIGEST = "yosys_input.sha256"         # the design and script the netlist in _work was made from
 STAT = "yosys_stat.json"
+# yosys commands before synthesis: the flip-flops behind NO_MERGE wires (the broadcast tree's
+# per-lane copies) get ``keep``, so that opt_merge does not fold each level into one register
+KEEP_APART = f"proc; setattr -set keep 1 a:{NO_MERGE} %ci1:+[Q] c:* %i"
 KEPT_LOGS = ("yosys.log", "nextpnr.log", "nextpnr_report.json", "pack.log")
 # An 8N1 receiver sampling mid-bit tolerates a few percent between the two ends; 2.5% on our side.
 MAX_BAUD_ERROR_PCT = 2.5
@@ -258,7 +262,7 @@ def build_core(cfg, out_dir=None, *, device: str = "LFE5U-85F", package: str | N
     wrapper = write_wrapper_verilog(cfg, work, train=train)
     times["verilog_s"] = round(time.monotonic() - t0, 1)
     netlist = f"{WRAPPER_TOP}.json"
-    script = (f"read_verilog -sv {WRAPPER_TOP}.v; {tools['synth']} -top {WRAPPER_TOP} -json {netlist}; "
+    script = (f"read_verilog -sv {WRAPPER_TOP}.v; {KEEP_APART}; {tools['synth']} -top {WRAPPER_TOP} -json {netlist}; "
               f"tee -q -o {STAT} stat -json")
     times["yosys_s"], reused = _synthesise(yosys, work, f"{WRAPPER_TOP}.v", script, ["-p", script], netlist,
                                            timeout)
@@ -394,7 +398,7 @@ def build_board(board, cfg, out_dir=None, *, clock_hz: float | None = None, baud
     times = {}
     t0 = time.monotonic()
     top = BoardTop(cfg, b, clock_hz=clock_hz, baud=baud)
-    overrides = {"script_after_synth": f"tee -q -o {STAT} stat -json"}
+    overrides = {"script_after_read": KEEP_APART, "script_after_synth": f"tee -q -o {STAT} stat -json"}
     if dev.family == "ice40":
         overrides["synth_opts"] = "-dsp -spram"
     b.platform().prepare(top, name=BOARD_TOP, **overrides).extract(str(work))

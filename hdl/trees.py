@@ -15,6 +15,13 @@ from amaranth.lib.wiring import In, Out
 
 from .plan import BROADCAST_FANOUT, broadcast_levels, tree_levels
 
+# Attribute on the broadcast registers. Every register of a level holds the same value, so yosys's
+# opt_merge would fold them into one flip-flop that fans out to the whole chip. (It did: the P = 32
+# ULX3S build routed at 50 MHz through one such register.) A wire's ``keep`` does not stop that.
+# The board flow's yosys script (boards.build.KEEP_APART) marks the flip-flops that drive these wires
+# ``keep``, and opt_merge leaves those alone.
+NO_MERGE = "eqfpga_no_merge"
+
 
 def _cdiv(a, b):
     return -(-a // b)
@@ -36,7 +43,7 @@ class Broadcast(wiring.Component):
         widths.reverse()
         above = [self.i]
         for lvl, n in enumerate(widths):
-            regs = [Signal(self._shape, name=f"bc{lvl}_{q}", attrs={"keep": 1}) for q in range(n)]
+            regs = [Signal(self._shape, name=f"bc{lvl}_{q}", attrs={NO_MERGE: 1}) for q in range(n)]
             for q, r in enumerate(regs):
                 m.d.sync += r.eq(above[q * len(above) // n])
             above = regs

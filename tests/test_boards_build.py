@@ -20,7 +20,7 @@ from eqfpga.boards.fit import DoesNotFit, precheck, precheck_board  # noqa: E402
 from eqfpga.boards.nextpnr import critical_path  # noqa: E402
 from eqfpga.boards.platforms import UnsupportedBoard, resolve_board  # noqa: E402
 from eqfpga.boards.report import BuildReport, Resource  # noqa: E402
-from eqfpga.boards.tools import ToolMissing, find_tool  # noqa: E402
+from eqfpga.boards.tools import ToolMissing, find_tool, run_tool  # noqa: E402
 from eqfpga.golden.config import load_config  # noqa: E402
 from eqfpga.hdl.protocol import config_crc  # noqa: E402
 from eqfpga.hdl.resources import dp16kd_blocks, ebr_blocks, estimate  # noqa: E402
@@ -623,6 +623,35 @@ def test_real_core_place_and_route(tmp_path, monkeypatch):
     assert r.critical_path["delay_ns"] > 0 and r.yosys_cells["LUT4"] == r.used("LUT4")
     monkeypatch.setattr(build, "run_tool", lambda *a, **k: pytest.fail("a tool ran again"))
     assert build_core(MINI, out, device="LFE5U-25F", timeout=3000, quiet=True) == r
+
+
+def _broadcast_flip_flops(tmp_path, script):
+    """TRELLIS_FFs of a 16-lane, 8-bit ``Broadcast`` whose outputs each lane registers apart."""
+    from amaranth.back import rtlil
+    from amaranth.hdl import Module, Signal
+
+    from eqfpga.hdl.trees import Broadcast
+
+    m = Module()
+    m.submodules.bc = bc = Broadcast(8, 16)
+    x = [Signal(8, name=f"x{p}") for p in range(16)]
+    o = [Signal(8, name=f"o{p}") for p in range(16)]
+    m.d.sync += [o[p].eq(bc.o[p] ^ x[p]) for p in range(16)]
+    (tmp_path / "bc.il").write_text(rtlil.convert(m, ports=[bc.i, *x, *o]))
+    stat = tmp_path / "stat.json"
+    run_tool(find_tool("yosys") + ["-q", "-p", f"read_rtlil bc.il; {script}; synth_ecp5 -top top; "
+                                   f"tee -q -o {stat.name} stat -json"], tmp_path, "yosys.log")
+    return json.loads(stat.read_text())["design"]["num_cells_by_type"]["TRELLIS_FF"]
+
+
+@pytest.mark.slow      # the YoWASP yosys (`make test-all`); the builtin one has no setattr
+def test_board_flow_keeps_broadcast_registers_apart(tmp_path):
+    """The tree has two levels (2 and 16 registers of 8 bits), then the lanes' own 16. Without
+    KEEP_APART yosys folds each level into one register (all 16 lanes read one); with it all stay."""
+    from eqfpga.hdl.plan import broadcast_levels
+    assert broadcast_levels(16) == 2
+    assert _broadcast_flip_flops(tmp_path, "proc") == 8 * (1 + 1 + 16)
+    assert _broadcast_flip_flops(tmp_path, build.KEEP_APART) == 8 * (2 + 16 + 16)
 
 
 @pytest.mark.parametrize("board", ["ulx3s-85f", "icebreaker"])
