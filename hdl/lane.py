@@ -25,6 +25,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .arx_hash import arx_hash_pipeline
+from .delay import Delays
 from .fixed import round_offset, saturate
 from .ops import Kind, Target, Widths, record_layout
 from .plan import IDX_BITS, LANE_HASH, N_SLOTS, Plan
@@ -86,15 +87,9 @@ class Lane(wiring.Component):
         stochastic = train and f.update_rounding == "stochastic"
         r0 = self.rec
 
-        def reg(v, name, shape=None):
-            r = Signal(shape if shape is not None else Value.cast(v).shape(), name=name)
-            m.d.sync += r.eq(v)
-            return r
-
-        def delay(v, n, name):
-            for k in range(n):
-                v = reg(v, f"{name}_d{k}")
-            return v
+        # registers; long delays of data in LUT RAM, of enables in registers (hdl/delay.py)
+        delay = Delays(m)
+        reg = delay.reg
 
         # ---- stage 0: decode, memory addresses ------------------------------------------------
         kind0 = r0.kind
@@ -224,11 +219,11 @@ class Lane(wiring.Component):
         r4 = {k: reg(v, f"{k}4") for k, v in r3.items()}
         kind4 = r4["kind"]
         is4 = lambda k: kind4 == k  # noqa: E731
-        clear4 = delay(r0.clear, 4, "clear")
+        clear4 = delay(r0.clear, 4, "clear", ctrl=True)
         inj4 = Const(0, 1)
         if mids:
             # the feedback sum of a middle-layer neuron joins its forward sum at the tree input
-            injsel = delay(r0.inj & (r0.lane == p) & is0(Kind.FWD), 4, "inj")
+            injsel = delay(r0.inj & (r0.lane == p) & is0(Kind.FWD), 4, "inj", ctrl=True)
             fbq = Signal(unsigned(A), name="fb_q")
             with m.Switch(r1["wl"]):
                 for k in mids:
@@ -251,7 +246,7 @@ class Lane(wiring.Component):
         # ---- stage 5: store accumulators, finish layer-1 neurons ------------------------------
         r5 = {k: reg(v, f"{k}5") for k, v in r4.items()}
         kind5 = r5["kind"]
-        last5 = delay(r0.last, 5, "last")
+        last5 = delay(r0.last, 5, "last", ctrl=True)
         g5 = delay(r0.g, 5, "g")
         store5 = last5 & r5["valid"]
         m.d.comb += [dwr.addr.eq(g5), dwr.data.eq(acc), dwr.en.eq(store5 & (kind5 == Kind.D0MAC))]
@@ -270,9 +265,9 @@ class Lane(wiring.Component):
         sb7 = delay(r0.sb, 7, "swa")
         m.d.comb += [swr.addr.eq(sb7), swr.data.eq(state7), swr.en.eq(fin7)]
         m.d.sync += [self.lo.eq(delay(lo6 & fin6, 1, "lo")), self.hi.eq(delay(hi6 & fin6, 1, "hi"))]
-        old1_7 = delay(reg(old1_2, "old1_3"), 4, "old1")
-        old2_7 = delay(reg(old2_2, "old2_3"), 4, "old2")
-        lastfree7 = delay(r0.lastfree, 7, "lastfree")
+        olds7 = delay.group(4, "olds", old1=reg(old1_2, "old1_3"), old2=reg(old2_2, "old2_3"))
+        old1_7, old2_7 = olds7["old1"], olds7["old2"]
+        lastfree7 = delay(r0.lastfree, 7, "lastfree", ctrl=True)
         m.d.sync += [self.mv.eq(fin7 & lastfree7 & (state7 != old1_7)),
                      self.mv2.eq(fin7 & lastfree7 & (state7 != old2_7))]
 
@@ -288,12 +283,9 @@ class Lane(wiring.Component):
         """Inference-only lanes: host writes only, at the same stage (13) as the update's."""
         pl, f = self.pl, self.pl.cfg.fixed
         hw = hsel0 & (r0.kind == Kind.HWR)
-        hw13 = delay(hw, 13, "hw")
-        tgt13 = delay(r0.target, 13, "tgt")
-        wl13 = delay(r0.wl, 13, "wl")
-        wa13 = delay(r0.waddr, 13, "wa")
-        g13 = delay(r0.g, 13, "gw")
-        hd13 = delay(r0.hdata, 13, "hd")
+        hw13 = delay(hw, 13, "hw", ctrl=True)
+        at13 = delay.group(13, "host", tgt=r0.target, wl=r0.wl, wa=r0.waddr, g=r0.g, hd=r0.hdata)
+        tgt13, wl13, wa13, g13, hd13 = (at13[k] for k in ("tgt", "wl", "wa", "g", "hd"))
         for n, (_, wr) in enumerate(wmem):
             m.d.comb += [wr.addr.eq(wa13), wr.data.eq(hd13[:f.weight_bits]),
                          wr.en.eq(hw13 & (tgt13 == Target.WEIGHT) & (wl13 == n))]
@@ -323,8 +315,8 @@ class Lane(wiring.Component):
                 m.d.sync += d5.eq(Mux(gneg, -ab4, ab4))
         d9 = delay(d5, 4, "diff")
         # rounding class of the op: (shift) per kind and layer
-        kind9 = delay(r0.kind, 9, "ukind")
-        wl9 = delay(r0.wl, 9, "uwl")
+        cls9 = delay.group(9, "ucls", kind=r0.kind, wl=r0.wl)
+        kind9, wl9 = cls9["kind"], cls9["wl"]
         classes = [(Kind.U0B, 0, pl.sh_b(0)), (Kind.U0, 0, pl.sh_w(0))]
         classes += [(Kind.UWC, n, pl.sh_w(n)) for n in range(1, N)]
 
@@ -351,10 +343,11 @@ class Lane(wiring.Component):
         kind2 = delay(r0.kind, 2, "okind")
         old2 = Mux(kind2 == Kind.U0B, b2.as_signed(), wsel2)
         old12 = delay(reg(old2, "old3", signed(PW)), 9, "old")
-        kind12 = delay(r0.kind, 12, "ukind")
-        valid12 = delay(r4["valid"], 8, "uvalid")
-        hw12 = delay(hsel0 & (r0.kind == Kind.HWR), 12, "hw")
-        hd12 = delay(r0.hdata, 12, "hd")
+        # the write enables from registers (ctrl): the kind (data, LUT RAM) matters only under them
+        valid12 = delay(r4["valid"], 8, "uvalid", ctrl=True)
+        hw12 = delay(hsel0 & (r0.kind == Kind.HWR), 12, "hw", ctrl=True)
+        at12 = delay.group(12, "uop", kind=r0.kind, hd=r0.hdata)
+        kind12, hd12 = at12["kind"], at12["hd"]
         nv = old12 + d12
         vw, pw = saturate(nv, f.weight_min, f.weight_max)
         vb, pb = saturate(nv, f.bias_min, f.bias_max)
@@ -365,10 +358,8 @@ class Lane(wiring.Component):
                      self.psat.eq(delay(upd12 & Mux(isb12, pb, pw), 1, "ps"))]
         wen13 = reg(upd12 | hw12, "upd_en13")
         kind13 = reg(kind12, "ukind13")
-        tgt13 = delay(r0.target, 13, "tgt")
-        wl13 = delay(r0.wl, 13, "wl")
-        wa13 = delay(r0.waddr, 13, "wa")
-        g13 = delay(r0.g, 13, "gw")
+        at13 = delay.group(13, "uwr", tgt=r0.target, wl=r0.wl, wa=r0.waddr, g=r0.g)
+        tgt13, wl13, wa13, g13 = (at13[k] for k in ("tgt", "wl", "wa", "g"))
         hw13 = reg(hw12, "hw13")
         is_w13 = Mux(hw13, tgt13 == Target.WEIGHT, (kind13 == Kind.U0) | (kind13 == Kind.UWC))
         is_b13 = Mux(hw13, tgt13 == Target.LANE_BIAS, kind13 == Kind.U0B)

@@ -1,0 +1,82 @@
+"""Delay lines: a value ``n`` cycles later, in registers or in a small LUT RAM.
+
+A lane carries many of its op's fields down its pipeline only to use them some stages later (the
+update writes the weight it read 13 cycles before, at the address it read it from). As chains of
+registers these cost ``n * width`` flip-flops each: ~800 of a lane's ~1,900 at P = 64, where the
+flip-flops were what did not fit. ``Delays`` puts each long one in a 16-word memory instead,
+written every cycle at a running pointer and read (asynchronously) ``n`` words behind it: on the
+ECP5, yosys maps it to ceil(width / 4) TRELLIS_DPR16X4 LUT RAMs, whatever ``n``.
+
+Registers remain for short delays (``n < RAM_MIN``) and for ``ctrl`` values (enables, valid bits):
+registers reset, a memory does not; so after a reset every delayed enable is 0 until all the
+memory words it could select have been written again, and stale words are never acted on.
+
+The pointer is one 4-bit counter per ``Delays``, marked ``NO_MERGE``: every lane's counter holds
+the same value, and yosys would otherwise fold them into one that drives the whole chip.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.lib.memory import Memory
+
+from .trees import NO_MERGE
+
+RAM_DEPTH = 16      # one TRELLIS_DPR16X4 deep: delays up to 16 cycles
+RAM_MIN = 3         # shorter delays stay in registers
+
+
+class Delays:
+    """Delay lines in module ``m``: ``d(v, n, name)`` is ``v`` ``n`` cycles later (``ctrl=True``:
+    in registers, whatever ``n``)."""
+
+    def __init__(self, m: Module, prefix: str = "dl"):
+        self.m, self.prefix = m, prefix
+        self._ptr = None
+        self._count = 0
+
+    def reg(self, v, name, shape=None):
+        r = Signal(shape if shape is not None else Value.cast(v).shape(), name=name)
+        self.m.d.sync += r.eq(v)
+        return r
+
+    def __call__(self, v, n: int, name: str, *, ctrl: bool = False):
+        v = Value.cast(v)
+        if not 0 <= n <= RAM_DEPTH:
+            raise ValueError(f"a delay of {n} cycles is outside 0..{RAM_DEPTH}")
+        if ctrl or n < RAM_MIN:
+            for k in range(n):
+                v = self.reg(v, f"{name}_d{k}")
+            return v
+        return self._ram(v, n, name)
+
+    def group(self, n: int, name: str, **values) -> dict:
+        """Several values delayed by the same ``n`` in one line (one memory); each keeps its shape."""
+        vals = {k: Value.cast(v) for k, v in values.items()}
+        line = self(Cat(*vals.values()), n, name)
+        out, at = {}, 0
+        for k, v in vals.items():
+            s = Signal(v.shape(), name=f"{k}_dl{n}")
+            self.m.d.comb += s.eq(line[at:at + len(v)])
+            out[k] = s
+            at += len(v)
+        return out
+
+    def _pointer(self):
+        if self._ptr is None:
+            self._ptr = Signal(range(RAM_DEPTH), name=f"{self.prefix}_ptr", attrs={NO_MERGE: 1})
+            self.m.d.sync += self._ptr.eq(self._ptr + 1)       # wraps: RAM_DEPTH is a power of 2
+        return self._ptr
+
+    def _ram(self, v, n, name):
+        ptr = self._pointer()
+        shape = v.shape()
+        mem = Memory(shape=shape, depth=RAM_DEPTH, init=[])
+        self.m.submodules[f"{self.prefix}_{name}"] = mem
+        wr = mem.write_port()
+        rd = mem.read_port(domain="comb")
+        # written at ptr at the end of cycle t; read at cycle t + n, where ptr - n is t again
+        self.m.d.comb += [wr.addr.eq(ptr), wr.data.eq(v), wr.en.eq(1),
+                          rd.addr.eq((ptr - n)[:len(ptr)])]
+        out = Signal(shape, name=f"{name}_dl{n}")
+        self.m.d.comb += out.eq(rd.data)
+        return out
