@@ -50,21 +50,21 @@ def test_train_sim_cli_bit_identical_to_golden(tmp_path):
     out = tmp_path / "run"
     cfg_file = tmp_path / "mnist-1h-p8.json"
     cfg_file.write_text(CFG.to_json())
-    rc = main(["train", "--sim", "--config", str(cfg_file), "--epochs", "1", "--limit", "300",
-               "--test-limit", "100", "--check-golden", "--checkpoint-every", "150", "--no-progress",
+    rc = main(["train", "--sim", "--config", str(cfg_file), "--epochs", "1", "--limit", "120",
+               "--test-limit", "40", "--check-golden", "--checkpoint-every", "60", "--no-progress",
                "--out", str(out)])
     assert rc == 0
     p = load_npz(out / "checkpoint.npz")
-    assert p.meta["position"] == 300 and p.meta["epoch"] == 1
-    g = _golden(CFG, data, 300, 1)
+    assert p.meta["position"] == 120 and p.meta["epoch"] == 1
+    g = _golden(CFG, data, 120, 1)
     _assert_equal(p, g)
     changed = sum(int((p.weights[n] != FixedEP(CFG).weights[n][0]).sum()) for n in range(CFG.n_layers))
     assert changed > 1000, "training must change many weights"
     rec = p.meta["history"][0]
     assert rec["golden_identical"] is True
-    # the board's own inference on 100 test images agrees with the golden model's
-    xt = torch.from_numpy(pixels_for(CFG, data.test_images[:100]))
-    err = float((g.predict(xt)[0] != torch.from_numpy(data.test_labels[:100].astype(np.int64))).double().mean())
+    # the board's own inference on 40 test images agrees with the golden model's
+    xt = torch.from_numpy(pixels_for(CFG, data.test_images[:40]))
+    err = float((g.predict(xt)[0] != torch.from_numpy(data.test_labels[:40].astype(np.int64))).double().mean())
     assert rec["test_error"] == pytest.approx(err, abs=0)
 
 

@@ -93,12 +93,15 @@ def test_generate_measures_nnz_on_images(tmp_path):
     assert rep["schedule"]["nonzero_pixels"] == 75 and "measured on 2 images" in rep["nnz_source"]
 
 
-@pytest.mark.parametrize("preset", ["tiny", "mnist-1h"])
-def test_generated_verilog_passes_verilator_lint(tmp_path, preset):
-    """`eqfpga generate` output passes a plain `verilator --lint-only` (no extra flags)."""
+@pytest.mark.parametrize("preset, lanes", [("tiny", None), ("mnist-1h", 4)])
+def test_generated_verilog_passes_verilator_lint(tmp_path, preset, lanes):
+    """`eqfpga generate` output passes a plain `verilator --lint-only` (no extra flags). mnist-1h
+    with 4 lanes: its sizes and formats; the lanes are copies of one another, and lint time grows
+    with them (90 s at the preset's 32)."""
     from eqfpga.sim.toolchain import setup_verilator
     setup_verilator()
-    generate(load_config(preset), tmp_path, quiet=True)
+    cfg = load_config(preset)
+    generate(cfg if lanes is None else cfg.replace(parallelism=lanes), tmp_path, quiet=True)
     res = subprocess.run(["verilator", "--lint-only", "--top-module", "eqfpga_top", "eqfpga_top.v"],
                          cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
