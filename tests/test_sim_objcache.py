@@ -26,10 +26,13 @@ def test_runtime_source_compiled_once(tmp_path, monkeypatch):
     for build in ("a", "b"):
         folder = tmp_path / build
         folder.mkdir()
-        monkeypatch.chdir(folder)
-        assert main([cc, "-O0", "-MMD", "-c", "-o", "lib.o", str(src)], str(cache)) == 0
-        objs.append((folder / "lib.o").read_bytes())
-        assert (folder / "lib.d").exists()
+        # each build adds its own folder to the include path (as the harness builds do)
+        obj = folder / "obj"
+        obj.mkdir()
+        monkeypatch.chdir(obj)
+        assert main([cc, "-O0", "-MMD", f"-I{folder}", "-c", "-o", "lib.o", str(src)], str(cache)) == 0
+        objs.append((obj / "lib.o").read_bytes())
+        assert (obj / "lib.d").exists()
     assert runs() == 1 and objs[0] == objs[1]
     # other flags, or another source text: compiled again
     assert main([cc, "-O1", "-MMD", "-c", "-o", "lib.o", str(src)], str(cache)) == 0
