@@ -7,7 +7,8 @@ flip-flops were what did not fit. ``Delays`` puts each long one in a 16-word mem
 written every cycle at a running pointer and read (asynchronously) ``n`` words behind it: on the
 ECP5, yosys maps it to ceil(width / 4) TRELLIS_DPR16X4 LUT RAMs, whatever ``n``.
 
-Registers remain for short delays (``n < RAM_MIN``) and for ``ctrl`` values (enables, valid bits):
+``ram=False`` (an iCE40, which has no LUT RAM: each line would take a block RAM) keeps every delay
+in registers. Registers remain for short delays (``n < RAM_MIN``) and for ``ctrl`` values (enables, valid bits):
 registers reset, a memory does not; so after a reset every delayed enable is 0 until all the
 memory words it could select have been written again, and stale words are never acted on.
 
@@ -29,8 +30,8 @@ class Delays:
     """Delay lines in module ``m``: ``d(v, n, name)`` is ``v`` ``n`` cycles later (``ctrl=True``:
     in registers, whatever ``n``)."""
 
-    def __init__(self, m: Module, prefix: str = "dl"):
-        self.m, self.prefix = m, prefix
+    def __init__(self, m: Module, prefix: str = "dl", *, ram: bool = True):
+        self.m, self.prefix, self.ram = m, prefix, ram
         self._ptr = None
         self._count = 0
 
@@ -43,7 +44,7 @@ class Delays:
         v = Value.cast(v)
         if not 0 <= n <= RAM_DEPTH:
             raise ValueError(f"a delay of {n} cycles is outside 0..{RAM_DEPTH}")
-        if ctrl or n < RAM_MIN:
+        if ctrl or n < RAM_MIN or not self.ram:
             for k in range(n):
                 v = self.reg(v, f"{name}_d{k}")
             return v

@@ -33,10 +33,13 @@ from .plan import IDX_BITS, LANE_HASH, N_SLOTS, Plan
 
 class Lane(wiring.Component):
     """Lane ``p`` of ``plan``'s core. ``weights`` / ``biases``: initial contents (W_n as rows, the
-    whole net's lists; the lane keeps its own part). ``train=False``: no update datapath."""
+    whole net's lists; the lane keeps its own part). ``train=False``: no update datapath.
+    ``delay_ram``: long delays in LUT RAM or registers (hdl/delay.py; None: RAM unless iCE40)."""
 
-    def __init__(self, plan: Plan, p: int, *, weights=None, biases=None, train: bool = True):
+    def __init__(self, plan: Plan, p: int, *, weights=None, biases=None, train: bool = True,
+                 delay_ram: bool | None = None):
         self.pl, self.p, self.train = plan, p, train
+        self.delay_ram = delay_ram      # long delays in LUT RAM (None: unless the platform is an iCE40)
         self.w = Widths(plan)
         f = plan.cfg.fixed
         self._weights, self._biases = weights, biases
@@ -88,7 +91,10 @@ class Lane(wiring.Component):
         r0 = self.rec
 
         # registers; long delays of data in LUT RAM, of enables in registers (hdl/delay.py)
-        delay = Delays(m)
+        ram = self.delay_ram
+        if ram is None:
+            ram = str(getattr(platform, "family", "")).lower() != "ice40"
+        delay = Delays(m, ram=ram)
         reg = delay.reg
 
         # ---- stage 0: decode, memory addresses ------------------------------------------------

@@ -95,7 +95,7 @@ class Family:
 
 FAMILIES = {
     "ecp5": Family("ecp5", block_ram="DP16KD", block_ram_kbit=18, dsp="MULT18X18D", dsp_width=18,
-                   logic_unit="LUT4 (TRELLIS_COMB)", logic_fit=(3300, 1.0), lut_ram=True,
+                   logic_unit="LUT4 (TRELLIS_COMB)", logic_fit=(3300, 1.28), lut_ram=True,
                    logic_memory_depth=32),
     # yosys maps every core memory deeper than 4 words to EBR (iCE40 has no LUT RAM)
     "ice40": Family("ice40", block_ram="EBR", block_ram_kbit=4, dsp="SB_MAC16", dsp_width=16,

@@ -292,12 +292,12 @@ class _Lanes(Elaboratable):
     """The P lanes of a plan behind one record, as behind the broadcast tree, holding ``net``'s
     parameters (the constructor's ``weights`` / ``biases``)."""
 
-    def __init__(self, pl, net):
+    def __init__(self, pl, net, delay_ram=None):
         self.pl = pl
         self.rec = Signal(record_layout(Widths(pl)))
         self.key, self.gneg = Signal(32), Signal()
         W, B = _params(net)
-        self.lanes = [_Lane(pl, p, weights=W, biases=B) for p in range(pl.P)]
+        self.lanes = [_Lane(pl, p, weights=W, biases=B, delay_ram=delay_ram) for p in range(pl.P)]
 
     def elaborate(self, platform):
         m = Module()
@@ -798,15 +798,16 @@ def test_lane_finish_edges(name):
     assert {0, f.state_one} <= set(trace[0][0])
 
 
-@pytest.mark.parametrize("name", MAIN)
-def test_lane_update(name):
+@pytest.mark.parametrize("name, delay_ram", [(n, None) for n in MAIN] + [(MAIN[0], False)])
+def test_lane_update(name, delay_ram):
     """The update as the lanes run it: U0 (U0B, then U0 at each non-zero pixel) and UW_1 (UWA / UWC
     pairs), back to back, from random nudged and free (negative) states seeded into the lanes'
     state slots, the root's layer-2 states in the records, the sample's key (stochastic rounding)
     and gneg (sigma = -1). The memories (W_0, b_0, W_1 of every lane) hold FixedEP.update's
     parameters; the whole memories are compared, before too, so that the words of neurons a lane
     does not own (random, as its states there) are unchanged. usat / psat (stage 14) flag exactly
-    the parameters whose rounded update / new value saturated (the sums equal FixedEP's counters)."""
+    the parameters whose rounded update / new value saturated (the sums equal FixedEP's counters).
+    ``delay_ram=False``: the update's long delays in registers (as on an iCE40), not LUT RAM."""
     cfg = CONFIGS[name]
     pl, net = Plan(cfg), _net(cfg, 4, ends=0.25)
     s, P = cfg.sizes, pl.P
@@ -817,7 +818,7 @@ def test_lane_update(name):
     ref = _golden_update(name, cfg, net, x, a, c)
     W1, B1 = _params(net)
 
-    dut = _Lanes(pl, _net(cfg, 4, ends=0.25))       # the same parameters, before the update
+    dut = _Lanes(pl, _net(cfg, 4, ends=0.25), delay_ram)     # the same parameters, before the update
     sa, sc = pl.update_slots
     junk = {}
 
