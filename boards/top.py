@@ -11,8 +11,9 @@ core, status LEDs.
   :func:`ice40_pll`); when the target equals the oscillator frequency the oscillator drives the
   clock directly. ``top.clock_hz`` is the frequency achieved, which is what the UART divisor and
   the core's ``clk_hz`` are computed from;
-* a reset synchroniser holds the ``sync`` domain in reset until the PLL has locked (and for two
-  cycles after configuration);
+* a reset synchroniser holds the ``sync`` domain in reset until the PLL has locked and for the
+  core's drain (``Plan.drain`` + 2 cycles) after: the lanes and trees have no reset of their own
+  and are flushed with NOPs meanwhile;
 * the board's UART pins go to ``eqfpga.hdl.link.LinkedCore(cfg, divisor=round(clock_hz/baud),
   clk_hz=clock_hz)`` (``rx`` through a two-flip-flop synchroniser);
 * the LEDs show, in this order as far as the board has LEDs (``platforms.LED_ROLES``): heartbeat,
@@ -37,6 +38,7 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 
 from eqfpga.golden.config import load_config
+from eqfpga.hdl.plan import Plan
 
 from .platforms import LED_ROLES, Board, resolve_board
 
@@ -155,10 +157,11 @@ def uart_divisor(clock_hz: float, baud: int) -> tuple:
 
 
 # ---- the top ------------------------------------------------------------------------------------
-def hold_reset_until(m: Module, lock, domain: str = "sync") -> None:
-    """Hold ``domain`` in reset while ``lock`` is 0 and for two clock cycles after it rises (LOCK
-    is asynchronous to the PLL's output clock: ResetSynchronizer asserts at once, releases in step)."""
-    m.submodules.reset_sync = ResetSynchronizer(~lock, domain=domain)
+def hold_reset_until(m: Module, lock, domain: str = "sync", cycles: int = 2) -> None:
+    """Hold ``domain`` in reset while ``lock`` is 0 and for ``cycles`` clock cycles after it rises
+    (LOCK is asynchronous to the PLL's output clock: ResetSynchronizer asserts at once, releases in
+    step). The core's lanes and trees have no reset: ``cycles`` >= ``Plan.drain`` flushes them."""
+    m.submodules.reset_sync = ResetSynchronizer(~lock, domain=domain, stages=max(2, cycles))
 
 
 class BoardTop(Elaboratable):
@@ -221,7 +224,7 @@ class BoardTop(Elaboratable):
         # No constraint on the PLL output net: yosys renames it (clk, rx_sync.clk, ...), and nextpnr
         # derives its frequency from the oscillator pin's constraint through the PLL's dividers
         # ("Derived frequency constraint of ... for net ..."); build_board also passes --freq.
-        hold_reset_until(m, lock)
+        hold_reset_until(m, lock, cycles=Plan(self.cfg).drain + 2)
         return lock
 
     def elaborate(self, platform):

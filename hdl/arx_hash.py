@@ -46,9 +46,10 @@ def arx_round(x, y, k, r):
     return xn, y.rotate_left(2) ^ xn
 
 
-def arx_hash_pipeline(m, key, ctr, *, name="arx", per_stage=1):
+def arx_hash_pipeline(m, key, ctr, *, name="arx", per_stage=1, reset_less=False):
     """H(key, ctr) with a register after every ``per_stage`` rounds: the result (32 bits) is valid
-    HASH_ROUNDS / per_stage cycles after ``ctr``; ``key`` must hold still meanwhile."""
+    HASH_ROUNDS / per_stage cycles after ``ctr``; ``key`` must hold still meanwhile.
+    ``reset_less``: registers without a reset (data only)."""
     if HASH_ROUNDS % per_stage:
         raise ValueError(f"per_stage must divide {HASH_ROUNDS}, not {per_stage!r}")
     key, ctr = Value.cast(key), Value.cast(ctr)
@@ -60,7 +61,8 @@ def arx_hash_pipeline(m, key, ctr, *, name="arx", per_stage=1):
     k0, k1 = key[0:16], key[16:32]
     for r in range(HASH_ROUNDS):
         xn, yn = arx_round(x, y, k0 if r % 2 == 0 else k1, Const(r, 16))
-        xs, ys = Signal(16, name=f"{name}_x{r}"), Signal(16, name=f"{name}_y{r}")
+        xs = Signal(16, name=f"{name}_x{r}", reset_less=reset_less)
+        ys = Signal(16, name=f"{name}_y{r}", reset_less=reset_less)
         dom = m.d.sync if (r + 1) % per_stage == 0 else m.d.comb
         dom += [xs.eq(xn), ys.eq(yn)]
         x, y = xs, ys

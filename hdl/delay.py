@@ -12,6 +12,11 @@ in registers. Registers remain for short delays (``n < RAM_MIN``) and for ``ctrl
 registers reset, a memory does not; so after a reset every delayed enable is 0 until all the
 memory words it could select have been written again, and stale words are never acted on.
 
+No register here has a reset (``reset_less``): a lane's ~1,200 flip-flops on the reset net made it
+the design's largest (37k sinks at P = 32). They start at their initial values (configuration, the
+simulators), and a reset held for ``Plan.drain`` cycles flushes them with the NOP ops the reset
+controller sends (the board top holds it that long, ``boards.top.hold_reset_until``).
+
 The pointer is one 4-bit counter per ``Delays``, marked ``NO_MERGE``: every lane's counter holds
 the same value, and yosys would otherwise fold them into one that drives the whole chip.
 """
@@ -36,7 +41,7 @@ class Delays:
         self._count = 0
 
     def reg(self, v, name, shape=None):
-        r = Signal(shape if shape is not None else Value.cast(v).shape(), name=name)
+        r = Signal(shape if shape is not None else Value.cast(v).shape(), name=name, reset_less=True)
         self.m.d.sync += r.eq(v)
         return r
 
@@ -64,7 +69,7 @@ class Delays:
 
     def _pointer(self):
         if self._ptr is None:
-            self._ptr = Signal(range(RAM_DEPTH), name=f"{self.prefix}_ptr", attrs={NO_MERGE: 1})
+            self._ptr = Signal(range(RAM_DEPTH), name=f"{self.prefix}_ptr", attrs={NO_MERGE: 1}, reset_less=True)
             self.m.d.sync += self._ptr.eq(self._ptr + 1)       # wraps: RAM_DEPTH is a power of 2
         return self._ptr
 

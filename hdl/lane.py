@@ -151,7 +151,7 @@ class Lane(wiring.Component):
                 with m.Default():
                     m.d.comb += ctr.eq(Cat(gi, r0.idx, r0.wl.as_unsigned(), Const(0, 2)))
             ctr1 = reg(ctr, "hash_ctr1")
-            rnd = arx_hash_pipeline(m, self.key, ctr1, name="arx", per_stage=1)   # visible at stage 9
+            rnd = arx_hash_pipeline(m, self.key, ctr1, name="arx", per_stage=1, reset_less=True)   # at stage 9
             assert LANE_HASH == 1 + 8
 
         # ---- stages 1, 2: memory outputs registered --------------------------------------------
@@ -239,7 +239,7 @@ class Lane(wiring.Component):
             inj4 = Mux(injsel, fb4.as_signed(), 0)
 
         # ---- stage 4 -> 5: accumulate, tree input ---------------------------------------------
-        acc = Signal(signed(A), name="acc")
+        acc = Signal(signed(A), name="acc", reset_less=True)
         with m.If(is4(Kind.D0MAC) | is4(Kind.FB)):
             m.d.sync += acc.eq(Mux(clear4, 0, acc) + p4)
         tree_in = Signal(signed(A), name="tree_in")
@@ -247,7 +247,7 @@ class Lane(wiring.Component):
             m.d.comb += tree_in.eq(Mux(r4["valid"], p4, 0) + inj4)
         with m.Elif(is4(Kind.HRD) & r4["hsel"]):
             m.d.comb += tree_in.eq(hval4)
-        m.d.sync += self.tree.eq(tree_in)                        # visible at 5
+        m.d.comb += self.tree.eq(reg(tree_in, "tree_r"))         # visible at 5
 
         # ---- stage 5: store accumulators, finish layer-1 neurons ------------------------------
         r5 = {k: reg(v, f"{k}5") for k, v in r4.items()}
@@ -270,12 +270,12 @@ class Lane(wiring.Component):
         fin7 = reg(fin6, "fin7")
         sb7 = delay(r0.sb, 7, "swa")
         m.d.comb += [swr.addr.eq(sb7), swr.data.eq(state7), swr.en.eq(fin7)]
-        m.d.sync += [self.lo.eq(delay(lo6 & fin6, 1, "lo")), self.hi.eq(delay(hi6 & fin6, 1, "hi"))]
+        m.d.comb += [self.lo.eq(delay(lo6 & fin6, 2, "lo")), self.hi.eq(delay(hi6 & fin6, 2, "hi"))]
         olds7 = delay.group(4, "olds", old1=reg(old1_2, "old1_3"), old2=reg(old2_2, "old2_3"))
         old1_7, old2_7 = olds7["old1"], olds7["old2"]
         lastfree7 = delay(r0.lastfree, 7, "lastfree", ctrl=True)
-        m.d.sync += [self.mv.eq(fin7 & lastfree7 & (state7 != old1_7)),
-                     self.mv2.eq(fin7 & lastfree7 & (state7 != old2_7))]
+        m.d.comb += [self.mv.eq(reg(fin7 & lastfree7 & (state7 != old1_7), "mv_r")),
+                     self.mv2.eq(reg(fin7 & lastfree7 & (state7 != old2_7), "mv2_r"))]
 
         # ---- update datapath --------------------------------------------------------------------
         if train:
@@ -311,7 +311,7 @@ class Lane(wiring.Component):
         prev5 = reg(p4, "prod5")
         ab4 = delay(reg(sa2 - sb2, "a_minus_c3"), 1, "amc")
         DW = len(p4) + 2
-        d5 = Signal(signed(DW), name="diff5")
+        d5 = Signal(signed(DW), name="diff5", reset_less=True)
         with m.Switch(kind4):
             with m.Case(Kind.U0):
                 m.d.sync += d5.eq(Mux(gneg, -p4, p4))
@@ -330,14 +330,14 @@ class Lane(wiring.Component):
             return (kind == k) & ((wl == n) if k == Kind.UWC else 1)
 
         max_sh = max(max(sh for *_, sh in classes), 0)
-        t10 = Signal(signed(DW + 1 + max_sh), name="rnd_t10")
+        t10 = Signal(signed(DW + 1 + max_sh), name="rnd_t10", reset_less=True)
         for k, n, sh in classes:
             with m.If(cls(kind9, wl9, k, n)):
                 off = round_offset(max(sh, 0), f.update_rounding, rnd)
                 m.d.sync += t10.eq(d9 + off)
         kind10 = reg(kind9, "ukind10")
         wl10 = reg(wl9, "uwl10")
-        v11 = Signal(signed(len(t10) + max(0, -min(sh for *_, sh in classes))), name="upd_v11")
+        v11 = Signal(signed(len(t10) + max(0, -min(sh for *_, sh in classes))), name="upd_v11", reset_less=True)
         for k, n, sh in classes:
             with m.If(cls(kind10, wl10, k, n)):
                 m.d.sync += v11.eq(t10 >> sh if sh > 0 else t10 << -sh)
@@ -360,8 +360,8 @@ class Lane(wiring.Component):
         isb12 = kind12 == Kind.U0B
         upd12 = valid12 & ((kind12 == Kind.U0) | (kind12 == Kind.UWC) | isb12)
         new13 = reg(Mux(hw12, hd12, Mux(isb12, vb, vw)), "upd_new13", signed(PW))
-        m.d.sync += [self.usat.eq(delay(upd12 & us12, 1, "us")),
-                     self.psat.eq(delay(upd12 & Mux(isb12, pb, pw), 1, "ps"))]
+        m.d.comb += [self.usat.eq(delay(upd12 & us12, 2, "us")),
+                     self.psat.eq(delay(upd12 & Mux(isb12, pb, pw), 2, "ps"))]
         wen13 = reg(upd12 | hw12, "upd_en13")
         kind13 = reg(kind12, "ukind13")
         at13 = delay.group(13, "uwr", tgt=r0.target, wl=r0.wl, wa=r0.waddr, g=r0.g)

@@ -6,6 +6,9 @@ driving at most ``BROADCAST_FANOUT`` registers of the next (bounded fan-out, one
 (the lanes' products into the output layer, and the popcounts of their flags). The sum is exact:
 each level is one bit wider than the one below (for the accumulator-wide tree the config's
 accumulator bound, ``EPConfig.check_fixed``, already covers every partial sum, so it keeps its width).
+
+Neither has a reset (``reset_less``): they carry data, and a reset held ``Plan.drain`` cycles
+flushes them with the reset controller's NOPs (see hdl/delay.py).
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ class Broadcast(wiring.Component):
         widths.reverse()
         above = [self.i]
         for lvl, n in enumerate(widths):
-            regs = [Signal(self._shape, name=f"bc{lvl}_{q}", attrs={NO_MERGE: 1}) for q in range(n)]
+            regs = [Signal(self._shape, name=f"bc{lvl}_{q}", attrs={NO_MERGE: 1}, reset_less=True) for q in range(n)]
             for q, r in enumerate(regs):
                 m.d.sync += r.eq(above[q * len(above) // n])
             above = regs
@@ -71,7 +74,7 @@ class SumTree(wiring.Component):
             width += 1 if self._grow else 0
             nxt = []
             for q in range(0, len(vals), 2):
-                r = Signal(Shape(width, self._shape.signed), name=f"sum{lvl}_{q // 2}")
+                r = Signal(Shape(width, self._shape.signed), name=f"sum{lvl}_{q // 2}", reset_less=True)
                 m.d.sync += r.eq(vals[q] + vals[q + 1] if q + 1 < len(vals) else vals[q])
                 nxt.append(r)
             vals, lvl = nxt, lvl + 1
