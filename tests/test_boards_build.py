@@ -461,6 +461,11 @@ def test_committed_lane_local_report_loads():
         "board", "ulx3s-85f", 50.36, 100.0, True, False)
     assert (r.used("DP16KD"), r.used("MULT18X18D"), r.used("TRELLIS_FF")) == (134, 32, 49236)
     assert r.epconfig == load_config("mnist-1h")
+    # build 2: broadcast registers kept apart, long delays in LUT RAM; the reset net now the slowest
+    r2 = BuildReport.load(path.with_name("ulx3s-85f-mnist-1h-p32-build2.json"))
+    assert (r2.fmax_mhz, r2.routed, r2.timing_met, r2.used("TRELLIS_FF"), r2.used("TRELLIS_COMB")) == (
+        51.07, True, False, 48281, 62354)
+    assert r2.critical_path["end"].endswith(".LSR") and r2.epconfig == load_config("mnist-1h")
 
 
 # ---- the flow, with stand-in tools: reuse of earlier work, timeouts, overflow ------------------
