@@ -74,8 +74,10 @@ class Root(wiring.Component):
         train = self.train
         stochastic = train and f.update_rounding == "stochastic"
 
+        # pipeline registers carry data and op records: no reset (a held reset flushes them with
+        # NOPs, as the lanes; hdl/delay.py); the counters, flags and the response keep theirs
         def reg(v, name, shape=None):
-            r = Signal(shape if shape is not None else Value.cast(v).shape(), name=name)
+            r = Signal(shape if shape is not None else Value.cast(v).shape(), name=name, reset_less=True)
             m.d.sync += r.eq(v)
             return r
 
@@ -124,7 +126,7 @@ class Root(wiring.Component):
         nud = reg(Mux(nud_on, Mux(oD.neg, old1 - y, y - old1), 0), "fin_nudge", signed(SW + 2))
         terms = reg(tb + (nud << (fw - cfg.beta_shift)), "fin_terms")     # visible DT + 1
         o0 = op(DT)
-        racc = Signal(signed(A), name="racc")
+        racc = Signal(signed(A), name="racc", reset_less=True)
         with m.If(o0.kind == Kind.FWD):
             m.d.sync += racc.eq(Mux(o0.clear, 0, racc) + self.tree)
         total = reg(racc + terms, "fin_total")                             # visible DT + 2
@@ -145,8 +147,8 @@ class Root(wiring.Component):
         # settling flags and argmax, from the last free step
         moved, moved2 = Signal(), Signal()
         m.d.comb += [self.moved.eq(moved), self.moved2.eq(moved2)]
-        best_v = Signal(SW)
-        best_i = Signal(IDX_BITS)
+        best_v = Signal(SW, reset_less=True)
+        best_i = Signal(IDX_BITS, reset_less=True)
         m.d.comb += self.best.eq(best_i)
         with m.If(fin3 & oS.lastfree):
             with m.If(state != o1_3):
@@ -198,7 +200,7 @@ class Root(wiring.Component):
 
         # ---- host responses --------------------------------------------------------------------------
         oH = op(3)
-        hold = Signal(signed(32), name="rsp_hold")
+        hold = Signal(signed(32), name="rsp_hold", reset_less=True)
         with m.If((oH.kind == Kind.HRD) | (oH.kind == Kind.HWR)):
             with m.Switch(oH.target):
                 with m.Case(Target.ROOT_BIAS):
@@ -235,7 +237,8 @@ class Root(wiring.Component):
             for n in range(1, N):
                 with m.If(o1.layer == n):
                     m.d.comb += ctr.eq(Cat(Const(pl.sizes[n], 14), o1.i, Const(n, 4)))
-            rnd = arx_hash_pipeline(m, self.key, reg(ctr, "rb_ctr2"), name="rarx", per_stage=1)   # visible 10
+            rnd = arx_hash_pipeline(m, self.key, reg(ctr, "rb_ctr2"), name="rarx", per_stage=1,
+                                    reset_less=True)   # visible 10
         else:
             rnd = None
         d4 = reg(Mux(self.gneg, c3 - a3, a3 - c3), "rb_d4", signed(f.state_frac + 3))
@@ -243,12 +246,12 @@ class Root(wiring.Component):
         o10 = op(10)
         shs = [(n, pl.sh_b(n)) for n in range(1, N)]
         max_sh = max([0] + [sh for _, sh in shs])
-        t11 = Signal(signed(len(d10) + 1 + max_sh), name="rb_t11")
+        t11 = Signal(signed(len(d10) + 1 + max_sh), name="rb_t11", reset_less=True)
         for n, sh in shs:
             with m.If(o10.layer == n):
                 m.d.sync += t11.eq(d10 + round_offset(max(sh, 0), f.update_rounding, rnd))
         o11 = op(11)
-        v12 = Signal(signed(len(t11) + max([0] + [-sh for _, sh in shs])), name="rb_v12")
+        v12 = Signal(signed(len(t11) + max([0] + [-sh for _, sh in shs])), name="rb_v12", reset_less=True)
         for n, sh in shs:
             with m.If(o11.layer == n):
                 m.d.sync += v12.eq(t11 >> sh if sh > 0 else t11 << -sh)
