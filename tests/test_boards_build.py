@@ -278,6 +278,36 @@ def test_reset_held_until_pll_lock():
     assert seen["lost"] == 0
 
 
+def test_board_reset_covers_the_core_drain():
+    """The lanes and trees have no reset: the board holds its reset Plan.drain + 2 cycles after the
+    PLL locks, so that the reset controller's NOPs flush them (boards.top.hold_reset_until)."""
+    from amaranth.hdl import ClockDomain, Module, Signal
+    from amaranth.sim import Simulator
+
+    from eqfpga.boards.top import hold_reset_until
+    from eqfpga.hdl.plan import Plan
+    drain = Plan(load_config("mnist-1h")).drain
+    m = Module()
+    m.domains.sync = ClockDomain("sync")
+    lock, count = Signal(), Signal(8)
+    hold_reset_until(m, lock, cycles=drain + 2)
+    m.d.sync += count.eq(count + 1)
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    seen = {}
+
+    async def tb(ctx):
+        ctx.set(lock, 1)
+        await ctx.delay((drain + 1.25) * 1e-6)
+        seen["held"] = ctx.get(count)
+        await ctx.delay(10e-6)
+        seen["after"] = ctx.get(count)
+
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen["held"] == 0 and 5 <= seen["after"] <= 12
+
+
 def test_exact_clock_suggestion():
     from eqfpga.boards.build import exact_clock
     assert exact_clock(resolve_board("ulx3s-85f"), 3_000_000, 25e6) == 30e6     # 25 MHz / 5 x 6
