@@ -496,6 +496,11 @@ def test_committed_lane_local_report_loads():
     assert (r2.fmax_mhz, r2.routed, r2.timing_met, r2.used("TRELLIS_FF"), r2.used("TRELLIS_COMB")) == (
         51.07, True, False, 48281, 62354)
     assert r2.critical_path["end"].endswith(".LSR") and r2.epconfig == load_config("mnist-1h")
+    # build 3: no reset on the data path; the controller's next-op logic is now the slowest
+    r3 = BuildReport.load(path.with_name("ulx3s-85f-mnist-1h-p32-build3.json"))
+    assert (r3.fmax_mhz, r3.routed, r3.timing_met, r3.used("TRELLIS_FF"), r3.used("TRELLIS_COMB")) == (
+        60.28, True, False, 48307, 61488)
+    assert ".ctrl." in r3.critical_path["start"] and r3.epconfig == load_config("mnist-1h")
 
 
 # ---- the flow, with stand-in tools: reuse of earlier work, timeouts, overflow ------------------
