@@ -40,8 +40,8 @@ class BoardMismatch(RuntimeError):
     """The board's results or state disagree with what the host expects."""
 
 
-
 SIM_REPLY_TIMEOUT = 10.0     # seconds without a reply before the host resends, simulated board
+
 
 def pixels_for(cfg: EPConfig, images: np.ndarray) -> np.ndarray:
     """MNIST bytes (value b / 256) -> UQ(0, input_frac) LSBs, as FixedEP.bytes_to_lsbs (floor)."""

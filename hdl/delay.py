@@ -8,14 +8,14 @@ written every cycle at a running pointer and read (asynchronously) ``n`` words b
 ECP5, yosys maps it to ceil(width / 4) TRELLIS_DPR16X4 LUT RAMs, whatever ``n``.
 
 ``ram=False`` (an iCE40, which has no LUT RAM: each line would take a block RAM) keeps every delay
-in registers. Registers remain for short delays (``n < RAM_MIN``) and for ``ctrl`` values (enables, valid bits):
-registers reset, a memory does not; so after a reset every delayed enable is 0 until all the
-memory words it could select have been written again, and stale words are never acted on.
+in registers. Registers remain for short delays (``n < RAM_MIN``) and for ``ctrl`` values (enables,
+valid bits): what decides a write never comes out of a LUT RAM word.
 
 No register here has a reset (``reset_less``): a lane's ~1,200 flip-flops on the reset net made it
-the design's largest (37k sinks at P = 32). They start at their initial values (configuration, the
-simulators), and a reset held for ``Plan.drain`` cycles flushes them with the NOP ops the reset
-controller sends (the board top holds it that long, ``boards.top.hold_reset_until``).
+the design's largest (37k sinks at P = 32). Registers and memory words start at their initial
+values (configuration, the simulators), and a reset held for ``Plan.drain`` cycles (>= 20, more than
+``RAM_DEPTH``) fills both with the NOP ops the reset controller sends (the board top holds it that
+long, ``boards.top.hold_reset_until``).
 
 The pointer is one 4-bit counter per ``Delays``, marked ``NO_MERGE``: every lane's counter holds
 the same value, and yosys would otherwise fold them into one that drives the whole chip.
@@ -38,7 +38,6 @@ class Delays:
     def __init__(self, m: Module, prefix: str = "dl", *, ram: bool = True):
         self.m, self.prefix, self.ram = m, prefix, ram
         self._ptr = None
-        self._count = 0
 
     def reg(self, v, name, shape=None):
         r = Signal(shape if shape is not None else Value.cast(v).shape(), name=name, reset_less=True)

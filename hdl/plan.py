@@ -286,7 +286,7 @@ class Plan:
 
     def guards(self) -> dict:
         """name -> cycles between a producing op and the first op that may read what it wrote."""
-        DL, DT = self.DL, self.DT
+        DT = self.DT
         g = {"d0": LANE_ACC_WRITE + 1,                              # d0, stored at the lane stage 5
              "L1": LANE_STATE_WRITE + 1,                              # lane states, read at the lane op
              "L1self": LANE_STATE_WRITE + 1,

@@ -16,12 +16,13 @@ saturate the update, then the bias. Nothing wraps.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .arx_hash import arx_hash_pipeline
+from .delay import Delays
 from .fixed import round_offset, saturate
 from .ops import LANE_TARGETS, Kind, Target, Widths, op_layout
 from .plan import (IDX_BITS, LANE_UPDATE_FLAGS, N_SLOTS, ROOT_BIAS_WRITE, ROOT_STATE_WRITE,
@@ -75,11 +76,10 @@ class Root(wiring.Component):
         stochastic = train and f.update_rounding == "stochastic"
 
         # pipeline registers carry data and op records: no reset (a held reset flushes them with
-        # NOPs, as the lanes; hdl/delay.py); the counters, flags and the response keep theirs
-        def reg(v, name, shape=None):
-            r = Signal(shape if shape is not None else Value.cast(v).shape(), name=name, reset_less=True)
-            m.d.sync += r.eq(v)
-            return r
+        # NOPs, as the lanes' do); the counters, flags and the response keep theirs. The root's
+        # delays are short and few: registers only.
+        delay = Delays(m, "rdl", ram=False)
+        reg = delay.reg
 
         ops = {1: self.op}
 
@@ -89,11 +89,6 @@ class Root(wiring.Component):
                 if k not in ops:
                     ops[k] = reg(ops[k - 1], f"rop{k}", self.op.shape())
             return ops[d]
-
-        def delay(v, n, name):
-            for k in range(n):
-                v = reg(v, f"{name}_d{k}")
-            return v
 
         # ---- memories --------------------------------------------------------------------------
         m.submodules.st = smem = Memory(shape=unsigned(SW), depth=max(2, N_SLOTS * pl.SR), init=[])
