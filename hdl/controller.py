@@ -95,7 +95,7 @@ class Controller(wiring.Component):
         # ---- the key: H(seed, t), then the sign H(key, SIGN_COUNTER), one round a cycle ---------------
         hx, hy, hkey = Signal(16), Signal(16), Signal(32)
         hr = Signal(range(2 * HASH_ROUNDS + 1))
-        key, sneg, key_ready = Signal(32), Signal(), Signal()
+        key, sneg, key_soon = Signal(32), Signal(), Signal()    # key_soon: the key is ready next cycle
         m.d.comb += [self.key.eq(key)]
         hxn, hyn = arx_round(hx, hy, Mux(hr[0], hkey[16:], hkey[:16]), hr[:3])
         hout = Cat(hyn, hxn)
@@ -104,8 +104,10 @@ class Controller(wiring.Component):
             m.d.sync += [hx.eq(hxn), hy.eq(hyn), hr.eq(hr + 1)]
             with m.If(hr == HASH_ROUNDS - 1):
                 m.d.sync += [key.eq(hout), hx.eq(SIGN_COUNTER >> 16), hy.eq(SIGN_COUNTER & 0xFFFF)]
+            with m.If(hr == 2 * HASH_ROUNDS - 2):
+                m.d.sync += key_soon.eq(1)
             with m.If(hr == 2 * HASH_ROUNDS - 1):
-                m.d.sync += [sneg.eq(hout[0] if cfg.nudging == "random_sign" else 0), key_ready.eq(1)]
+                m.d.sync += sneg.eq(hout[0] if cfg.nudging == "random_sign" else 0)
         assert KEY_CYCLES == 2 * HASH_ROUNDS
         gneg = Signal()
         m.d.comb += self.gneg.eq(gneg)
@@ -121,11 +123,14 @@ class Controller(wiring.Component):
             for sl in (range(N_SLOTS) if b in slotted else [None]):
                 guards[(b, sl)] = Signal(range(max(v, 1) + 1), name=f"guard_{b}_{'x' if sl is None else sl}")
         setting = {k: Signal(name=f"set_{k[0]}_{'x' if k[1] is None else k[1]}") for k in guards}
+        # soon[k]: the guard is at most 1, so it reads 0 next cycle unless it is set this cycle. The
+        # controller decides a cycle ahead whether a segment may issue (``run``), from these registers.
+        soon = {k: Signal(init=1, name=f"soon_{k[0]}_{'x' if k[1] is None else k[1]}") for k in guards}
         for k, g in guards.items():
             with m.If(setting[k]):
-                m.d.sync += g.eq(need[k[0]] - 1)
+                m.d.sync += [g.eq(need[k[0]] - 1), soon[k].eq(need[k[0]] - 1 <= 1)]
             with m.Elif(g != 0):
-                m.d.sync += g.eq(g - 1)
+                m.d.sync += [g.eq(g - 1), soon[k].eq(g <= 2)]
 
         # ---- step constants: cur (this step) and nxt (the next), from a table ---------------------
         steps = pl.steps(learn=True)
@@ -150,24 +155,33 @@ class Controller(wiring.Component):
             """fn(slot) for a run-time slot (a mux of N_SLOTS constants)."""
             return Array([Const(fn(x), 16) for x in range(N_SLOTS)])[slot_sig]
 
-        def guard_ok(names, cst):
-            """All guards of ``names`` ("R2@r", "d0", "L1@a", "key", ...) have run out."""
+        def slot_of(sl, cst):
+            """The slot a guard name's "@r" / "@w" / "@a" / "@c" means: a constant or a step register."""
+            if sl in ("a", "c"):
+                return Const(pl.update_slots[0 if sl == "a" else 1], 2)
+            return cst.rslot if sl == "r" else cst.wslot
+
+        def ready_next(names, cst, sets=()):
+            """All guards of ``names`` ("R2@r", "d0", "L1@a", "key", ...) read 0 next cycle, given the
+            guards ``sets`` [(name, step constants, condition)] being set this cycle. Registers only
+            (``soon``, the slot fields), so that ``run`` is a short path."""
             ok = Const(1, 1)
             for nm in names:
                 if nm == "key":
-                    ok = ok & key_ready
+                    ok = ok & key_soon
                     continue
                 base, _, sl = nm.partition("@")
                 if not sl:
-                    ok = ok & (guards[(base, None)] == 0)
-                    continue
-                if sl in ("a", "c"):
-                    x = pl.update_slots[0 if sl == "a" else 1]
-                    ok = ok & (guards[(base, x)] == 0)
+                    ok = ok & soon[(base, None)]
                 else:
-                    sel = cst.rslot if sl == "r" else cst.wslot
-                    vals = Array([guards[(base, x)] for x in range(N_SLOTS)])
-                    ok = ok & (vals[sel] == 0)
+                    ok = ok & Array([soon[(base, x)] for x in range(N_SLOTS)])[slot_of(sl, cst)]
+                if need[base] - 1 <= 0:
+                    continue                        # set to 0: no wait
+                for snm, scst, cond in sets:
+                    sbase, _, ssl = snm.partition("@")
+                    if sbase == base:
+                        same = Const(1, 1) if not sl else slot_of(sl, cst) == slot_of(ssl, scst)
+                        ok = ok & ~(cond & same)
             return ok
 
         def set_guards(names, cst):
@@ -187,7 +201,10 @@ class Controller(wiring.Component):
         R_ = lambda n, w=16: Signal(w, name=n)  # noqa: E731
         co, ci = R_("co", IDX_BITS + 2), R_("ci", IDX_BITS + 2)     # outer, inner counters
         half = Signal()                                            # UWA / UWC
-        started = Signal()
+        run = Signal()          # this cycle issues an op of the segment (decided a cycle ahead)
+        first = Signal()        # ...and it is the segment's first
+        # loop flags, registered: ci is the inner loop's first / last, co the outer loop's last
+        ci_zero, ci_last, co_last = Signal(), Signal(), Signal()
         wa, wrow = R_("wa"), R_("wrow")
         sa, sa0, sb = R_("sa"), R_("sa0"), R_("sb")
         ra, ra0, rc, rc0 = R_("ra"), R_("ra0"), R_("rc"), R_("rc0")
@@ -210,19 +227,49 @@ class Controller(wiring.Component):
         segs = {name: (k, ops, reads, wl, wf) for k in range(1, N + 1)
                 for name, ops, reads, wl, wf in pl.step_segments(k, "r", "w")}
 
-        def enter(name, cst):
-            """Set the loop registers for segment ``name`` with step constants ``cst``."""
-            m.d.sync += [co.eq(0), ci.eq(0), started.eq(0), half.eq(0), gg.eq(0), gp.eq(0), gp0.eq(0)]
+        def key_need(cst):
+            """Nudged phases draw the stochastic rounding's key and the random sign: wait for it."""
+            return Mux(cst.phase != 0, key_soon, 1)
+
+        def start_loops(inner, outer):
+            """Both loops at 0; the flags for loops of ``inner`` x ``outer`` (constants or registers)."""
+            m.d.sync += [co.eq(0), ci.eq(0), ci_zero.eq(1), ci_last.eq(inner == 1), co_last.eq(outer == 1)]
+
+        def loop(outer, inner, on_inner, on_outer, on_end):
+            """Advance (co, ci) over outer x inner; the hooks add the field updates. The flags are
+            registered (``ci == inner - 2`` now means ``ci_last`` next), so no compare is on the op's path.
+            A run-time ``inner`` is given as (inner == 1, inner - 2), both registers."""
+            inner_one, inner_m2 = inner if isinstance(inner, tuple) else (inner == 1, inner - 2)
+            with m.If(ci_last):
+                m.d.sync += [ci.eq(0), ci_zero.eq(1), ci_last.eq(inner_one)]
+                with m.If(co_last):
+                    on_end()
+                with m.Else():
+                    m.d.sync += [co.eq(co + 1), co_last.eq(co == outer - 2)]
+                    on_outer()
+            with m.Else():
+                m.d.sync += [ci.eq(ci + 1), ci_zero.eq(0), ci_last.eq(ci == inner_m2)]
+                on_inner()
+
+        def enter(name, cst, sets):
+            """Set the loop registers for segment ``name`` with step constants ``cst``; ``sets`` are the
+            guards set this cycle (they decide whether its first op issues next cycle)."""
+            k, ops, reads, wl, wf = segs[name]
+            m.d.sync += [half.eq(0), gg.eq(0), gp.eq(0), gp0.eq(0), first.eq(1),
+                         run.eq(ready_next(reads, cst, sets) & key_need(cst))]
+            if name == "H" or name.startswith("F"):
+                kk = 1 if name == "H" else k
+                start_loops(s[kk + 1], pl.blocks(kk))
+            else:
+                start_loops(pl.blocks(k - 1), s[k])
             if name == "H":
                 m.d.sync += [wa.eq(0), sa.eq(slot_val(cst.rslot, lambda x: L(x, 1))),
                              sb.eq(slot_val(cst.wslot, lambda x: L(x, 1))),
                              ra.eq(slot_val(cst.rslot, lambda x: R(x, 2))), ra0.eq(slot_val(cst.rslot, lambda x: R(x, 2)))]
             elif name.startswith("F"):
-                k = int(name[1:])
                 m.d.sync += [wa.eq(0), ra.eq(slot_val(cst.rslot, lambda x: R(x, k + 1))),
                              ra0.eq(slot_val(cst.rslot, lambda x: R(x, k + 1)))]
-            elif name.startswith("O"):
-                k = int(name[1:])
+            else:
                 m.d.sync += [wa.eq(0), wrow.eq(0), sa.eq(slot_val(cst.rslot, lambda x: L(x, k - 1))),
                              sa0.eq(slot_val(cst.rslot, lambda x: L(x, k - 1))),
                              rsa.eq(slot_val(cst.rslot, lambda x: R(x, k))), rsb.eq(slot_val(cst.wslot, lambda x: R(x, k))),
@@ -231,56 +278,43 @@ class Controller(wiring.Component):
                     m.d.sync += sbc.eq(slot_val(cst.wslot, lambda x: L(x, k)))
             m.next = name
 
-        def step_done():
+        def step_done(sets):
             """After a step's last segment: the next step, the update, or the drain."""
             m.d.sync += [cur.eq(nxt), u1.eq(u1 + 1)]
             with m.If(cur.last_step | (cur.last_free_step & ~learn)):
                 if train:
                     with m.If(learn):
-                        enter_update("U0")
+                        enter_update("U0", sets)
                     with m.Else():
                         to_drain()
                 else:
                     to_drain()
             with m.Else():
                 with m.If(nxt.forward):
-                    enter(fwd[0], nxt)
+                    enter(fwd[0], nxt, sets)
                 with m.Else():
-                    enter(rev[0], nxt)
+                    enter(rev[0], nxt, sets)
 
         drain = Signal(range(pl.drain + 1))
 
         def to_drain():
-            m.d.sync += drain.eq(0)
+            m.d.sync += [drain.eq(0), run.eq(0)]
             m.next = "DRAIN"
 
-        def seg_end(name):
+        def seg_end(name, sets):
             i_f, i_r = fwd.index(name), rev.index(name)
             nf = fwd[i_f + 1] if i_f + 1 < len(fwd) else None
             nr = rev[i_r + 1] if i_r + 1 < len(rev) else None
             with m.If(cur.forward):
                 if nf:
-                    enter(nf, cur)
+                    enter(nf, cur, sets)
                 else:
-                    step_done()
+                    step_done(sets)
             with m.Else():
                 if nr:
-                    enter(nr, cur)
+                    enter(nr, cur, sets)
                 else:
-                    step_done()
-
-        def loop(outer, inner, on_inner, on_outer, on_end):
-            """Advance (co, ci) over outer x inner; the hooks add the field updates."""
-            with m.If(ci == inner - 1):
-                m.d.sync += ci.eq(0)
-                with m.If(co == outer - 1):
-                    on_end()
-                with m.Else():
-                    m.d.sync += co.eq(co + 1)
-                    on_outer()
-            with m.Else():
-                m.d.sync += ci.eq(ci + 1)
-                on_inner()
+                    step_done(sets)
 
         a_slot, c_slot = pl.update_slots
         nudge_on = phase != 0
@@ -288,21 +322,20 @@ class Controller(wiring.Component):
 
         def segment_state(name):
             k, ops, reads, wlast, wfirst = segs[name]
-            reads = list(reads) + []
             with m.State(name):
                 m.d.comb += busy.eq(1)
-                ok = guard_ok(reads, cur) & Mux(phase != 0, key_ready, 1)
-                go = started | ok
-                with m.If(go):
-                    m.d.sync += started.eq(1)
-                    with m.If(~started):
+                with m.If(~run):
+                    m.d.sync += run.eq(ready_next(reads, cur) & key_need(cur))
+                with m.Else():
+                    m.d.sync += first.eq(0)
+                    with m.If(first):
                         set_guards(wfirst, cur)
+                    sets = [(w, cur, Const(1, 1)) for w in wlast] + [(w, cur, first) for w in wfirst]
                     if name == "H" or name.startswith("F"):
                         kk = 1 if name == "H" else k
                         inner, outer = s[kk + 1], pl.blocks(kk)
-                        last = ci == inner - 1
                         emit(Kind.FB, gl=kk, wl=kk, waddr=wa, g=gg, gp=gp, sa=sa, sb=sb, ra=ra, zero_op=cur.zero,
-                             zero=cur.zero, zero2=cur.zero2, clear=ci == 0, last=last,
+                             zero=cur.zero, zero2=cur.zero2, clear=ci_zero, last=ci_last,
                              lastfree=cur.lastfree if kk == 1 else 0, layer=kk)
                         m.d.sync += [wa.eq(wa + 1)]
 
@@ -314,16 +347,16 @@ class Controller(wiring.Component):
 
                         def on_end():
                             set_guards(wlast, cur)
-                            seg_end(name)
+                            seg_end(name, sets)
                         loop(outer, inner, on_inner, on_outer, on_end)
                     else:       # O_k: forward into root layer k
                         inner, outer = pl.blocks(k - 1), s[k]
                         mid = k < N
                         emit(Kind.FWD, gl=k - 1, wl=k - 1, waddr=wa, g=ci, gp=gp, sa=sa, zero=cur.zero,
-                             zero2=cur.zero2, clear=ci == 0, last=ci == inner - 1, layer=k, i=co,
+                             zero2=cur.zero2, clear=ci_zero, last=ci_last, layer=k, i=co,
                              rb=rb, rsa=rsa, rsb=rsb, nudge=nudge_on & (k == N), neg=neg,
                              lastfree=cur.lastfree,
-                             **(dict(inj=ci == 0, inj_g=injg, lane=lane, sb=sbc) if mid else {}))
+                             **(dict(inj=ci_zero, inj_g=injg, lane=lane, sb=sbc) if mid else {}))
 
                         def on_inner():
                             m.d.sync += [wa.eq(wa + s[k]), sa.eq(sa + 1), gp.eq(gp + P)]
@@ -339,7 +372,7 @@ class Controller(wiring.Component):
 
                         def on_end():
                             set_guards(wlast, cur)
-                            seg_end(name)
+                            seg_end(name, sets)
                         loop(outer, inner, on_inner, on_outer, on_end)
 
         # ---- update segments ------------------------------------------------------------------------
@@ -349,110 +382,123 @@ class Controller(wiring.Component):
             gname = pl.lane_state_guard(n)
             upd_reads[f"UW{n}"] = [gname + "@a", gname + "@c", f"R{n + 1}@a", f"R{n + 1}@c", "key"]
             upd_reads[f"UB{n}"] = [f"R{n + 1}@a", f"R{n + 1}@c", "key"]
+        # U0's inner loop runs over the bias and the nnz pixels: nnz + 1 ops, a run-time count
+        nnz_zero, nnz_m1 = Signal(), Signal(IDX_BITS + 1)
 
-        def enter_update(name):
-            m.d.sync += [co.eq(0), ci.eq(0), started.eq(0), half.eq(0), gg.eq(0), gp.eq(0), pe.eq(0)]
+        def enter_update(name, sets=()):
+            m.d.sync += [half.eq(0), gg.eq(0), gp.eq(0), pe.eq(0), first.eq(1),
+                         run.eq(ready_next(upd_reads[name], cur, sets))]
             if name == "U0":
+                m.d.sync += [co.eq(0), ci.eq(0), ci_zero.eq(1), ci_last.eq(nnz_zero),
+                             co_last.eq(pl.blocks(1) == 1)]
                 m.d.sync += [wa.eq(0), sa.eq(L(a_slot, 1)), sb.eq(L(c_slot, 1))]
             elif name.startswith("UW"):
                 n = int(name[2:])
+                start_loops(s[n + 1], pl.blocks(n))
                 m.d.sync += [wa.eq(0), sa.eq(L(a_slot, n) if n in offL else 0), sb.eq(L(c_slot, n) if n in offL else 0),
                              ra.eq(R(a_slot, n + 1)), ra0.eq(R(a_slot, n + 1)),
                              rc.eq(R(c_slot, n + 1)), rc0.eq(R(c_slot, n + 1))]
             else:
                 n = int(name[2:])
+                start_loops(s[n + 1], 1)
                 m.d.sync += [rb.eq(offR[n + 1]), ra.eq(R(a_slot, n + 1)), rc.eq(R(c_slot, n + 1))]
             m.next = name
 
         def next_update(name):
             i = upd_names.index(name)
             if i + 1 < len(upd_names):
-                enter_update(upd_names[i + 1])
+                enter_update(upd_names[i + 1])          # the update sets no guard
             else:
                 to_drain()
 
+        def update_state(name, body):
+            with m.State(name):
+                m.d.comb += busy.eq(1)
+                with m.If(~run):
+                    m.d.sync += run.eq(ready_next(upd_reads[name], cur))
+                with m.Else():
+                    m.d.sync += first.eq(0)
+                    body()
+
         def update_states():
-            if train:
-                with m.State("U0"):
-                    m.d.comb += busy.eq(1)
-                    go = started | guard_ok(upd_reads["U0"], cur)
-                    with m.If(go):
-                        m.d.sync += started.eq(1)
-                        with m.If(ci == 0):
-                            emit(Kind.U0B, gl=1, g=gg, gp=gp, sa=sa, sb=sb)
-                        with m.Else():
-                            emit(Kind.U0, gl=1, wl=0, g=gg, gp=gp, sa=sa, sb=sb, waddr=wa, pixel=1)
-                            m.d.sync += pe.eq(pe + 1)
-                        with m.If(ci == nnz):
-                            m.d.sync += [ci.eq(0), pe.eq(0)]
-                            with m.If(co == pl.blocks(1) - 1):
-                                next_update("U0")
-                            with m.Else():
-                                m.d.sync += [co.eq(co + 1), gg.eq(gg + 1), gp.eq(gp + P), sa.eq(sa + 1), sb.eq(sb + 1),
-                                             wa.eq(wa + s[0])]
-                        with m.Else():
-                            m.d.sync += ci.eq(ci + 1)
-                for n in range(1, N):
-                    with m.State(f"UW{n}"):
-                        m.d.comb += busy.eq(1)
-                        go = started | guard_ok(upd_reads[f"UW{n}"], cur)
-                        with m.If(go):
-                            m.d.sync += [started.eq(1), half.eq(~half)]
-                            emit(Mux(half, Kind.UWC, Kind.UWA), gl=n, wl=n, g=gg, gp=gp, sa=sa, sb=sb, waddr=wa,
-                                 ra=ra, rc=rc, idx=ci)
-                            with m.If(half):
-                                m.d.sync += wa.eq(wa + 1)
+            if not train:
+                return
 
-                                def on_inner():
-                                    m.d.sync += [ra.eq(ra + 1), rc.eq(rc + 1)]
+            def u0():
+                with m.If(ci_zero):
+                    emit(Kind.U0B, gl=1, g=gg, gp=gp, sa=sa, sb=sb)
+                with m.Else():
+                    emit(Kind.U0, gl=1, wl=0, g=gg, gp=gp, sa=sa, sb=sb, waddr=wa, pixel=1)
+                    m.d.sync += pe.eq(pe + 1)
 
-                                def on_outer():
-                                    m.d.sync += [ra.eq(ra0), rc.eq(rc0), gg.eq(gg + 1), gp.eq(gp + P), sa.eq(sa + 1),
-                                                 sb.eq(sb + 1)]
-                                loop(pl.blocks(n), s[n + 1], on_inner, on_outer, lambda n=n: next_update(f"UW{n}"))
-                for n in range(1, N):
-                    with m.State(f"UB{n}"):
-                        m.d.comb += busy.eq(1)
-                        go = started | guard_ok(upd_reads[f"UB{n}"], cur)
-                        with m.If(go):
-                            m.d.sync += started.eq(1)
-                            emit(Kind.UBR, layer=n, i=ci, rb=rb, ra=ra, rc=rc)
-                            m.d.sync += [rb.eq(rb + 1), ra.eq(ra + 1), rc.eq(rc + 1)]
-                            loop(1, s[n + 1], lambda: None, lambda: None, lambda n=n: next_update(f"UB{n}"))
+                def on_outer():
+                    m.d.sync += [gg.eq(gg + 1), gp.eq(gp + P), sa.eq(sa + 1), sb.eq(sb + 1), wa.eq(wa + s[0]),
+                                 pe.eq(0)]
 
+                def on_end():
+                    m.d.sync += pe.eq(0)
+                    next_update("U0")
+                loop(pl.blocks(1), (nnz_zero, nnz_m1), lambda: None, on_outer, on_end)
+            update_state("U0", u0)
+            for n in range(1, N):
+                def uw(n=n):
+                    m.d.sync += half.eq(~half)
+                    emit(Mux(half, Kind.UWC, Kind.UWA), gl=n, wl=n, g=gg, gp=gp, sa=sa, sb=sb, waddr=wa,
+                         ra=ra, rc=rc, idx=ci)
+                    with m.If(half):
+                        m.d.sync += wa.eq(wa + 1)
+
+                        def on_inner():
+                            m.d.sync += [ra.eq(ra + 1), rc.eq(rc + 1)]
+
+                        def on_outer():
+                            m.d.sync += [ra.eq(ra0), rc.eq(rc0), gg.eq(gg + 1), gp.eq(gp + P), sa.eq(sa + 1),
+                                         sb.eq(sb + 1)]
+                        loop(pl.blocks(n), s[n + 1], on_inner, on_outer, lambda: next_update(f"UW{n}"))
+                update_state(f"UW{n}", uw)
+            for n in range(1, N):
+                def ub(n=n):
+                    emit(Kind.UBR, layer=n, i=ci, rb=rb, ra=ra, rc=rc)
+                    m.d.sync += [rb.eq(rb + 1), ra.eq(ra + 1), rc.eq(rc + 1)]
+                    loop(1, s[n + 1], lambda: None, lambda: None, lambda: next_update(f"UB{n}"))
+                update_state(f"UB{n}", ub)
 
         # ---- the sample ----------------------------------------------------------------------------
+        # D0's inner loop: max(nnz, 1) ops a block
+        d0_one, d0_m2 = Signal(), Signal(IDX_BITS + 1)
+        self._acc = Signal(ACCESS_LAYOUT)
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
                 with m.If(self.t_set):
                     m.d.sync += t.eq(self.t_value)
                 with m.Elif(self.access.valid):
                     m.d.comb += self.access.ready.eq(1)
-                    self._host_accept(m, self.access.payload)
-                    m.next = "HDIV"
+                    m.d.sync += self._acc.eq(self.access.payload)
+                    m.next = "HDEC"
                 with m.Elif(self.ready):
                     m.d.comb += self.start.eq(1)
                     m.d.sync += [learn.eq(self.learn_in if train else 0), nnz.eq(self.nnz), label.eq(self.label_in),
-                                 hx.eq(t[16:]), hy.eq(t[:16]), hr.eq(0), key_ready.eq(0),
-                                 co.eq(0), ci.eq(0), gg.eq(0), gp.eq(0), wa.eq(0), pe.eq(0),
+                                 nnz_zero.eq(self.nnz == 0), nnz_m1.eq(self.nnz - 1),
+                                 d0_one.eq(self.nnz <= 1), d0_m2.eq(self.nnz - 2),
+                                 hx.eq(t[16:]), hy.eq(t[:16]), hr.eq(0), key_soon.eq(0),
+                                 co.eq(0), ci.eq(0), ci_zero.eq(1), ci_last.eq(self.nnz <= 1),
+                                 co_last.eq(pl.blocks(1) == 1), gg.eq(0), gp.eq(0), wa.eq(0), pe.eq(0),
                                  cur.eq(table(0)), u1.eq(1)]
                     m.next = "D0"
             self._host_states(m, emit)
             with m.State("D0"):
                 m.d.comb += busy.eq(1)
-                n_e = Mux(nnz == 0, 1, nnz)
-                emit(Kind.D0MAC, gl=1, wl=0, g=gg, gp=gp, waddr=wa, pixel=nnz != 0, clear=ci == 0,
-                     last=ci == n_e - 1)
+                emit(Kind.D0MAC, gl=1, wl=0, g=gg, gp=gp, waddr=wa, pixel=nnz != 0, clear=ci_zero, last=ci_last)
                 m.d.sync += pe.eq(pe + 1)
-                with m.If(ci == n_e - 1):
-                    m.d.sync += [ci.eq(0), pe.eq(0)]
-                    with m.If(co == pl.blocks(1) - 1):
-                        m.d.comb += setting[("d0", None)].eq(1)
-                        enter(fwd[0], cur)
-                    with m.Else():
-                        m.d.sync += [co.eq(co + 1), gg.eq(gg + 1), gp.eq(gp + P), wa.eq(wa + s[0])]
-                with m.Else():
-                    m.d.sync += ci.eq(ci + 1)
+
+                def on_outer():
+                    m.d.sync += [gg.eq(gg + 1), gp.eq(gp + P), wa.eq(wa + s[0]), pe.eq(0)]
+
+                def on_end():
+                    m.d.sync += pe.eq(0)
+                    m.d.comb += setting[("d0", None)].eq(1)
+                    enter(fwd[0], cur, [("d0", cur, Const(1, 1))])
+                loop(pl.blocks(1), (d0_one, d0_m2), lambda: None, on_outer, on_end)
             for name in fwd:
                 segment_state(name)
             update_states()
@@ -515,10 +561,14 @@ class Controller(wiring.Component):
                     m.d.sync += h["target"].eq(Target.COUNTER)
 
     def _host_states(self, m, emit):
-        """HDIV: q, r = num // P, num % P and addr = base + q * stride (binary long division);
+        """HDEC: decode the command; HDIV: q, r = num // P, num % P and addr = base + q * stride (binary long division);
         HEMIT: the op; HOST: wait for the response."""
-        pl, h = self.pl, self._h
+        pl = self.pl
         P = pl.P
+        with m.State("HDEC"):             # the command was latched in IDLE; decode it here
+            self._host_accept(m, self._acc)
+            m.next = "HDIV"
+        h = self._h
         q, rem, addr = Signal(IDX_BITS + 1), Signal(DIV_BITS + 1), Signal(16)
         bit = Signal(range(DIV_BITS + 1))
         with m.State("HDIV"):
