@@ -57,6 +57,13 @@ STAT = "yosys_stat.json"
 # yosys commands before synthesis: the flip-flops behind NO_MERGE wires (the broadcast tree's
 # per-lane copies) get ``keep``, so that opt_merge does not fold each level into one register
 KEEP_APART = f"proc; setattr -set keep 1 a:{NO_MERGE} %ci1:+[Q] c:* %i"
+# The state registers of the state machines (Amaranth names them ``<fsm>_state``) lose their power-up
+# value, so that yosys' fsm pass may recode them one-hot (it leaves a register with an init value
+# alone): a state is then one flip-flop, not a decoder. Their reset sets them: the board holds it
+# for Plan.drain + 2 cycles after the PLL locks (boards.top.hold_reset_until).
+FSM_NAMES = ("ctrl", "exec", "rx", "append", "reply")
+ONE_HOT = "setattr -unset init " + " ".join(f"w:{name}_state" for name in FSM_NAMES)
+BEFORE_SYNTH = f"{KEEP_APART}; {ONE_HOT}"
 KEPT_LOGS = ("yosys.log", "nextpnr.log", "nextpnr_report.json", "pack.log")
 # An 8N1 receiver sampling mid-bit tolerates a few percent between the two ends; 2.5% on our side.
 MAX_BAUD_ERROR_PCT = 2.5
@@ -262,7 +269,7 @@ def build_core(cfg, out_dir=None, *, device: str = "LFE5U-85F", package: str | N
     wrapper = write_wrapper_verilog(cfg, work, train=train)
     times["verilog_s"] = round(time.monotonic() - t0, 1)
     netlist = f"{WRAPPER_TOP}.json"
-    script = (f"read_verilog -sv {WRAPPER_TOP}.v; {KEEP_APART}; {tools['synth']} -top {WRAPPER_TOP} -json {netlist}; "
+    script = (f"read_verilog -sv {WRAPPER_TOP}.v; {BEFORE_SYNTH}; {tools['synth']} -top {WRAPPER_TOP} -json {netlist}; "
               f"tee -q -o {STAT} stat -json")
     times["yosys_s"], reused = _synthesise(yosys, work, f"{WRAPPER_TOP}.v", script, ["-p", script], netlist,
                                            timeout)
@@ -398,7 +405,7 @@ def build_board(board, cfg, out_dir=None, *, clock_hz: float | None = None, baud
     times = {}
     t0 = time.monotonic()
     top = BoardTop(cfg, b, clock_hz=clock_hz, baud=baud)
-    overrides = {"script_after_read": KEEP_APART, "script_after_synth": f"tee -q -o {STAT} stat -json"}
+    overrides = {"script_after_read": BEFORE_SYNTH, "script_after_synth": f"tee -q -o {STAT} stat -json"}
     if dev.family == "ice40":
         overrides["synth_opts"] = "-dsp -spram"
     b.platform().prepare(top, name=BOARD_TOP, **overrides).extract(str(work))

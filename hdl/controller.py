@@ -95,7 +95,7 @@ class Controller(wiring.Component):
         # ---- the key: H(seed, t), then the sign H(key, SIGN_COUNTER), one round a cycle ---------------
         hx, hy, hkey = Signal(16), Signal(16), Signal(32)
         hr = Signal(range(2 * HASH_ROUNDS + 1))
-        key, sneg, key_soon = Signal(32), Signal(), Signal()    # key_soon: the key is ready next cycle
+        key, sneg, key_soon = Signal(32, name="key"), Signal(name="sneg"), Signal(name="key_soon")    # key_soon: the key is ready next cycle
         m.d.comb += [self.key.eq(key)]
         hxn, hyn = arx_round(hx, hy, Mux(hr[0], hkey[16:], hkey[:16]), hr[:3])
         hout = Cat(hyn, hxn)
@@ -204,7 +204,7 @@ class Controller(wiring.Component):
         run = Signal()          # this cycle issues an op of the segment (decided a cycle ahead)
         first = Signal()        # ...and it is the segment's first
         # loop flags, registered: ci is the inner loop's first / last, co the outer loop's last
-        ci_zero, ci_last, co_last = Signal(), Signal(), Signal()
+        ci_zero, ci_last, co_last = Signal(name="ci_zero"), Signal(name="ci_last"), Signal(name="co_last")
         wa, wrow = R_("wa"), R_("wrow")
         sa, sa0, sb = R_("sa"), R_("sa0"), R_("sb")
         ra, ra0, rc, rc0 = R_("ra"), R_("ra0"), R_("rc"), R_("rc0")
@@ -383,7 +383,7 @@ class Controller(wiring.Component):
             upd_reads[f"UW{n}"] = [gname + "@a", gname + "@c", f"R{n + 1}@a", f"R{n + 1}@c", "key"]
             upd_reads[f"UB{n}"] = [f"R{n + 1}@a", f"R{n + 1}@c", "key"]
         # U0's inner loop runs over the bias and the nnz pixels: nnz + 1 ops, a run-time count
-        nnz_zero, nnz_m1 = Signal(), Signal(IDX_BITS + 1)
+        nnz_zero, nnz_m1 = Signal(name="nnz_zero"), Signal(IDX_BITS + 1, name="nnz_m1")
 
         def enter_update(name, sets=()):
             m.d.sync += [half.eq(0), gg.eq(0), gp.eq(0), pe.eq(0), first.eq(1),
@@ -465,8 +465,8 @@ class Controller(wiring.Component):
 
         # ---- the sample ----------------------------------------------------------------------------
         # D0's inner loop: max(nnz, 1) ops a block
-        d0_one, d0_m2 = Signal(), Signal(IDX_BITS + 1)
-        self._acc = Signal(ACCESS_LAYOUT)
+        d0_one, d0_m2 = Signal(name="d0_one"), Signal(IDX_BITS + 1, name="d0_m2")
+        self._acc = Signal(ACCESS_LAYOUT, name="acc")
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
                 with m.If(self.t_set):

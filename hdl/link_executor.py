@@ -165,9 +165,12 @@ class DuplicateWindow(wiring.Component):
                          seqs[0].eq(self.seq), preds[0].eq(self.record_pred)]
             for i in range(1, DUP_WINDOW):
                 m.d.sync += [seqs[i].eq(seqs[i - 1]), preds[i].eq(preds[i - 1])]
+        # registered: ``hit`` answers for the ``seq`` of the cycle before (the compares are off the
+        # executor's decision path)
+        m.d.sync += self.hit.eq(0)
         for i in reversed(range(DUP_WINDOW)):       # the newest entry wins
             with m.If(valid[i] & (seqs[i] == self.seq)):
-                m.d.comb += [self.hit.eq(1), self.hit_has_pred.eq(has_pred[i]), self.hit_pred.eq(preds[i])]
+                m.d.sync += [self.hit.eq(1), self.hit_has_pred.eq(has_pred[i]), self.hit_pred.eq(preds[i])]
         return m
 
 
@@ -208,8 +211,8 @@ class Executor(wiring.Component):
         json_bytes = len(self.rom) - INFO_BYTES
 
         # the job being executed
-        e_status, e_seq, e_cmd = Signal(STATUS_BITS), Signal(8), Signal(8)
-        e_len, e_bank, e_swallowed = Signal(LENGTH_BITS), Signal(), Signal()
+        e_status, e_seq, e_cmd = Signal(STATUS_BITS, name="e_status"), Signal(8, name="e_seq"), Signal(8, name="e_cmd")
+        e_len, e_bank, e_swallowed = Signal(LENGTH_BITS, name="e_len"), Signal(name="e_bank"), Signal(name="e_swallowed")
         e_holds = Signal()              # the job still holds its bank
         args = Signal(64)
         a_kind, a_layer = args[0:8], args[8:16]
@@ -231,10 +234,12 @@ class Executor(wiring.Component):
         m.submodules.dup = dup = DuplicateWindow()
         m.d.comb += dup.seq.eq(e_seq)
 
+        # release, registered (a cycle after the decision): the receiver's bank logic is off its path
+        m.d.sync += self.release.valid.eq(0)
+
         def free_bank():
             with m.If(e_holds):
-                m.d.comb += [self.release.valid.eq(1), self.release.payload.eq(e_bank)]
-                m.d.sync += e_holds.eq(0)
+                m.d.sync += [self.release.valid.eq(1), self.release.payload.eq(e_bank), e_holds.eq(0)]
 
         is_mut = Signal()
         m.d.comb += is_mut.eq(Cat(*[e_cmd == c for c in sorted(MUTATING)]).any())
@@ -340,7 +345,9 @@ class Executor(wiring.Component):
                     m.d.sync += [e_status.eq(job.status), e_seq.eq(job.seq), e_cmd.eq(job.cmd),
                                  e_len.eq(job.length), e_bank.eq(job.bank), e_swallowed.eq(job.swallowed),
                                  e_holds.eq(job.status == Status.OK), args.eq(0)]
-                    m.next = "DISPATCH"
+                    m.next = "LOOKUP"
+            with m.State("LOOKUP"):             # the duplicate window looks the new seq up
+                m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 with m.If(e_status != Status.OK):
                     m.d.sync += pred.eq(e_swallowed)

@@ -720,3 +720,28 @@ def test_default_out_dirs(tmp_path, monkeypatch):
     assert build.default_out_dir(MINI, board="amaranth_boards.icestick:ICEStickPlatform") == \
         tmp_path / "b" / "amaranth_boards.icestick_ICEStickPlatform-mini"
     assert build.default_out_dir(MINI, device="LFE5U-25F") == tmp_path / "b" / "core" / "LFE5U-25F-mini"
+
+
+def test_every_state_machine_may_be_recoded_one_hot():
+    """boards.build.FSM_NAMES lists every ``m.FSM(name=...)`` of the gateware: a new state machine
+    that is not listed keeps its init value, and yosys leaves it binary-coded (a decoder per state)."""
+    import re
+    hdl = Path(build.__file__).resolve().parents[1] / "hdl"
+    names = {n for f in hdl.glob("*.py") for n in re.findall(r'm\.FSM\(name="(\w+)"', f.read_text())}
+    assert names and names == set(build.FSM_NAMES)
+
+
+@pytest.mark.slow      # the YoWASP yosys (`make test-all`); the builtin one has no setattr
+def test_board_flow_recodes_the_controller_one_hot(tmp_path):
+    """With ONE_HOT yosys extracts the controller's state machine and recodes it one-hot."""
+    from amaranth.back import rtlil
+
+    from eqfpga.hdl.controller import Controller
+    from eqfpga.hdl.plan import Plan
+    (tmp_path / "ctrl.il").write_text(rtlil.convert(Controller(Plan(MINI), train=True, label_bits=2, jw=4),
+                                                    name="ctrl"))
+    for script, one_hot in (("proc", False), (f"proc; {build.ONE_HOT}", True)):
+        run_tool(find_tool("yosys") + ["-p", f"read_rtlil ctrl.il; {script}; synth_ecp5 -top ctrl"],
+                 tmp_path, "yosys.log")
+        log = (tmp_path / "yosys.log").read_text()
+        assert ("mapping auto encoding to `one-hot`" in log) == one_hot
