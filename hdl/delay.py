@@ -4,8 +4,9 @@ A lane carries many of its op's fields down its pipeline only to use them some s
 update writes the weight it read 13 cycles before, at the address it read it from). As chains of
 registers these cost ``n * width`` flip-flops each: ~800 of a lane's ~1,900 at P = 64, where the
 flip-flops were what did not fit. ``Delays`` puts each long one in a 16-word memory instead,
-written every cycle at a running pointer and read (asynchronously) ``n`` words behind it: on the
-ECP5, yosys maps it to ceil(width / 4) TRELLIS_DPR16X4 LUT RAMs, whatever ``n``.
+written every cycle at a running pointer and read (asynchronously) ``n - 1`` words behind it into
+one register: on the ECP5, yosys maps it to ceil(width / 4) TRELLIS_DPR16X4 LUT RAMs and ``width``
+flip-flops, whatever ``n``. Each read pointer is a counter of its own.
 
 ``ram=False`` (an iCE40, which has no LUT RAM: each line would take a block RAM) keeps every delay
 in registers. Registers remain for short delays (``n < RAM_MIN``) and for ``ctrl`` values (enables,
@@ -17,8 +18,9 @@ values (configuration, the simulators), and a reset held for ``Plan.drain`` cycl
 ``RAM_DEPTH``) fills both with the NOP ops the reset controller sends (the board top holds it that
 long, ``boards.top.hold_reset_until``).
 
-The pointer is one 4-bit counter per ``Delays``, marked ``NO_MERGE``: every lane's counter holds
-the same value, and yosys would otherwise fold them into one that drives the whole chip.
+The pointers are 4-bit counters (one per ``Delays`` and distinct delay), marked ``NO_MERGE``: every
+lane's counter holds the same value, and yosys would otherwise fold them into one that drives the
+whole chip.
 """
 from __future__ import annotations
 
@@ -66,22 +68,27 @@ class Delays:
             at += len(v)
         return out
 
-    def _pointer(self):
+    def _pointer(self, behind: int = 0):
+        """The write pointer (``behind`` = 0), or a read pointer that many words behind it: a
+        counter of its own, so that no subtraction sits between a register and the LUT RAM."""
         if self._ptr is None:
-            self._ptr = Signal(range(RAM_DEPTH), name=f"{self.prefix}_ptr", attrs={NO_MERGE: 1}, reset_less=True)
-            self.m.d.sync += self._ptr.eq(self._ptr + 1)       # wraps: RAM_DEPTH is a power of 2
-        return self._ptr
+            self._ptr = {}
+        if behind not in self._ptr:
+            ptr = Signal(range(RAM_DEPTH), name=f"{self.prefix}_ptr" + (f"_m{behind}" if behind else ""),
+                         init=(-behind) % RAM_DEPTH, attrs={NO_MERGE: 1}, reset_less=True)
+            self.m.d.sync += ptr.eq(ptr + 1)       # wraps: RAM_DEPTH is a power of 2
+            self._ptr[behind] = ptr
+        return self._ptr[behind]
 
     def _ram(self, v, n, name):
-        ptr = self._pointer()
         shape = v.shape()
         mem = Memory(shape=shape, depth=RAM_DEPTH, init=[])
         self.m.submodules[f"{self.prefix}_{name}"] = mem
         wr = mem.write_port()
         rd = mem.read_port(domain="comb")
-        # written at ptr at the end of cycle t; read at cycle t + n, where ptr - n is t again
-        self.m.d.comb += [wr.addr.eq(ptr), wr.data.eq(v), wr.en.eq(1),
-                          rd.addr.eq((ptr - n)[:len(ptr)])]
-        out = Signal(shape, name=f"{name}_dl{n}")
-        self.m.d.comb += out.eq(rd.data)
-        return out
+        # written at ptr at the end of cycle t; read at cycle t + n - 1, where the read pointer
+        # (n - 1 behind) is ptr(t) again; then one register, so that what follows starts at a
+        # flip-flop (a LUT RAM's read is as slow as a LUT and its routing)
+        self.m.d.comb += [wr.addr.eq(self._pointer()), wr.data.eq(v), wr.en.eq(1),
+                          rd.addr.eq(self._pointer(n - 1))]
+        return self.reg(rd.data, f"{name}_dl{n}", shape)
