@@ -241,8 +241,13 @@ class Executor(wiring.Component):
             with m.If(e_holds):
                 m.d.sync += [self.release.valid.eq(1), self.release.payload.eq(e_bank), e_holds.eq(0)]
 
-        is_mut = Signal()
-        m.d.comb += is_mut.eq(Cat(*[e_cmd == c for c in sorted(MUTATING)]).any())
+        # facts about the command, registered (e_cmd is set when the job is taken, two cycles
+        # before DISPATCH reads them); known commands fit in e_cmd's low 4 bits
+        is_mut, unknown = Signal(name="is_mut"), Signal(name="unknown_cmd")
+        m.d.sync += [is_mut.eq(Cat(*[e_cmd == c for c in sorted(MUTATING)]).any()),
+                     unknown.eq((e_cmd < min(Cmd)) | (e_cmd > max(Cmd)))]
+        assert max(Cmd) < 16
+        cmd4 = e_cmd[:4]
 
         # the seed register (SET_SEED / GET_SEED), the core's seed
         seed = Signal(32, init=self.cfg.seed)
@@ -289,6 +294,25 @@ class Executor(wiring.Component):
                      rp_len_ok.eq((e_len == PARAMS_HEADER) & (run_bytes <= MAX_PAYLOAD))]
         config_ok = Signal()
         m.d.sync += config_ok.eq((a_u16_0 + a_u16_1 <= json_bytes) & (a_u16_1 <= MAX_PAYLOAD))
+        # the command's argument checks, one registered bit (valid in CHECK: PARSE -> CHECK0 ->
+        # CHECK1 -> CHECK, the checks above settle by CHECK1)
+        cmd_ok, ok_now = Signal(name="cmd_ok"), Signal()
+        m.d.sync += cmd_ok.eq(ok_now)
+        with m.Switch(cmd4):
+            with m.Case(Cmd.INFO, Cmd.COUNTERS, Cmd.GET_SEED):
+                m.d.comb += ok_now.eq(e_len == 0)
+            with m.Case(Cmd.CONFIG):
+                m.d.comb += ok_now.eq((e_len == 4) & config_ok)
+            with m.Case(Cmd.WRITE_PARAMS):
+                m.d.comb += ok_now.eq(wp_len_ok & run_ok)
+            with m.Case(Cmd.READ_PARAMS):
+                m.d.comb += ok_now.eq(rp_len_ok & run_ok)
+            with m.Case(Cmd.TRAIN, Cmd.INFER):
+                m.d.comb += ok_now.eq((e_len >= 1) & (a_kind < n_out))
+            with m.Case(Cmd.SET_T):
+                m.d.comb += ok_now.eq(e_len == 4)
+            with m.Case(Cmd.SET_SEED):
+                m.d.comb += ok_now.eq(e_len == SEED_BYTES)
         vidx = Signal(16)               # value index inside the run
         wp_check = Signal()             # WRITE_PARAMS: first pass, range check only
 
@@ -329,7 +353,12 @@ class Executor(wiring.Component):
         px_fits = (px_value >> fx) == 0 if fx < 8 * PB else Const(1)
         run_sum = Signal(range(n_in + 258))
 
-        m.d.comb += [core.learn.eq(e_cmd == Cmd.TRAIN), core.t_value.eq(a_u32),
+        # PARSE ends at k == min(8, e_len): a flag kept with k
+        parse_end, e_len_m1 = Signal(name="parse_end"), Signal(LENGTH_BITS, name="e_len_m1")
+        m.d.sync += e_len_m1.eq(e_len - 1)
+        learn = Signal(name="learn")            # registered: e_cmd holds for the whole job
+        m.d.sync += learn.eq(e_cmd == Cmd.TRAIN)
+        m.d.comb += [core.learn.eq(learn), core.t_value.eq(a_u32),
                      core.access_rsp.ready.eq(1), core.result.ready.eq(0)]
         m.d.comb += [core.access.payload.layer.eq(a_layer), core.access.payload.row.eq(acc_row),
                      core.access.payload.col.eq(acc_col), core.access.payload.data.eq(value)]
@@ -356,39 +385,42 @@ class Executor(wiring.Component):
                     free_bank()
                     reply(Status.DUPLICATE, Mux(dup.hit_has_pred, 1, 0), SRC_PRED)
                     m.d.sync += pred.eq(dup.hit_pred)
-                with m.Elif((e_cmd < min(Cmd)) | (e_cmd > max(Cmd))):
+                with m.Elif(unknown):
                     free_bank()
                     reply(Status.UNKNOWN_CMD)
                 with m.Else():
                     seek(0)
-                    m.d.sync += k.eq(0)
+                    m.d.sync += [k.eq(0), parse_end.eq(e_len == 0)]
                     m.next = "PARSE"
             with m.State("PARSE"):              # the first min(len, 8) payload bytes into args
-                with m.If((k == 8) | (k == e_len)):
+                with m.If(parse_end):
                     m.next = "CHECK0"
                 with m.Elif(rvalid):
                     take()
-                    m.d.sync += [args.word_select(k[:3], 8).eq(rbyte), k.eq(k + 1)]
+                    m.d.sync += [args.word_select(k[:3], 8).eq(rbyte), k.eq(k + 1),
+                                 parse_end.eq((k == 7) | (k == e_len_m1))]
             with m.State("CHECK0"):             # the argument checks settle
+                m.next = "CHECK1"
+            with m.State("CHECK1"):             # ...and their verdict, cmd_ok
                 m.next = "CHECK"
             with m.State("CHECK"):
-                with m.Switch(e_cmd):
+                with m.Switch(cmd4):
                     with m.Case(Cmd.INFO):
                         free_bank()
-                        with m.If(e_len == 0):
+                        with m.If(cmd_ok):
                             m.d.comb += [rom.seek.eq(1), rom.seek_pos.eq(0)]
                             reply(Status.OK, INFO_BYTES, SRC_ROM)
                         with m.Else():
                             reply(Status.BAD_ARG)
                     with m.Case(Cmd.CONFIG):
                         free_bank()
-                        with m.If((e_len == 4) & config_ok):
+                        with m.If(cmd_ok):
                             m.d.comb += [rom.seek.eq(1), rom.seek_pos.eq(INFO_BYTES + a_u16_0)]
                             reply(Status.OK, a_u16_1, SRC_ROM)
                         with m.Else():
                             reply(Status.BAD_ARG)
                     with m.Case(Cmd.WRITE_PARAMS):
-                        with m.If(wp_len_ok & run_ok):
+                        with m.If(cmd_ok):
                             vidx_reset()
                             m.d.sync += [vb_k.eq(0), value.eq(0), wp_check.eq(1)]
                             with m.If(a_count == 0):
@@ -402,14 +434,14 @@ class Executor(wiring.Component):
                             reply(Status.BAD_ARG)
                     with m.Case(Cmd.READ_PARAMS):
                         free_bank()
-                        with m.If(rp_len_ok & run_ok):
+                        with m.If(cmd_ok):
                             vidx_reset()
                             m.d.sync += vb_k.eq(0)
                             reply(Status.OK, run_bytes, SRC_PARAMS)
                         with m.Else():
                             reply(Status.BAD_ARG)
                     with m.Case(Cmd.TRAIN, Cmd.INFER):
-                        with m.If((e_len >= 1) & (a_kind < n_out)):
+                        with m.If(cmd_ok):
                             m.d.sync += [label.eq(a_kind), px_count.eq(0), px_full.eq(0), px_k.eq(0),
                                          streaming.eq(0)]
                             seek(1)
@@ -419,13 +451,13 @@ class Executor(wiring.Component):
                             reply(Status.BAD_ARG)
                     with m.Case(Cmd.COUNTERS):
                         free_bank()
-                        with m.If(e_len == 0):
+                        with m.If(cmd_ok):
                             reply(Status.OK, 4 * len(COUNTER_NAMES), SRC_CNT)
                         with m.Else():
                             reply(Status.BAD_ARG)
                     with m.Case(Cmd.SET_T):
                         free_bank()
-                        with m.If(e_len == 4):
+                        with m.If(cmd_ok):
                             # the core is idle here: the previous job's sample has finished
                             m.d.comb += [core.t_set.eq(1), dup.record.eq(1)]
                             reply(Status.OK)
@@ -433,7 +465,7 @@ class Executor(wiring.Component):
                             reply(Status.BAD_ARG)
                     with m.Case(Cmd.SET_SEED):
                         free_bank()
-                        with m.If(e_len == SEED_BYTES):
+                        with m.If(cmd_ok):
                             # the core is idle here (as for SET_T): the next sample's key uses it
                             m.d.sync += seed.eq(a_u32)
                             m.d.comb += dup.record.eq(1)
@@ -442,7 +474,7 @@ class Executor(wiring.Component):
                             reply(Status.BAD_ARG)
                     with m.Case(Cmd.GET_SEED):
                         free_bank()
-                        with m.If(e_len == 0):
+                        with m.If(cmd_ok):
                             reply(Status.OK, SEED_BYTES, SRC_SEED)
                         with m.Else():
                             reply(Status.BAD_ARG)
@@ -556,7 +588,7 @@ class Executor(wiring.Component):
                 m.d.comb += core.result.ready.eq(1)
                 with m.If(core.result.valid):
                     m.d.sync += pred.eq(core.result.payload)
-                    with m.If(e_cmd == Cmd.TRAIN):
+                    with m.If(learn):
                         m.d.comb += [dup.record.eq(1), dup.record_has_pred.eq(1),
                                      dup.record_pred.eq(core.result.payload)]
                     reply(Status.OK, 1, SRC_PRED)
