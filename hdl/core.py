@@ -58,6 +58,7 @@ from .loader import Loader
 from .ops import Widths, record_layout
 from .plan import Plan
 from .root import LAYER_COUNTERS, Root
+from .stream_slice import StreamSlice
 from .trees import Broadcast, SumTree
 
 __all__ = ["EPCore", "ACCESS_LAYOUT", "Access", "LAYER_COUNTERS"]
@@ -114,13 +115,25 @@ class EPCore(wiring.Component):
                                           label_bits=self.label_bits)
         m.submodules.ctrl = ct = Controller(pl, train=self.train, label_bits=self.label_bits, jw=ld.JW)
         m.submodules.root = rt = Root(pl, biases=self._biases, train=self.train)
-        wiring.connect(m, wiring.flipped(self.sample), ld.sample)
-        wiring.connect(m, wiring.flipped(self.access), ct.access)
+        # the host side's streams and t_set through registers: the link's state machine drives them,
+        # and its decisions stay off the controller's and the loader's paths
+        # (``learn`` travels with each transfer, as the loader samples it at a sample's first)
+        m.submodules.sample_in = sample_in = StreamSlice(data.StructLayout(
+            {"x": unsigned(self.sample_bits), "learn": 1}))
+        m.submodules.access_in = access_in = StreamSlice(ACCESS_LAYOUT)
+        m.d.comb += [sample_in.i.valid.eq(self.sample.valid), self.sample.ready.eq(sample_in.i.ready),
+                     sample_in.i.payload.x.eq(self.sample.payload), sample_in.i.payload.learn.eq(self.learn),
+                     ld.sample.valid.eq(sample_in.o.valid), sample_in.o.ready.eq(ld.sample.ready),
+                     ld.sample.payload.eq(sample_in.o.payload.x)]
+        wiring.connect(m, wiring.flipped(self.access), access_in.i)
+        wiring.connect(m, access_in.o, ct.access)
+        t_set, t_value = Signal(), Signal(32)
+        m.d.sync += [t_set.eq(self.t_set), t_value.eq(self.t_value)]
         wiring.connect(m, ct.result, wiring.flipped(self.result))
         m.d.comb += [
-            ld.learn_in.eq(self.learn), ct.ready.eq(ld.ready), ct.nnz.eq(ld.nnz), ct.label_in.eq(ld.label),
+            ld.learn_in.eq(sample_in.o.payload.learn), ct.ready.eq(ld.ready), ct.nnz.eq(ld.nnz), ct.label_in.eq(ld.label),
             ct.learn_in.eq(ld.learn), ld.addr.eq(ct.pix_addr), ld.release.eq(ct.release),
-            ct.t_set.eq(self.t_set), ct.t_value.eq(self.t_value), ct.seed.eq(self.seed),
+            ct.t_set.eq(t_set), ct.t_value.eq(t_value), ct.seed.eq(self.seed),
             ct.best.eq(rt.best), ct.moved.eq(rt.moved), ct.moved2.eq(rt.moved2),
             rt.op.eq(ct.op), rt.label.eq(ct.label), rt.learn.eq(ct.learn), rt.gneg.eq(ct.gneg),
             rt.key.eq(ct.key), rt.start.eq(ct.start),

@@ -364,7 +364,9 @@ class Executor(wiring.Component):
                      core.access.payload.col.eq(acc_col), core.access.payload.data.eq(value)]
 
         counters = [getattr(core, nm) for nm in COUNTER_NAMES]
-        cnt_word = Array(counters)[k[2:6]]
+        # COUNTERS / SEED: the words copied into a shift register when the head goes out (the core is
+        # idle: they hold), sent from its low byte, least significant byte first
+        words = Signal(32 * len(counters), name="words")
 
         with m.FSM(name="exec") as fsm:
             with m.State("IDLE"):
@@ -606,11 +608,13 @@ class Executor(wiring.Component):
                             with m.Case(SRC_PRED):
                                 m.next = "PRED"
                             with m.Case(SRC_CNT):
-                                m.next = "COUNTERS"
+                                m.d.sync += words.eq(Cat(*counters))
+                                m.next = "WORDS"
                             with m.Case(SRC_PARAMS):
                                 m.next = "RP_ACC"
                             with m.Case(SRC_SEED):
-                                m.next = "SEED"
+                                m.d.sync += words.eq(seed)
+                                m.next = "WORDS"
             with m.State("ROM"):
                 m.d.comb += [self.body.valid.eq(rom.data.valid), self.body.payload.eq(rom.data.payload),
                              rom.data.ready.eq(self.body.ready)]
@@ -622,13 +626,12 @@ class Executor(wiring.Component):
                 m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(pred)]
                 with m.If(self.body.ready):
                     finish()
-            for state, word in (("COUNTERS", cnt_word), ("SEED", seed)):
-                with m.State(state):       # a 32-bit word, least significant byte first
-                    m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(word.word_select(k[:2], 8))]
-                    with m.If(self.body.ready):
-                        m.d.sync += k.eq(k + 1)
-                        with m.If(k + 1 == rep_len):
-                            finish()
+            with m.State("WORDS"):
+                m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(words[:8])]
+                with m.If(self.body.ready):
+                    m.d.sync += [k.eq(k + 1), words.eq(words >> 8)]
+                    with m.If(k + 1 == rep_len):
+                        finish()
             with m.State("RP_ACC"):
                 m.d.comb += [core.access.valid.eq(1), core.access.payload.op.eq(
                     Mux(is_bias, Access.READ_BIAS, Access.READ_WEIGHT))]
