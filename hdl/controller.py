@@ -161,29 +161,6 @@ class Controller(wiring.Component):
                 return Const(pl.update_slots[0 if sl == "a" else 1], 2)
             return cst.rslot if sl == "r" else cst.wslot
 
-        def ready_next(names, cst, sets=()):
-            """All guards of ``names`` ("R2@r", "d0", "L1@a", "key", ...) read 0 next cycle, given the
-            guards ``sets`` [(name, step constants, condition)] being set this cycle. Registers only
-            (``soon``, the slot fields), so that ``run`` is a short path."""
-            ok = Const(1, 1)
-            for nm in names:
-                if nm == "key":
-                    ok = ok & key_soon
-                    continue
-                base, _, sl = nm.partition("@")
-                if not sl:
-                    ok = ok & soon[(base, None)]
-                else:
-                    ok = ok & Array([soon[(base, x)] for x in range(N_SLOTS)])[slot_of(sl, cst)]
-                if need[base] - 1 <= 0:
-                    continue                        # set to 0: no wait
-                for snm, scst, cond in sets:
-                    sbase, _, ssl = snm.partition("@")
-                    if sbase == base:
-                        same = Const(1, 1) if not sl else slot_of(sl, cst) == slot_of(ssl, scst)
-                        ok = ok & ~(cond & same)
-            return ok
-
         def set_guards(names, cst):
             for nm in names:
                 base, _, sl = nm.partition("@")
@@ -201,8 +178,8 @@ class Controller(wiring.Component):
         R_ = lambda n, w=16: Signal(w, name=n)  # noqa: E731
         co, ci = R_("co", IDX_BITS + 2), R_("ci", IDX_BITS + 2)     # outer, inner counters
         half = Signal()                                            # UWA / UWC
-        run = Signal()          # this cycle issues an op of the segment (decided a cycle ahead)
-        first = Signal()        # ...and it is the segment's first
+        run = Signal(name="run")        # this cycle issues an op of the segment (decided a cycle ahead)
+        first = Signal(name="first")    # ...and it is the segment's first
         # loop flags, registered: ci is the inner loop's first / last, co the outer loop's last
         ci_zero, ci_last, co_last = Signal(name="ci_zero"), Signal(name="ci_last"), Signal(name="co_last")
         wa, wrow = R_("wa"), R_("wrow")
@@ -226,14 +203,180 @@ class Controller(wiring.Component):
             rev += [name for name, *_ in pl.step_segments(k, "r", "w")]
         segs = {name: (k, ops, reads, wl, wf) for k in range(1, N + 1)
                 for name, ops, reads, wl, wf in pl.step_segments(k, "r", "w")}
+        a_slot, c_slot = pl.update_slots
+        upd_names = ["U0"] + [f"UW{n}" for n in range(1, N)] + [f"UB{n}" for n in range(1, N)]
+        upd_reads = {"U0": ["L1@a", "L1@c", "key"]}
+        for n in range(1, N):
+            gname = pl.lane_state_guard(n)
+            upd_reads[f"UW{n}"] = [gname + "@a", gname + "@c", f"R{n + 1}@a", f"R{n + 1}@c", "key"]
+            upd_reads[f"UB{n}"] = [f"R{n + 1}@a", f"R{n + 1}@c", "key"]
+        # U0's inner loop runs over the bias and the nnz pixels: nnz + 1 ops, a run-time count
+        nnz_zero, nnz_m1 = Signal(name="nnz_zero"), Signal(IDX_BITS + 1, name="nnz_m1")
 
-        def key_need(cst):
-            """Nudged phases draw the stochastic rounding's key and the random sign: wait for it."""
-            return Mux(cst.phase != 0, key_soon, 1)
+        # ---- the next segment, a cycle ahead ------------------------------------------------------------
+        # While a segment runs, ``nx`` holds what entering its successor takes: which successor
+        # (``sel``, an index into the state's list), the loop registers' first values, the guards it
+        # waits for (``chk``, one bit per guard register and the key), whether one of them is set by
+        # this segment's last op (``conflict``). Computed from registers (the state, cur, nxt, learn)
+        # and registered, so that the segment's last op only copies it. It is valid from a segment's
+        # second cycle on: a segment of one op waits a cycle before it issues (``multi``; Plan does
+        # the same).
+        gkeys = list(guards)
+        succ_lists = {}
+        NX = data.StructLayout({
+            "sel": 3, "step": 1, "sa": 16, "sb": 16, "ra": 16, "rc": 16, "rsa": 16, "rsb": 16, "rb": 16,
+            "sbc": 16, "ci_last": 1, "co_last": 1, "chk": len(gkeys) + 1, "conflict": 1, "multi": 1})
+        nx = Signal(NX, name="nx")
+        nx_d = Signal(NX, name="nx_d")
+        m.d.sync += nx.eq(nx_d)
+        chk = Signal(len(gkeys) + 1, name="chk")         # the guards the running segment waits for
 
-        def start_loops(inner, outer):
-            """Both loops at 0; the flags for loops of ``inner`` x ``outer`` (constants or registers)."""
-            m.d.sync += [co.eq(0), ci.eq(0), ci_zero.eq(1), ci_last.eq(inner == 1), co_last.eq(outer == 1)]
+        def ready(mask):
+            """Every guard of ``mask`` reads 0 next cycle (if none is set this cycle)."""
+            ok = Const(1, 1)
+            for i, kk in enumerate(gkeys):
+                ok = ok & (~mask[i] | soon[kk])
+            return ok & (~mask[len(gkeys)] | key_soon)
+
+        def mask_of(names, cst):
+            """The ``chk`` bits of guard names ("R2@r", "d0", "L1@a", "key", ...) for step constants cst."""
+            bits = [Const(0, 1)] * (len(gkeys) + 1)
+            for nm in names:
+                if nm == "key":
+                    bits[len(gkeys)] = Const(1, 1)
+                    continue
+                base, _, sl = nm.partition("@")
+                for i, (b, x) in enumerate(gkeys):
+                    if b == base:
+                        bits[i] = bits[i] | (Const(1, 1) if not sl else slot_of(sl, cst) == x)
+            return Cat(*bits)
+
+        def conflict_of(names, cst, sets, scst):
+            """A guard of ``names`` (with cst) is set (to more than 0) by ``sets`` (with scst)."""
+            c = Const(0, 1)
+            for nm in names:
+                base, _, sl = nm.partition("@")
+                if nm == "key" or need[base] - 1 <= 0:
+                    continue
+                for snm in sets:
+                    sbase, _, ssl = snm.partition("@")
+                    if sbase == base:
+                        c = c | (Const(1, 1) if not sl else slot_of(sl, cst) == slot_of(ssl, scst))
+            return c
+
+        def next_is(sel, name, cst, sets=(), scst=None, step=0):
+            """nx_d: the successor ``name`` (index ``sel``) with step constants ``cst``, entered after
+            the last op of a segment that sets ``sets`` (with ``scst``)."""
+            m.d.comb += [nx_d.sel.eq(sel), nx_d.step.eq(step)]
+            if name == "DRAIN":
+                return
+            if name in segs:
+                k, ops, reads, wl, wf = segs[name]
+                reads = list(reads)
+                m.d.comb += nx_d.chk.eq(mask_of(reads, cst) | (Cat(Const(0, len(gkeys)), cst.phase != 0)))
+                m.d.comb += nx_d.multi.eq(ops > 1)
+                if name == "H" or name.startswith("F"):
+                    kk = 1 if name == "H" else k
+                    inner, outer = s[kk + 1], pl.blocks(kk)
+                else:
+                    inner, outer = pl.blocks(k - 1), s[k]
+                m.d.comb += [nx_d.ci_last.eq(inner == 1), nx_d.co_last.eq(outer == 1)]
+                if name == "H":
+                    m.d.comb += [nx_d.sa.eq(slot_val(cst.rslot, lambda x: L(x, 1))),
+                                 nx_d.sb.eq(slot_val(cst.wslot, lambda x: L(x, 1))),
+                                 nx_d.ra.eq(slot_val(cst.rslot, lambda x: R(x, 2)))]
+                elif name.startswith("F"):
+                    m.d.comb += nx_d.ra.eq(slot_val(cst.rslot, lambda x: R(x, k + 1)))
+                else:
+                    m.d.comb += [nx_d.sa.eq(slot_val(cst.rslot, lambda x: L(x, k - 1))),
+                                 nx_d.rsa.eq(slot_val(cst.rslot, lambda x: R(x, k))),
+                                 nx_d.rsb.eq(slot_val(cst.wslot, lambda x: R(x, k))), nx_d.rb.eq(offR[k])]
+                    if k < N:
+                        m.d.comb += nx_d.sbc.eq(slot_val(cst.wslot, lambda x: L(x, k)))
+            else:
+                reads = upd_reads[name]
+                m.d.comb += nx_d.chk.eq(mask_of(reads, cst))
+                if name == "U0":
+                    m.d.comb += [nx_d.ci_last.eq(nnz_zero), nx_d.co_last.eq(pl.blocks(1) == 1),
+                                 nx_d.multi.eq(~nnz_zero | (pl.blocks(1) > 1)),
+                                 nx_d.sa.eq(L(a_slot, 1)), nx_d.sb.eq(L(c_slot, 1))]
+                elif name.startswith("UW"):
+                    n = int(name[2:])
+                    m.d.comb += [nx_d.ci_last.eq(s[n + 1] == 1), nx_d.co_last.eq(pl.blocks(n) == 1),
+                                 nx_d.multi.eq(1),          # two ops a weight
+                                 nx_d.sa.eq(L(a_slot, n) if n in offL else 0),
+                                 nx_d.sb.eq(L(c_slot, n) if n in offL else 0),
+                                 nx_d.ra.eq(R(a_slot, n + 1)), nx_d.rc.eq(R(c_slot, n + 1))]
+                else:
+                    n = int(name[2:])
+                    m.d.comb += [nx_d.ci_last.eq(s[n + 1] == 1), nx_d.co_last.eq(1), nx_d.multi.eq(s[n + 1] > 1),
+                                 nx_d.rb.eq(offR[n + 1]), nx_d.ra.eq(R(a_slot, n + 1)), nx_d.rc.eq(R(c_slot, n + 1))]
+            if sets:
+                m.d.comb += nx_d.conflict.eq(conflict_of(reads, cst, sets, scst))
+
+        def plan_successors(name, sets=()):
+            """nx_d in state ``name`` (a step segment or D0): its successor, chosen from registers."""
+            if name == "D0":
+                succ_lists[name] = [fwd[0]]
+                next_is(0, fwd[0], cur, sets, cur)
+                return
+            i_f, i_r = fwd.index(name), rev.index(name)
+            nf = fwd[i_f + 1] if i_f + 1 < len(fwd) else None
+            nr = rev[i_r + 1] if i_r + 1 < len(rev) else None
+            # successors: the next segment of this step (either order), or after the step: the first
+            # segment of the next step (either order), the update, the drain
+            lst = []
+            for x in ([nf] if nf else []) + ([nr] if nr and nr != nf else []):
+                lst.append(x)
+            stepping = not nf or not nr
+            if stepping:
+                for x in (fwd[0], rev[0], "U0" if train else None, "DRAIN"):
+                    if x and x not in lst:
+                        lst.append(x)
+            succ_lists[name] = lst
+            assert len(lst) <= 8
+
+            def after_step():
+                with m.If(cur.last_step | (cur.last_free_step & ~learn)):
+                    if train:
+                        with m.If(learn):
+                            next_is(lst.index("U0"), "U0", cur, sets, cur, step=1)
+                        with m.Else():
+                            next_is(lst.index("DRAIN"), "DRAIN", cur, step=1)
+                    else:
+                        next_is(lst.index("DRAIN"), "DRAIN", cur, step=1)
+                with m.Elif(nxt.forward):
+                    next_is(lst.index(fwd[0]), fwd[0], nxt, sets, cur, step=1)
+                with m.Else():
+                    next_is(lst.index(rev[0]), rev[0], nxt, sets, cur, step=1)
+            with m.If(cur.forward):
+                if nf:
+                    next_is(lst.index(nf), nf, cur, sets, cur)
+                else:
+                    after_step()
+            with m.Else():
+                if nr:
+                    next_is(lst.index(nr), nr, cur, sets, cur)
+                else:
+                    after_step()
+
+        drain = Signal(range(pl.drain + 1))
+
+        def go_next(name):
+            """The segment's last op: enter the successor from ``nx``."""
+            m.d.sync += [co.eq(0), ci.eq(0), ci_zero.eq(1), ci_last.eq(nx.ci_last), co_last.eq(nx.co_last),
+                         half.eq(0), gg.eq(0), gp.eq(0), gp0.eq(0), pe.eq(0), wa.eq(0), wrow.eq(0), injg.eq(0),
+                         lane.eq(0), first.eq(1), chk.eq(nx.chk),
+                         sa.eq(nx.sa), sa0.eq(nx.sa), sb.eq(nx.sb), ra.eq(nx.ra), ra0.eq(nx.ra), rc.eq(nx.rc),
+                         rc0.eq(nx.rc), rsa.eq(nx.rsa), rsb.eq(nx.rsb), rb.eq(nx.rb), sbc.eq(nx.sbc),
+                         run.eq(ready(nx.chk) & nx.multi & ~nx.conflict), drain.eq(0)]
+            with m.If(nx.step):
+                m.d.sync += [cur.eq(nxt), u1.eq(u1 + 1)]
+            lst = succ_lists[name]
+            with m.Switch(nx.sel):
+                for i, x in enumerate(lst):
+                    with m.Case(i):
+                        m.next = x
 
         def loop(outer, inner, on_inner, on_outer, on_end):
             """Advance (co, ci) over outer x inner; the hooks add the field updates. The flags are
@@ -251,72 +394,6 @@ class Controller(wiring.Component):
                 m.d.sync += [ci.eq(ci + 1), ci_zero.eq(0), ci_last.eq(ci == inner_m2)]
                 on_inner()
 
-        def enter(name, cst, sets):
-            """Set the loop registers for segment ``name`` with step constants ``cst``; ``sets`` are the
-            guards set this cycle (they decide whether its first op issues next cycle)."""
-            k, ops, reads, wl, wf = segs[name]
-            m.d.sync += [half.eq(0), gg.eq(0), gp.eq(0), gp0.eq(0), first.eq(1),
-                         run.eq(ready_next(reads, cst, sets) & key_need(cst))]
-            if name == "H" or name.startswith("F"):
-                kk = 1 if name == "H" else k
-                start_loops(s[kk + 1], pl.blocks(kk))
-            else:
-                start_loops(pl.blocks(k - 1), s[k])
-            if name == "H":
-                m.d.sync += [wa.eq(0), sa.eq(slot_val(cst.rslot, lambda x: L(x, 1))),
-                             sb.eq(slot_val(cst.wslot, lambda x: L(x, 1))),
-                             ra.eq(slot_val(cst.rslot, lambda x: R(x, 2))), ra0.eq(slot_val(cst.rslot, lambda x: R(x, 2)))]
-            elif name.startswith("F"):
-                m.d.sync += [wa.eq(0), ra.eq(slot_val(cst.rslot, lambda x: R(x, k + 1))),
-                             ra0.eq(slot_val(cst.rslot, lambda x: R(x, k + 1)))]
-            else:
-                m.d.sync += [wa.eq(0), wrow.eq(0), sa.eq(slot_val(cst.rslot, lambda x: L(x, k - 1))),
-                             sa0.eq(slot_val(cst.rslot, lambda x: L(x, k - 1))),
-                             rsa.eq(slot_val(cst.rslot, lambda x: R(x, k))), rsb.eq(slot_val(cst.wslot, lambda x: R(x, k))),
-                             rb.eq(offR[k]), injg.eq(0), lane.eq(0)]
-                if k < N:
-                    m.d.sync += sbc.eq(slot_val(cst.wslot, lambda x: L(x, k)))
-            m.next = name
-
-        def step_done(sets):
-            """After a step's last segment: the next step, the update, or the drain."""
-            m.d.sync += [cur.eq(nxt), u1.eq(u1 + 1)]
-            with m.If(cur.last_step | (cur.last_free_step & ~learn)):
-                if train:
-                    with m.If(learn):
-                        enter_update("U0", sets)
-                    with m.Else():
-                        to_drain()
-                else:
-                    to_drain()
-            with m.Else():
-                with m.If(nxt.forward):
-                    enter(fwd[0], nxt, sets)
-                with m.Else():
-                    enter(rev[0], nxt, sets)
-
-        drain = Signal(range(pl.drain + 1))
-
-        def to_drain():
-            m.d.sync += [drain.eq(0), run.eq(0)]
-            m.next = "DRAIN"
-
-        def seg_end(name, sets):
-            i_f, i_r = fwd.index(name), rev.index(name)
-            nf = fwd[i_f + 1] if i_f + 1 < len(fwd) else None
-            nr = rev[i_r + 1] if i_r + 1 < len(rev) else None
-            with m.If(cur.forward):
-                if nf:
-                    enter(nf, cur, sets)
-                else:
-                    step_done(sets)
-            with m.Else():
-                if nr:
-                    enter(nr, cur, sets)
-                else:
-                    step_done(sets)
-
-        a_slot, c_slot = pl.update_slots
         nudge_on = phase != 0
         neg = Mux(phase == 2, 1, (phase == 1) & sneg)
 
@@ -324,13 +401,14 @@ class Controller(wiring.Component):
             k, ops, reads, wlast, wfirst = segs[name]
             with m.State(name):
                 m.d.comb += busy.eq(1)
+                # the successor's entry; a segment of one op sets its first guards at its last op too
+                plan_successors(name, list(wlast) + (list(wfirst) if ops == 1 else []))
                 with m.If(~run):
-                    m.d.sync += run.eq(ready_next(reads, cur) & key_need(cur))
+                    m.d.sync += run.eq(ready(chk))
                 with m.Else():
                     m.d.sync += first.eq(0)
                     with m.If(first):
                         set_guards(wfirst, cur)
-                    sets = [(w, cur, Const(1, 1)) for w in wlast] + [(w, cur, first) for w in wfirst]
                     if name == "H" or name.startswith("F"):
                         kk = 1 if name == "H" else k
                         inner, outer = s[kk + 1], pl.blocks(kk)
@@ -344,11 +422,6 @@ class Controller(wiring.Component):
 
                         def on_outer():
                             m.d.sync += [ra.eq(ra0), gg.eq(gg + 1), gp.eq(gp + P), sa.eq(sa + 1), sb.eq(sb + 1)]
-
-                        def on_end():
-                            set_guards(wlast, cur)
-                            seg_end(name, sets)
-                        loop(outer, inner, on_inner, on_outer, on_end)
                     else:       # O_k: forward into root layer k
                         inner, outer = pl.blocks(k - 1), s[k]
                         mid = k < N
@@ -370,61 +443,30 @@ class Controller(wiring.Component):
                                 with m.Else():
                                     m.d.sync += lane.eq(lane + 1)
 
-                        def on_end():
-                            set_guards(wlast, cur)
-                            seg_end(name, sets)
-                        loop(outer, inner, on_inner, on_outer, on_end)
+                    def on_end():
+                        set_guards(wlast, cur)
+                        go_next(name)
+                    loop(outer, inner, on_inner, on_outer, on_end)
 
         # ---- update segments ------------------------------------------------------------------------
-        upd_names = ["U0"] + [f"UW{n}" for n in range(1, N)] + [f"UB{n}" for n in range(1, N)]
-        upd_reads = {"U0": ["L1@a", "L1@c", "key"]}
-        for n in range(1, N):
-            gname = pl.lane_state_guard(n)
-            upd_reads[f"UW{n}"] = [gname + "@a", gname + "@c", f"R{n + 1}@a", f"R{n + 1}@c", "key"]
-            upd_reads[f"UB{n}"] = [f"R{n + 1}@a", f"R{n + 1}@c", "key"]
-        # U0's inner loop runs over the bias and the nnz pixels: nnz + 1 ops, a run-time count
-        nnz_zero, nnz_m1 = Signal(name="nnz_zero"), Signal(IDX_BITS + 1, name="nnz_m1")
-
-        def enter_update(name, sets=()):
-            m.d.sync += [half.eq(0), gg.eq(0), gp.eq(0), pe.eq(0), first.eq(1),
-                         run.eq(ready_next(upd_reads[name], cur, sets))]
-            if name == "U0":
-                m.d.sync += [co.eq(0), ci.eq(0), ci_zero.eq(1), ci_last.eq(nnz_zero),
-                             co_last.eq(pl.blocks(1) == 1)]
-                m.d.sync += [wa.eq(0), sa.eq(L(a_slot, 1)), sb.eq(L(c_slot, 1))]
-            elif name.startswith("UW"):
-                n = int(name[2:])
-                start_loops(s[n + 1], pl.blocks(n))
-                m.d.sync += [wa.eq(0), sa.eq(L(a_slot, n) if n in offL else 0), sb.eq(L(c_slot, n) if n in offL else 0),
-                             ra.eq(R(a_slot, n + 1)), ra0.eq(R(a_slot, n + 1)),
-                             rc.eq(R(c_slot, n + 1)), rc0.eq(R(c_slot, n + 1))]
-            else:
-                n = int(name[2:])
-                start_loops(s[n + 1], 1)
-                m.d.sync += [rb.eq(offR[n + 1]), ra.eq(R(a_slot, n + 1)), rc.eq(R(c_slot, n + 1))]
-            m.next = name
-
-        def next_update(name):
-            i = upd_names.index(name)
-            if i + 1 < len(upd_names):
-                enter_update(upd_names[i + 1])          # the update sets no guard
-            else:
-                to_drain()
-
         def update_state(name, body):
+            i = upd_names.index(name)
+            nxt_name = upd_names[i + 1] if i + 1 < len(upd_names) else "DRAIN"
+            succ_lists[name] = [nxt_name]
             with m.State(name):
                 m.d.comb += busy.eq(1)
+                next_is(0, nxt_name, cur)           # the update sets no guard
                 with m.If(~run):
-                    m.d.sync += run.eq(ready_next(upd_reads[name], cur))
+                    m.d.sync += run.eq(ready(chk))
                 with m.Else():
                     m.d.sync += first.eq(0)
-                    body()
+                    body(lambda: go_next(name))
 
         def update_states():
             if not train:
                 return
 
-            def u0():
+            def u0(end):
                 with m.If(ci_zero):
                     emit(Kind.U0B, gl=1, g=gg, gp=gp, sa=sa, sb=sb)
                 with m.Else():
@@ -434,14 +476,10 @@ class Controller(wiring.Component):
                 def on_outer():
                     m.d.sync += [gg.eq(gg + 1), gp.eq(gp + P), sa.eq(sa + 1), sb.eq(sb + 1), wa.eq(wa + s[0]),
                                  pe.eq(0)]
-
-                def on_end():
-                    m.d.sync += pe.eq(0)
-                    next_update("U0")
-                loop(pl.blocks(1), (nnz_zero, nnz_m1), lambda: None, on_outer, on_end)
+                loop(pl.blocks(1), (nnz_zero, nnz_m1), lambda: None, on_outer, end)
             update_state("U0", u0)
             for n in range(1, N):
-                def uw(n=n):
+                def uw(end, n=n):
                     m.d.sync += half.eq(~half)
                     emit(Mux(half, Kind.UWC, Kind.UWA), gl=n, wl=n, g=gg, gp=gp, sa=sa, sb=sb, waddr=wa,
                          ra=ra, rc=rc, idx=ci)
@@ -454,13 +492,13 @@ class Controller(wiring.Component):
                         def on_outer():
                             m.d.sync += [ra.eq(ra0), rc.eq(rc0), gg.eq(gg + 1), gp.eq(gp + P), sa.eq(sa + 1),
                                          sb.eq(sb + 1)]
-                        loop(pl.blocks(n), s[n + 1], on_inner, on_outer, lambda: next_update(f"UW{n}"))
+                        loop(pl.blocks(n), s[n + 1], on_inner, on_outer, end)
                 update_state(f"UW{n}", uw)
             for n in range(1, N):
-                def ub(n=n):
+                def ub(end, n=n):
                     emit(Kind.UBR, layer=n, i=ci, rb=rb, ra=ra, rc=rc)
                     m.d.sync += [rb.eq(rb + 1), ra.eq(ra + 1), rc.eq(rc + 1)]
-                    loop(1, s[n + 1], lambda: None, lambda: None, lambda: next_update(f"UB{n}"))
+                    loop(1, s[n + 1], lambda: None, lambda: None, end)
                 update_state(f"UB{n}", ub)
 
         # ---- the sample ----------------------------------------------------------------------------
@@ -469,6 +507,8 @@ class Controller(wiring.Component):
         self._acc = Signal(ACCESS_LAYOUT, name="acc")
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
+                # D0's successor (H or the first segment) from step 0's constants, for a D0 of one op
+                next_is(0, fwd[0], table(0), ["d0"], table(0))
                 with m.If(self.t_set):
                     m.d.sync += t.eq(self.t_value)
                 with m.Elif(self.access.valid):
@@ -488,6 +528,7 @@ class Controller(wiring.Component):
             self._host_states(m, emit)
             with m.State("D0"):
                 m.d.comb += busy.eq(1)
+                plan_successors("D0", ["d0"])
                 emit(Kind.D0MAC, gl=1, wl=0, g=gg, gp=gp, waddr=wa, pixel=nnz != 0, clear=ci_zero, last=ci_last)
                 m.d.sync += pe.eq(pe + 1)
 
@@ -495,9 +536,8 @@ class Controller(wiring.Component):
                     m.d.sync += [gg.eq(gg + 1), gp.eq(gp + P), wa.eq(wa + s[0]), pe.eq(0)]
 
                 def on_end():
-                    m.d.sync += pe.eq(0)
                     m.d.comb += setting[("d0", None)].eq(1)
-                    enter(fwd[0], cur, [("d0", cur, Const(1, 1))])
+                    go_next("D0")
                 loop(pl.blocks(1), (d0_one, d0_m2), lambda: None, on_outer, on_end)
             for name in fwd:
                 segment_state(name)

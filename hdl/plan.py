@@ -334,7 +334,9 @@ class Plan:
 
         def run(name, ops, reads, writes_last=(), writes_first=(), phase="", step=0):
             nonlocal t
-            start = max([t] + [free.get(r, 0) for r in reads])
+            # the controller prepares a segment's successor during its second cycle: a segment of a
+            # single op (not D0, which the idle state prepares for) waits a cycle before it issues
+            start = max([t + (ops == 1 and name != "D0")] + [free.get(r, 0) for r in reads])
             out.append(Segment(name, start, ops, phase, step))
             for w in writes_first:
                 free[w] = start + need[w.split("@")[0]]
