@@ -229,6 +229,8 @@ class Controller(wiring.Component):
         nx = Signal(NX, name="nx")
         nx_d = Signal(NX, name="nx_d")
         m.d.sync += nx.eq(nx_d)
+        # fields a successor does not use keep their value (no constant-only processes in the Verilog)
+        m.d.comb += [nx_d.eq(nx), nx_d.conflict.eq(0), nx_d.multi.eq(0), nx_d.step.eq(0)]
         chk = Signal(len(gkeys) + 1, name="chk")         # the guards the running segment waits for
 
         def ready(mask):

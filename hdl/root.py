@@ -162,8 +162,8 @@ class Root(wiring.Component):
 
         # ---- counters ------------------------------------------------------------------------------
         per = {(name, n): Signal(32, name=f"cnt_{name}_{n}") for name in LAYER_COUNTERS for n in range(N)}
-        for name in LAYER_COUNTERS:
-            m.d.comb += getattr(self, name).eq(sum(per[name, n] for n in range(N))[:32])
+        for name in LAYER_COUNTERS:         # the sums registered: their adders stay off the link's paths
+            m.d.sync += getattr(self, name).eq(sum(per[name, n] for n in range(N))[:32])
         lo4, hi4 = reg(fin2 & lo, "lo_r"), reg(fin2 & hi, "hi_r")
         oK = op(DT + 3)
         with m.If(self.learn):

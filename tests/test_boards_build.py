@@ -745,3 +745,39 @@ def test_board_flow_recodes_the_controller_one_hot(tmp_path):
                  tmp_path, "yosys.log")
         log = (tmp_path / "yosys.log").read_text()
         assert ("mapping auto encoding to `one-hot`" in log) == one_hot
+
+
+def _cell(t, **pins):
+    dirs = {"Q": "output", "Z": "output", "F": "output", "S0": "output", "COUT": "output"}
+    return {"type": t, "port_directions": {p: dirs.get(p, "input") for p in pins},
+            "connections": {p: v for p, v in pins.items()}}
+
+
+def test_logic_levels_of_a_netlist(tmp_path):
+    """Two registers with two LUTs between them, a carry chain of three cells, an input: the levels
+    count what needs routing (a LUT, a chain's entry), the chain's further cells little."""
+    from eqfpga.boards.levels import load, report
+    cells = {
+        "a_ff": _cell("TRELLIS_FF", CLK=[1], DI=[9], Q=[2]),
+        "l1": _cell("LUT4", A=[2], B=[3], Z=[4]),
+        "l2": _cell("LUT4", A=[4], Z=[5]),
+        "b_ff": _cell("TRELLIS_FF", CLK=[1], DI=[5], CE=[3], Q=[6]),
+        "c1": _cell("CCU2C", A0=[6], CIN=[0], COUT=[7], S0=[10]),
+        "c2": _cell("CCU2C", CIN=[7], COUT=[8], S0=[11]),
+        "c3": _cell("CCU2C", CIN=[8], S0=[12]),
+        "c_ff": _cell("TRELLIS_FF", CLK=[1], DI=[12], Q=[13]),
+    }
+    names = {"clk": [1], "a": [2], "en": [3], "b": [6], "c": [13], "carry": [7, 8], "sum": [10, 11, 12]}
+    net = {"modules": {"top": {"attributes": {"top": 1}, "cells": cells,
+                               "netnames": {n: {"bits": b} for n, b in names.items()}}}}
+    path = tmp_path / "top.json"
+    path.write_text(json.dumps(net))
+    paths = {(p.start, p.end, p.pin): p.levels for p in load(path).paths()}
+    assert paths[("a", "b", "TRELLIS_FF.DI")] == 2.0
+    assert paths[("en", "b", "TRELLIS_FF.CE")] == 0.0
+    assert abs(paths[("b", "c", "TRELLIS_FF.DI")] - 1.3) < 1e-9
+    chain = load(path).into("b")["DI"][1]
+    assert chain[0] == "start: a" and len(chain) == 3
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable yosys JSON netlist"):
+        report(path)

@@ -150,6 +150,17 @@ def cmd_build(args):
     return 0 if args.core_only or rep.timing_met else 1
 
 
+def cmd_levels(args):
+    """The deepest register-to-register paths of a synthesised netlist, in logic levels."""
+    from eqfpga.boards.levels import report
+    try:
+        report(args.netlist, top=args.top, through=args.through)
+    except ValueError as e:
+        print(f"eqfpga: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_bench(args):
     """Every measurement in one run: docs/benchmarks.md, benchmarks.json and the plots."""
     import torch
@@ -326,6 +337,13 @@ def build_parser():
     p.add_argument("--no-route", action="store_true",
                    help="--core-only: place only: Fmax is nextpnr's post-placement estimate")
     p.set_defaults(fn=cmd_build)
+
+    p = sub.add_parser("levels", help="logic levels between registers of a yosys synth_ecp5 JSON netlist "
+                                      "(eqfpga build --keep-work leaves OUT/_work/top.json)")
+    p.add_argument("netlist", help="the yosys JSON netlist")
+    p.add_argument("--top", type=int, default=25, help="how many paths to print (default 25)")
+    p.add_argument("--through", metavar="REGISTER", help="the deepest chain into this register (its net name)")
+    p.set_defaults(fn=cmd_levels)
 
     p = sub.add_parser("bench", help="accuracy, speed, resources, simulation throughput, scaling -> docs/benchmarks.md")
     p.add_argument("--quick", action="store_true", help="every section, smaller runs (under 10 minutes)")
