@@ -6,6 +6,11 @@ segment is two nested loops over a lane group and a neuron; its first op waits u
 what it reads have run out (countdown registers set by the ops that wrote it, ``Plan.guards``), so
 the RTL's cycles equal ``Plan.sample_cycles``. Host accesses are served between samples: the owning
 lane and address come from a 14-cycle division of the neuron index by P.
+
+For 100 MHz every decision comes from registers: whether an op issues (``run``) is decided a cycle
+ahead from the guards' ``soon`` flags; the loops' ends are flags kept with the counters; and the
+running segment's successor (its state, first loop values, guard mask) is prepared in ``nx`` while
+the segment runs, so that its last op only copies it (a segment of one op therefore waits a cycle).
 """
 from __future__ import annotations
 
