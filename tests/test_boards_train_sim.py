@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from eqfpga.boards.link import Device, LinkError
-from eqfpga.boards.trainer import BoardMismatch, BoardTrainer, pixels_for
+from eqfpga.boards.trainer import SIM_REPLY_TIMEOUT, BoardMismatch, BoardTrainer, pixels_for
 from eqfpga.golden.config import load_config
 from eqfpga.golden.data import load_mnist
 from eqfpga.golden.train import epoch_order
@@ -87,7 +87,8 @@ def test_lost_link_keeps_checkpoint_and_resume_is_exact(tmp_path):
     kw = dict(data=data, out_dir=tmp_path, limit=80, test_limit=0, progress=False, log=lambda *a: None,
               chunk=10, checkpoint_every=30)
     ckpt = tmp_path / "checkpoint.npz"
-    with SimBoard(SMALL) as board, Device.open(board.port, 3_000_000) as dev:
+    # 3 s: enough for a simulated board on a loaded machine, short for the resends after the kill
+    with SimBoard(SMALL) as board, Device.open(board.port, 3_000_000, timeout=3.0) as dev:
         def pull_cable():
             while not ckpt.exists():
                 time.sleep(0.05)
@@ -97,7 +98,7 @@ def test_lost_link_keeps_checkpoint_and_resume_is_exact(tmp_path):
             BoardTrainer(dev, SMALL, **kw).fit(2)
     p = load_npz(ckpt)
     assert p.meta["epoch"] == 0 and p.meta["position"] in (30, 40, 50, 60, 70)
-    with SimBoard(SMALL) as board, Device.open(board.port, 3_000_000) as dev:
+    with SimBoard(SMALL) as board, Device.open(board.port, 3_000_000, timeout=SIM_REPLY_TIMEOUT) as dev:
         t = BoardTrainer(dev, SMALL, **dict(kw, checkpoint_every=None))
         t.fit(1, resume=True)
         assert t.position == 80
@@ -107,7 +108,7 @@ def test_lost_link_keeps_checkpoint_and_resume_is_exact(tmp_path):
 def test_board_with_wrong_weights_is_caught(tmp_path):
     """check_golden must fail when the board's weights differ from the golden model's."""
     data = load_mnist()
-    with SimBoard(SMALL) as board, Device.open(board.port, 3_000_000) as dev:
+    with SimBoard(SMALL) as board, Device.open(board.port, 3_000_000, timeout=SIM_REPLY_TIMEOUT) as dev:
         t = BoardTrainer(dev, SMALL, data=data, out_dir=tmp_path, limit=20, test_limit=0, progress=False,
                          log=lambda *a: None, check_golden=True)
         t.start()
@@ -126,7 +127,7 @@ def test_board_trains_another_seed_than_its_build(tmp_path):
     assert SMALL.seed == 0 and SMALL.fixed.update_rounding == "stochastic"
     other = SMALL.replace(seed=7)
     kw = dict(data=data, out_dir=tmp_path, limit=40, test_limit=0, progress=False, log=lambda *a: None, chunk=10)
-    with SimBoard(SMALL) as board, Device.open(board.port, 3_000_000) as dev:
+    with SimBoard(SMALL) as board, Device.open(board.port, 3_000_000, timeout=SIM_REPLY_TIMEOUT) as dev:
         assert dev.config() == SMALL and dev.seed() == 0
         with pytest.raises(LinkError, match=r"\(T1: device 20, host 21\)"):
             BoardTrainer(dev, other.replace(T1=21), **kw)
