@@ -501,6 +501,10 @@ def test_committed_lane_local_report_loads():
     assert (r3.fmax_mhz, r3.routed, r3.timing_met, r3.used("TRELLIS_FF"), r3.used("TRELLIS_COMB")) == (
         60.28, True, False, 48307, 61488)
     assert ".ctrl." in r3.critical_path["start"] and r3.epconfig == load_config("mnist-1h")
+    # the control proxy (784-32-10, P = 8) after the controller and link changes: 99.9 MHz
+    p4 = BuildReport.load(path.with_name("control-proxy-build4.json"))
+    assert (p4.fmax_mhz, p4.routed, p4.used("TRELLIS_FF")) == (99.9, True, 16663)
+    assert p4.epconfig == load_config(path.with_name("control-proxy.json"))
 
 
 # ---- the flow, with stand-in tools: reuse of earlier work, timeouts, overflow ------------------
