@@ -93,7 +93,6 @@ class Controller(wiring.Component):
         with m.If(busy):
             m.d.sync += cyc.eq(cyc + 1)
         learn = Signal()
-        nnz = Signal(IDX_BITS + 1)
         label = Signal(len(self.label))
         m.d.comb += [self.learn.eq(learn), self.label.eq(label)]
 
@@ -191,7 +190,7 @@ class Controller(wiring.Component):
         sa, sa0, sb = R_("sa"), R_("sa0"), R_("sb")
         ra, ra0, rc, rc0 = R_("ra"), R_("ra0"), R_("rc"), R_("rc0")
         rsa, rsb, rb = R_("rsa"), R_("rsb"), R_("rb")
-        gp, gp0 = R_("gp", IDX_BITS), R_("gp0", IDX_BITS)
+        gp = R_("gp", IDX_BITS)
         gg = R_("gg", IDX_BITS)
         injg, lane, sbc = R_("injg", IDX_BITS), R_("lane", IDX_BITS), R_("sbc")
         pe = R_("pe", IDX_BITS + 1)
@@ -217,6 +216,13 @@ class Controller(wiring.Component):
             upd_reads[f"UB{n}"] = [f"R{n + 1}@a", f"R{n + 1}@c", "key"]
         # U0's inner loop runs over the bias and the nnz pixels: nnz + 1 ops, a run-time count
         nnz_zero, nnz_m1 = Signal(name="nnz_zero"), Signal(IDX_BITS + 1, name="nnz_m1")
+        # (inner, outer) loop counts of each segment (U0's inner one is nnz + 1, a run-time count)
+        loops = {}
+        for name, (k, *_) in segs.items():
+            kk = 1 if name == "H" else k
+            loops[name] = (s[kk + 1], pl.blocks(kk)) if name == "H" or name.startswith("F") else (pl.blocks(k - 1), s[k])
+        for n in range(1, N):
+            loops[f"UW{n}"], loops[f"UB{n}"] = (s[n + 1], pl.blocks(n)), (s[n + 1], 1)
 
         # ---- the next segment, a cycle ahead ------------------------------------------------------------
         # While a segment runs, ``nx`` holds what entering its successor takes: which successor
@@ -282,12 +288,6 @@ class Controller(wiring.Component):
                 reads = list(reads)
                 m.d.comb += nx_d.chk.eq(mask_of(reads, cst) | (Cat(Const(0, len(gkeys)), cst.phase != 0)))
                 m.d.comb += nx_d.multi.eq(ops > 1)
-                if name == "H" or name.startswith("F"):
-                    kk = 1 if name == "H" else k
-                    inner, outer = s[kk + 1], pl.blocks(kk)
-                else:
-                    inner, outer = pl.blocks(k - 1), s[k]
-                m.d.comb += [nx_d.ci_last.eq(inner == 1), nx_d.co_last.eq(outer == 1)]
                 if name == "H":
                     m.d.comb += [nx_d.sa.eq(slot_val(cst.rslot, lambda x: L(x, 1))),
                                  nx_d.sb.eq(slot_val(cst.wslot, lambda x: L(x, 1))),
@@ -309,15 +309,17 @@ class Controller(wiring.Component):
                                  nx_d.sa.eq(L(a_slot, 1)), nx_d.sb.eq(L(c_slot, 1))]
                 elif name.startswith("UW"):
                     n = int(name[2:])
-                    m.d.comb += [nx_d.ci_last.eq(s[n + 1] == 1), nx_d.co_last.eq(pl.blocks(n) == 1),
-                                 nx_d.multi.eq(1),          # two ops a weight
+                    m.d.comb += [nx_d.multi.eq(1),          # two ops a weight
                                  nx_d.sa.eq(L(a_slot, n) if n in offL else 0),
                                  nx_d.sb.eq(L(c_slot, n) if n in offL else 0),
                                  nx_d.ra.eq(R(a_slot, n + 1)), nx_d.rc.eq(R(c_slot, n + 1))]
                 else:
                     n = int(name[2:])
-                    m.d.comb += [nx_d.ci_last.eq(s[n + 1] == 1), nx_d.co_last.eq(1), nx_d.multi.eq(s[n + 1] > 1),
+                    m.d.comb += [nx_d.multi.eq(s[n + 1] > 1),
                                  nx_d.rb.eq(offR[n + 1]), nx_d.ra.eq(R(a_slot, n + 1)), nx_d.rc.eq(R(c_slot, n + 1))]
+            if name in loops:
+                inner, outer = loops[name]
+                m.d.comb += [nx_d.ci_last.eq(inner == 1), nx_d.co_last.eq(outer == 1)]
             if sets:
                 m.d.comb += nx_d.conflict.eq(conflict_of(reads, cst, sets, scst))
 
@@ -332,11 +334,8 @@ class Controller(wiring.Component):
             nr = rev[i_r + 1] if i_r + 1 < len(rev) else None
             # successors: the next segment of this step (either order), or after the step: the first
             # segment of the next step (either order), the update, the drain
-            lst = []
-            for x in ([nf] if nf else []) + ([nr] if nr and nr != nf else []):
-                lst.append(x)
-            stepping = not nf or not nr
-            if stepping:
+            lst = list(dict.fromkeys(x for x in (nf, nr) if x))
+            if not nf or not nr:
                 for x in (fwd[0], rev[0], "U0" if train else None, "DRAIN"):
                     if x and x not in lst:
                         lst.append(x)
@@ -372,7 +371,7 @@ class Controller(wiring.Component):
         def go_next(name):
             """The segment's last op: enter the successor from ``nx``."""
             m.d.sync += [co.eq(0), ci.eq(0), ci_zero.eq(1), ci_last.eq(nx.ci_last), co_last.eq(nx.co_last),
-                         half.eq(0), gg.eq(0), gp.eq(0), gp0.eq(0), pe.eq(0), wa.eq(0), wrow.eq(0), injg.eq(0),
+                         half.eq(0), gg.eq(0), gp.eq(0), pe.eq(0), wa.eq(0), wrow.eq(0), injg.eq(0),
                          lane.eq(0), first.eq(1), chk.eq(nx.chk),
                          sa.eq(nx.sa), sa0.eq(nx.sa), sb.eq(nx.sb), ra.eq(nx.ra), ra0.eq(nx.ra), rc.eq(nx.rc),
                          rc0.eq(nx.rc), rsa.eq(nx.rsa), rsb.eq(nx.rsb), rb.eq(nx.rb), sbc.eq(nx.sbc),
@@ -416,9 +415,9 @@ class Controller(wiring.Component):
                     m.d.sync += first.eq(0)
                     with m.If(first):
                         set_guards(wfirst, cur)
+                    inner, outer = loops[name]
                     if name == "H" or name.startswith("F"):
                         kk = 1 if name == "H" else k
-                        inner, outer = s[kk + 1], pl.blocks(kk)
                         emit(Kind.FB, gl=kk, wl=kk, waddr=wa, g=gg, gp=gp, sa=sa, sb=sb, ra=ra, zero_op=cur.zero,
                              zero=cur.zero, zero2=cur.zero2, clear=ci_zero, last=ci_last,
                              lastfree=cur.lastfree if kk == 1 else 0, layer=kk)
@@ -430,7 +429,6 @@ class Controller(wiring.Component):
                         def on_outer():
                             m.d.sync += [ra.eq(ra0), gg.eq(gg + 1), gp.eq(gp + P), sa.eq(sa + 1), sb.eq(sb + 1)]
                     else:       # O_k: forward into root layer k
-                        inner, outer = pl.blocks(k - 1), s[k]
                         mid = k < N
                         emit(Kind.FWD, gl=k - 1, wl=k - 1, waddr=wa, g=ci, gp=gp, sa=sa, zero=cur.zero,
                              zero2=cur.zero2, clear=ci_zero, last=ci_last, layer=k, i=co,
@@ -466,7 +464,6 @@ class Controller(wiring.Component):
                 with m.If(~run):
                     m.d.sync += run.eq(ready(chk))
                 with m.Else():
-                    m.d.sync += first.eq(0)
                     body(lambda: go_next(name))
 
         def update_states():
@@ -499,13 +496,15 @@ class Controller(wiring.Component):
                         def on_outer():
                             m.d.sync += [ra.eq(ra0), rc.eq(rc0), gg.eq(gg + 1), gp.eq(gp + P), sa.eq(sa + 1),
                                          sb.eq(sb + 1)]
-                        loop(pl.blocks(n), s[n + 1], on_inner, on_outer, end)
+                        inner, outer = loops[f"UW{n}"]
+                        loop(outer, inner, on_inner, on_outer, end)
                 update_state(f"UW{n}", uw)
             for n in range(1, N):
                 def ub(end, n=n):
                     emit(Kind.UBR, layer=n, i=ci, rb=rb, ra=ra, rc=rc)
                     m.d.sync += [rb.eq(rb + 1), ra.eq(ra + 1), rc.eq(rc + 1)]
-                    loop(1, s[n + 1], lambda: None, lambda: None, end)
+                    inner, outer = loops[f"UB{n}"]
+                    loop(outer, inner, lambda: None, lambda: None, end)
                 update_state(f"UB{n}", ub)
 
         # ---- the sample ----------------------------------------------------------------------------
@@ -524,7 +523,7 @@ class Controller(wiring.Component):
                     m.next = "HDEC"
                 with m.Elif(self.ready):
                     m.d.comb += self.start.eq(1)
-                    m.d.sync += [learn.eq(self.learn_in if train else 0), nnz.eq(self.nnz), label.eq(self.label_in),
+                    m.d.sync += [learn.eq(self.learn_in if train else 0), label.eq(self.label_in),
                                  nnz_zero.eq(self.nnz == 0), nnz_m1.eq(self.nnz - 1),
                                  d0_one.eq(self.nnz <= 1), d0_m2.eq(self.nnz - 2),
                                  hx.eq(t[16:]), hy.eq(t[:16]), hr.eq(0), key_soon.eq(0),
@@ -536,7 +535,7 @@ class Controller(wiring.Component):
             with m.State("D0"):
                 m.d.comb += busy.eq(1)
                 plan_successors("D0", ["d0"])
-                emit(Kind.D0MAC, gl=1, wl=0, g=gg, gp=gp, waddr=wa, pixel=nnz != 0, clear=ci_zero, last=ci_last)
+                emit(Kind.D0MAC, gl=1, wl=0, g=gg, gp=gp, waddr=wa, pixel=~nnz_zero, clear=ci_zero, last=ci_last)
                 m.d.sync += pe.eq(pe + 1)
 
                 def on_outer():
