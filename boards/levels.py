@@ -8,8 +8,7 @@ L6MUX21 (the wide-function muxes beside a LUT) and each further carry cell 0.25 
 sit in the same slice. On the ECP5 a level costs ~0.25 ns of logic and 0.6-2 ns of routing (build 3
 of docs/hardware.md: 8 cells, 14.2 ns of routing), so a 100 MHz design wants about 4 or fewer.
 
-``eqfpga levels NETLIST.json`` (the ``top.json`` that ``eqfpga build --keep-work`` leaves in
-``OUT/_work``) prints the deepest paths; ``--through NAME`` the chain into one register.
+``eqfpga levels NETLIST.json`` (the ``top.json`` that ``eqfpga build`` leaves in ``OUT/_work``) prints the deepest paths; ``--through NAME`` the chain into one register.
 """
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ CLOCKS = ("CLK", "CLKA", "CLKB", "WCK")
 
 
 @dataclass(frozen=True)
-class Path_:
+class LogicPath:
     levels: float
     start: str          # the net a path starts from (a register's output, an input)
     end: str            # the register (or cell) it ends in
@@ -55,9 +54,10 @@ class Netlist:
         self._depth = {}
 
     def _inputs(self, cn):
+        """(pin, bit) of a cell's inputs, clocks left out."""
         c = self.cells[cn]
         for pin, d in c["port_directions"].items():
-            if d == "input":
+            if d == "input" and pin not in CLOCKS:
                 for b in c["connections"][pin]:
                     if isinstance(b, int):
                         yield pin, b
@@ -110,38 +110,28 @@ class Netlist:
         return self.names.get(q, "?") if c["type"] == "TRELLIS_FF" else None
 
     def paths(self) -> list:
-        """One ``Path_`` per (start, end register, pin), deepest first."""
+        """One ``LogicPath`` per (start, end register, pin), deepest first."""
         found = {}
         for cn, c in self.cells.items():
             if c["type"] not in ENDPOINTS:
                 continue
             end = self._register(c) or cn
             for pin, b in self._inputs(cn):
-                if pin in CLOCKS:
-                    continue
                 lv, start = self.depth(b)
                 key = (self.names.get(start, str(start)), end, f"{c['type']}.{pin}")
                 found[key] = max(found.get(key, 0.0), lv)
-        return sorted((Path_(lv, *k) for k, lv in found.items()), key=lambda p: -p.levels)
+        return sorted((LogicPath(lv, *k) for k, lv in found.items()), key=lambda p: -p.levels)
 
     def into(self, register: str) -> dict:
         """pin -> (levels, chain) of the flip-flops whose output net is ``register``."""
         out = {}
-        for c in self.cells.values():
+        for cn, c in self.cells.items():
             if c["type"] == "TRELLIS_FF" and self._register(c) == register:
-                for pin, b in self._inputs_of(c):
+                for pin, b in self._inputs(cn):
                     lv = self.depth(b)[0]
                     if pin not in out or lv > out[pin][0]:
                         out[pin] = (lv, self.chain(b))
         return out
-
-    @staticmethod
-    def _inputs_of(c):
-        for pin, d in c["port_directions"].items():
-            if d == "input" and pin not in CLOCKS:
-                for b in c["connections"][pin]:
-                    if isinstance(b, int):
-                        yield pin, b
 
 
 def load(path) -> Netlist:

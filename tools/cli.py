@@ -339,7 +339,7 @@ def build_parser():
     p.set_defaults(fn=cmd_build)
 
     p = sub.add_parser("levels", help="logic levels between registers of a yosys synth_ecp5 JSON netlist "
-                                      "(eqfpga build --keep-work leaves OUT/_work/top.json)")
+                                      "(eqfpga build leaves OUT/_work/top.json)")
     p.add_argument("netlist", help="the yosys JSON netlist")
     p.add_argument("--top", type=int, default=25, help="how many paths to print (default 25)")
     p.add_argument("--through", metavar="REGISTER", help="the deepest chain into this register (its net name)")
