@@ -56,14 +56,16 @@ YOSYS_DIGEST = "yosys_input.sha256"         # the design and script the netlist 
 STAT = "yosys_stat.json"
 # yosys commands before synthesis: the flip-flops behind NO_MERGE wires (the broadcast tree's
 # per-lane copies) get ``keep``, so that opt_merge does not fold each level into one register
-KEEP_APART = f"proc; setattr -set keep 1 a:{NO_MERGE} %ci1:+[Q] c:* %i"
+# flatten and opt_clean first: a broadcast register whose bits no lane reads (a field of the record
+# this config does not use, the key of a lane that does not hash) goes, and is not kept.
+KEEP_APART = f"proc; flatten; opt_clean; setattr -set keep 1 a:{NO_MERGE} %ci1:+[Q] c:* %i"
 # The state registers of the state machines (Amaranth names them ``<fsm>_state``) lose their power-up
 # value, so that yosys' fsm pass may recode them one-hot (it leaves a register with an init value
 # alone): a state is then one flip-flop, not a decoder. Their reset sets them: the board holds it
 # for Plan.drain + 2 cycles after the PLL locks (boards.top.hold_reset_until).
 FSM_NAMES = ("ctrl", "exec", "rx", "append", "reply")
 ONE_HOT = "setattr -unset init " + " ".join(f"w:{name}_state" for name in FSM_NAMES)
-BEFORE_SYNTH = f"{KEEP_APART}; {ONE_HOT}"
+BEFORE_SYNTH = f"proc; {ONE_HOT}; {KEEP_APART}"      # ONE_HOT names the wires before flatten renames them
 KEPT_LOGS = ("yosys.log", "nextpnr.log", "nextpnr_report.json", "pack.log")
 # An 8N1 receiver sampling mid-bit tolerates a few percent between the two ends; 2.5% on our side.
 MAX_BAUD_ERROR_PCT = 2.5

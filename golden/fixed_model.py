@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .config import EPConfig
-from .fixedpoint import arx_hash, beta_sign_negative, bytes_to_lsbs, sample_key, shift_round, weight_counter
+from .fixedpoint import (BIAS_INDEX, arx_hash, beta_sign_negative, bytes_to_lsbs, owner_index, random_counter,
+                         sample_key, shift_round)
 
 
 def _max_abs_diff(a, b):
@@ -247,27 +248,36 @@ class FixedEP:
         return torch.full((self.M,), -1 if neg else 1, dtype=torch.int64)
 
     # ---- learning ----------------------------------------------------------------------------
-    def _counters_for(self, n):
-        """Random-source counters of layer n: weights (out, in) and biases (out,)."""
+    def _owners_for(self, n):
+        """(u, v) index grids of layer n's random source (``fixedpoint.owner_index``): weights
+        (out, in) and biases (out,)."""
         if self._ctr is None:
             self._ctr = []
             for m in range(self.cfg.n_layers):
                 out, inp = self.cfg.sizes[m + 1], self.cfg.sizes[m]
-                i = torch.arange(out, dtype=torch.int64).view(-1, 1)
-                j = torch.arange(inp, dtype=torch.int64).view(1, -1)
-                self._ctr.append((weight_counter(m, i, j), weight_counter(m, i.view(-1), inp)))
+                i = torch.arange(out, dtype=torch.int64).view(-1, 1).expand(out, inp)
+                j = torch.arange(inp, dtype=torch.int64).view(1, -1).expand(out, inp)
+                bu = torch.arange(out, dtype=torch.int64)
+                self._ctr.append((owner_index(m, i, j), (bu, torch.full_like(bu, BIAS_INDEX))))
         return self._ctr[n]
 
-    def _round_update(self, diff, sh, key, ctr):
-        """Round each net's update with its own shift and mode; stochastic bits from hash(key, counter)."""
+    def _round_update(self, diff, sh, key, layer, uv):
+        """Round each net's update with its own shift and mode; stochastic bits from the hash word
+        of (layer, u, v), a piece of share_bits(m) bits each (``fixedpoint.update_random``)."""
         shape = (-1,) + (1,) * (diff.dim() - 1)
         sh = sh.view(shape)
         rsh = sh.clamp(min=0)
         offset = torch.zeros_like(rsh)
         offset = torch.where(self._is_nearest.view(shape), (1 << rsh) >> 1, offset)
         if self._any_stochastic:
-            rand = arx_hash(key, ctr).unsqueeze(0)
-            offset = torch.where(self._is_stochastic.view(shape), rand & ((1 << rsh) - 1), offset)
+            u, v = uv
+            share = torch.where(rsh <= 8, 8, torch.where(rsh <= 16, 16, 32))
+            stoch = self._is_stochastic.view(shape) & (rsh > 0)
+            for b in sorted(set(share[stoch].tolist())):
+                per_word = 32 // b
+                word = arx_hash(key, random_counter(layer, u, v, b))
+                piece = ((word >> (b * (u % per_word))) & ((1 << b) - 1)).unsqueeze(0)
+                offset = torch.where(stoch & (share == b), piece & ((1 << rsh) - 1), offset)
         return shift_round(diff, sh, offset=offset)
 
     def update(self, xi, ph: FixedPhases, sample: int):
@@ -280,11 +290,11 @@ class FixedEP:
         # zero update in every rounding mode; so only the nonzero columns are computed (as on chip).
         cols = torch.nonzero(xi.ne(0).any(0)).view(-1)
         for n in range(self.cfg.n_layers):
-            wctr, bctr = self._counters_for(n)
+            wuv, buv = self._owners_for(n)
             if n == 0:
                 pre = xi[:, cols].unsqueeze(0).expand(self.M, -1, -1)
                 pre_a = pre_c = pre
-                wctr = wctr[:, cols]
+                wuv = tuple(t[:, cols] for t in wuv)
             else:
                 pre_a, pre_c = a[n - 1], c[n - 1]
             frac_pre = self.fx if n == 0 else self.fs
@@ -292,7 +302,7 @@ class FixedEP:
             diff = sign.view(-1, 1, 1) * diff
             base = self.ke[n] - self.kb + self.sym
             sh_w = (self.fs + frac_pre + base) - self.fw.view(-1)
-            dW = self._round_update(diff, sh_w, key, wctr)
+            dW = self._round_update(diff, sh_w, key, n, wuv)
             W = self.weights[n][:, :, cols] if n == 0 else self.weights[n]
             W, us, ps = _add_saturating(W, dW, self.umin, self.umax, self.wmin, self.wmax)
             if n == 0:
@@ -306,7 +316,7 @@ class FixedEP:
             self.counters.weight_sat[n] += ps
             dbd = sign.view(-1, 1) * (a[n] - c[n]).sum(1)
             sh_b = (self.fs + base) - self.fb.view(-1)
-            db = self._round_update(dbd, sh_b, key, bctr)
+            db = self._round_update(dbd, sh_b, key, n, buv)
             self.biases[n], us, ps = _add_saturating(self.biases[n], db, self.umin.view(-1, 1),
                                                      self.umax.view(-1, 1), self.bmin.view(-1, 1),
                                                      self.bmax.view(-1, 1))

@@ -146,12 +146,37 @@ def sample_key(seed: int, sample: int) -> int:
     return arx_hash(seed & MASK32, sample & MASK32)
 
 
-def weight_counter(layer, i, j):
-    """Counter of weight (i, j) of layer n: layer in bits 31..28, i in 27..14, j in 13..0.
+BIAS_INDEX = 0x3FFF         # the "other index" of a bias (no neuron has this index: widths < 2^14 - 1)
 
-    The bias of neuron i of layer n uses j = fan-in of that layer.
-    """
-    return (layer << 28) | (i << 14) | j
+
+def share_bits(m):
+    """Bits a parameter takes from a 32-bit hash word when its update needs ``m`` random bits:
+    8, 16 or 32 (so 4, 2 or 1 parameters share one hash word)."""
+    return 8 if m <= 8 else (16 if m <= 16 else 32)
+
+
+def owner_index(layer, i, j):
+    """(u, v) of weight (i, j) of layer n: u is the neuron whose lane owns the weight (i for the
+    input layer's rows, j for the other layers' columns), v the other index."""
+    return (i, j) if layer == 0 else (j, i)
+
+
+def random_counter(layer, u, v, share: int):
+    """Counter of the hash word that parameter (u, v) of ``layer`` reads when words are cut into
+    ``share``-bit pieces: layer in bits 31..28, u // (32 / share) in 27..14, v in 13..0."""
+    per_word = 32 // share
+    return (layer << 28) | ((u // per_word) << 14) | v
+
+
+def update_random(key, layer, u, v, m: int):
+    """The ``m`` random bits of parameter (u, v)'s stochastic rounding: piece u mod (32 / b) of
+    H(key, random_counter(layer, u, v, b)), b = share_bits(m), cut from the low bits up."""
+    if m <= 0:
+        return 0 * u + 0 * v
+    b = share_bits(m)
+    per_word = 32 // b
+    word = arx_hash(key, random_counter(layer, u, v, b))
+    return (word >> (b * (u % per_word))) & ((1 << m) - 1)
 
 
 def beta_sign_negative(key: int) -> bool:

@@ -55,7 +55,7 @@ from eqfpga.golden.config import EPConfig
 from .controller import ACCESS_LAYOUT, Access, Controller
 from .lane import Lane
 from .loader import Loader
-from .ops import Widths, record_layout
+from .ops import Widths, delay_late_fields, record_layout
 from .plan import Plan
 from .root import LAYER_COUNTERS, Root
 from .stream_slice import StreamSlice
@@ -108,7 +108,7 @@ class EPCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pl, f = self.plan, self.cfg.fixed
-        P, A = pl.P, f.acc_bits
+        P, A = pl.P, pl.acc_width
         W = Widths(pl)
 
         m.submodules.loader = ld = Loader(n_in=pl.sizes[0], input_frac=f.input_frac, sample_bits=self.sample_bits,
@@ -153,22 +153,35 @@ class EPCore(wiring.Component):
         pj2 = Signal.like(ld.pix_j, name="pix_j2")
         px2 = Signal.like(ld.pix_x, name="pix_x2")
         m.d.sync += [pj2.eq(ld.pix_j), px2.eq(ld.pix_x)]
+        # the op's address within its layer -> the lanes' one weight memory (Plan.w_base)
+        wbase = Signal(W.waddr, name="w_base")
+        with m.Switch(op2.wl):
+            for n in range(1, pl.N):
+                with m.Case(n):
+                    m.d.comb += wbase.eq(pl.w_base(n))
         rec = Signal(record_layout(W), name="record")
         for name in record_layout(W).members:
             if name in op2.shape().members:
                 m.d.sync += getattr(rec, name).eq(getattr(op2, name))
         m.d.sync += [
-            rec.waddr.eq(Mux(op2.pixel, op2.waddr + pj2, op2.waddr)),
+            rec.waddr.eq(Mux(op2.pixel, op2.waddr + pj2, op2.waddr + wbase)),
             rec.x.eq(Mux(op2.pixel, px2, 0)),
             rec.idx.eq(Mux(op2.pixel, pj2, op2.idx)),
             rec.bval.eq(rt.bval), rec.bval2.eq(rt.bval2),
             rec.cp_en.eq(rt.cp_en), rec.cp_lane.eq(rt.cp_lane), rec.cp_addr.eq(rt.cp_addr), rec.cp_val.eq(rt.cp_val),
         ]
         m.submodules.bcast = bc = Broadcast(record_layout(W), P)
-        m.d.comb += bc.i.eq(rec)
-        consts = data.StructLayout({"key": 32, "gneg": 1})
-        m.submodules.bconst = bk = Broadcast(consts, P)
-        m.d.comb += [bk.i.key.eq(ct.key), bk.i.gneg.eq(ct.gneg)]
+        m.d.comb += bc.i.eq(delay_late_fields(m, rec))     # the lanes' late fields, delayed once
+        # the key goes to the lanes that hash (one in hash_share), the sign to every lane
+        S = pl.hash_share
+        m.submodules.bkey = bk = Broadcast(unsigned(32), -(-P // S))
+        m.submodules.bgneg = bg = Broadcast(unsigned(1), P)
+        key = ct.key
+        for k in range(bg.levels - bk.levels):      # the same latency as the sign's (Plan's guards)
+            key_d = Signal(32, name=f"key_pad{k}", reset_less=True)
+            m.d.sync += key_d.eq(key)
+            key = key_d
+        m.d.comb += [bk.i.eq(key), bg.i.eq(ct.gneg)]
 
         m.submodules.tree = tree = SumTree(signed(A), P, grow=False)
         flags = {}
@@ -176,10 +189,17 @@ class EPCore(wiring.Component):
             m.submodules[f"{name}_tree"] = flags[name] = SumTree(unsigned(1), P)
             m.d.comb += getattr(rt, name).eq(flags[name].o)
         m.d.comb += rt.tree.eq(tree.o)
+        lanes = []
         for p in range(P):
             m.submodules[f"lane{p}"] = ln = Lane(pl, p, weights=self._weights, biases=self._biases, train=self.train)
-            m.d.comb += [ln.rec.eq(bc.o[p]), ln.key.eq(bk.o[p].key), ln.gneg.eq(bk.o[p].gneg),
+            m.d.comb += [ln.rec.eq(bc.o[p]), ln.gneg.eq(bg.o[p]),
                          tree.i[p].eq(ln.tree)]
             for name, t in flags.items():
                 m.d.comb += t.i[p].eq(getattr(ln, name))
+            lanes.append(ln)
+        for p, ln in enumerate(lanes):       # one hash per hash_share lanes (docs/fixed-point.md)
+            if p % S:
+                m.d.comb += ln.rnd_in.eq(lanes[p - p % S].rnd_out)
+            else:
+                m.d.comb += ln.key.eq(bk.o[p // S])
         return m

@@ -24,11 +24,25 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from eqfpga.golden.fixedpoint import BIAS_INDEX, share_bits
+
 from .arx_hash import arx_hash_pipeline
 from .delay import Delays
 from .fixed import round_offset, saturate
-from .ops import Kind, Target, Widths, record_layout
+from .ops import LATE_FIELDS, Kind, Target, Widths, record_layout
 from .plan import IDX_BITS, LANE_HASH, N_SLOTS, Plan
+
+
+def _bias_term(b, k: int, r_s: int):
+    """(b << k) + r_s, r_s 0 or a power of two: an increment of b's upper bits, not a wide adder."""
+    b = b.as_signed()
+    if r_s == 0:
+        return b << k
+    pos = r_s.bit_length() - 1                  # r_s = 2^pos
+    if pos < k:                                 # inside the zeros below b
+        return Cat(Const(r_s, k), b).as_signed()
+    j = pos - k
+    return Cat(Const(0, k), b[:j], (b >> j) + 1).as_signed()
 
 
 class Lane(wiring.Component):
@@ -47,27 +61,33 @@ class Lane(wiring.Component):
             "rec": In(record_layout(self.w)),    # the op record, stage 0 (a register of the broadcast tree)
             "key": In(32),                        # the sample's key (stable through the update)
             "gneg": In(1),                        # sigma = -1: the update's difference is negated
-            "tree": Out(signed(f.acc_bits)),      # adder-tree input (stage 5)
+            "tree": Out(signed(plan.acc_width)),      # adder-tree input (stage 5)
             "lo": Out(1), "hi": Out(1),           # hard-sigmoid clamps (stage 8)
             "mv": Out(1), "mv2": Out(1),          # s_T1 != s_(T1-1), s_T1 != s_(T1-2) (stage 8)
             "usat": Out(1), "psat": Out(1),       # update / parameter saturated (stage 14)
+            "rnd_out": Out(32),                   # this lane's hash word (stage 9), if it hashes
+            "rnd_in": In(32),                     # the word of lane p - p % hash_share (stage 9)
         })
 
+    def _classes(self):
+        """((kind, layer), shift) of the update's rounding classes."""
+        pl = self.pl
+        return ([((Kind.U0B, 0), pl.sh_b(0)), ((Kind.U0, 0), pl.sh_w(0))]
+                + [((Kind.UWC, n), pl.sh_w(n)) for n in range(1, pl.N)])
+
     # ---- initial contents ---------------------------------------------------------------------
-    def _w_init(self, n):
+    def _w_init(self):
         pl, p, wb = self.pl, self.p, self.pl.cfg.fixed.weight_bits
-        words = [0] * max(2, pl.w_depth(n))
+        words = [0] * pl.w_words
         if self._weights is None:
             return words
         s, P = pl.sizes, pl.P
-        for g in range(pl.lane_groups(1 if n == 0 else n, p)):
-            owned = g * P + p
-            if n == 0:
-                for j in range(s[0]):
-                    words[g * s[0] + j] = int(self._weights[0][owned][j]) & ((1 << wb) - 1)
-            else:
-                for mm in range(s[n + 1]):
-                    words[g * s[n + 1] + mm] = int(self._weights[n][mm][owned]) & ((1 << wb) - 1)
+        for n in range(pl.N):
+            for i in range(s[n + 1]):
+                for j in range(s[n]):
+                    lane, a = pl.weight_addr(n, i, j)
+                    if lane == p:
+                        words[a] = int(self._weights[n][i][j]) & ((1 << wb) - 1)
         return words
 
     def _b_init(self):
@@ -83,7 +103,7 @@ class Lane(wiring.Component):
         pl, p, W = self.pl, self.p, self.w
         cfg, f = pl.cfg, pl.cfg.fixed
         N, P, s = pl.N, pl.P, pl.sizes
-        wb, bb, A, SW = f.weight_bits, f.bias_bits, f.acc_bits, W.SW
+        wb, bb, A, SW = f.weight_bits, f.bias_bits, pl.acc_width, W.SW
         fs, fx, fw, fb = f.state_frac, f.input_frac, f.weight_frac, f.bias_frac
         one = 1 << fs
         train = self.train
@@ -108,18 +128,16 @@ class Lane(wiring.Component):
                     m.d.comb += valid0.eq(r0.g < pl.lane_groups(k, p))
         hsel0 = (r0.lane == p) & (is0(Kind.HRD) | is0(Kind.HWR))
 
-        wmem = []
-        for n in range(N):
-            mem = Memory(shape=unsigned(wb), depth=max(2, pl.w_depth(n)), init=self._w_init(n))
-            m.submodules[f"w{n}"] = mem
-            rd, wr = mem.read_port(), mem.write_port()
-            m.d.comb += rd.addr.eq(r0.waddr)
-            wmem.append((rd, wr))
+        # every layer's weights in one memory (W_n from Plan.w_base(n)): the record's address is the word's
+        m.submodules.w = wm = Memory(shape=unsigned(wb), depth=pl.w_words, init=self._w_init())
+        wrd, wwr = wm.read_port(), wm.write_port()
+        m.d.comb += wrd.addr.eq(r0.waddr)
         m.submodules.b0 = bmem = Memory(shape=unsigned(bb), depth=max(2, pl.blocks(1)), init=self._b_init())
         brd, bwr = bmem.read_port(), bmem.write_port()
         m.submodules.d0 = dmem = Memory(shape=unsigned(A), depth=max(2, pl.blocks(1)), init=[])
         drd, dwr = dmem.read_port(), dmem.write_port()
-        m.d.comb += [brd.addr.eq(r0.g), drd.addr.eq(r0.g)]
+        # d0 is read two cycles later (address g at 2): its data is at 3, when the finish terms add up
+        m.d.comb += [brd.addr.eq(r0.g), drd.addr.eq(delay(r0.g, 2, "g"))]
         # layer-1 states (written by this lane's finish) and the middle layers' copies (by the root)
         depth = max(2, N_SLOTS * pl.SL)
         m.submodules.st = smem = Memory(shape=unsigned(SW), depth=depth, init=[])
@@ -138,31 +156,54 @@ class Lane(wiring.Component):
                 m.d.comb += rd.addr.eq(r0.inj_g)
                 fbm[k] = (rd, wr)
 
-        # the random counter (n << 28) | (i << 14) | j of the weight or bias this op updates
+        # the random source (docs/fixed-point.md): the hash word of (layer, u // S, v), u = this
+        # lane's neuron; lanes p .. p + hash_share - 1 read the word lane p - p % hash_share hashes
         gi = Signal(IDX_BITS, name="own_index")         # this lane's neuron of group g: g*P + p
         m.d.comb += gi.eq(r0.gp + p)
+        rnd = piece0 = None
         if stochastic:
-            ctr = Signal(32, name="hash_ctr")
-            with m.Switch(kind0):
-                with m.Case(Kind.U0B):
-                    m.d.comb += ctr.eq(Cat(Const(s[0], 14), gi, Const(0, 4)))
-                with m.Case(Kind.U0):
-                    m.d.comb += ctr.eq(Cat(r0.idx, gi, Const(0, 4)))
-                with m.Default():
-                    m.d.comb += ctr.eq(Cat(gi, r0.idx, r0.wl.as_unsigned(), Const(0, 2)))
-            ctr1 = reg(ctr, "hash_ctr1")
-            rnd = arx_hash_pipeline(m, self.key, ctr1, name="arx", per_stage=1, reset_less=True)   # at stage 9
+            per = {cl: 32 // share_bits(max(sh, 0)) for cl, sh in self._classes()}
+            if p % pl.hash_share == 0:
+                ctr = Signal(32, name="hash_ctr")
+                def word(cl):       # u // S in 14 bits
+                    sft = per[cl].bit_length() - 1
+                    return Cat(gi[sft:], Const(0, sft))
+                with m.Switch(kind0):
+                    with m.Case(Kind.U0B):
+                        m.d.comb += ctr.eq(Cat(Const(BIAS_INDEX, 14), word((Kind.U0B, 0)), Const(0, 4)))
+                    with m.Case(Kind.U0):
+                        m.d.comb += ctr.eq(Cat(r0.idx, word((Kind.U0, 0)), Const(0, 4)))
+                    with m.Default():
+                        for n in range(1, N):
+                            with m.If(r0.wl == n):
+                                m.d.comb += ctr.eq(Cat(r0.idx, word((Kind.UWC, n)), Const(n, 4)))
+                ctr1 = reg(ctr, "hash_ctr1")
+                rnd = arx_hash_pipeline(m, self.key, ctr1, name="arx", per_stage=1, reset_less=True)   # at stage 9
+                m.d.comb += self.rnd_out.eq(rnd)
+            else:
+                rnd = self.rnd_in
             assert LANE_HASH == 1 + 8
+            # which piece of the word is this lane's: u mod S, a constant when S divides P
+            if any(pl.P % s_ for s_ in per.values()):
+                piece0 = Signal(2, name="piece0")
+                with m.Switch(kind0):
+                    with m.Case(Kind.U0B):
+                        m.d.comb += piece0.eq(gi & (per[Kind.U0B, 0] - 1))
+                    with m.Case(Kind.U0):
+                        m.d.comb += piece0.eq(gi & (per[Kind.U0, 0] - 1))
+                    with m.Default():
+                        for n in range(1, N):
+                            with m.If(r0.wl == n):
+                                m.d.comb += piece0.eq(gi & (per[Kind.UWC, n] - 1))
+                piece0 = delay(piece0, LANE_HASH, "piece")
 
         # ---- stages 1, 2: memory outputs registered --------------------------------------------
         r1 = {k: reg(v, f"{k}1") for k, v in (("kind", kind0), ("valid", valid0), ("hsel", hsel0),
                                              ("gl", r0.gl), ("wl", r0.wl), ("zero", r0.zero),
-                                             ("zero2", r0.zero2), ("bval", r0.bval), ("bval2", r0.bval2),
-                                             ("x", r0.x), ("target", r0.target))}
+                                             ("zero2", r0.zero2), ("target", r0.target))}
         r2 = {k: reg(v, f"{k}2") for k, v in r1.items()}
-        w2 = [reg(rd.data, f"w{n}_q") for n, (rd, _) in enumerate(wmem)]
+        wsel2 = reg(wrd.data, "w_q").as_signed()
         b2 = reg(brd.data, "b0_q")
-        d02 = reg(drd.data, "d0_q")
         sa2 = reg(sra.data, "sa_q")
         sb2 = reg(srb.data, "sb_q")
         if mids:
@@ -171,12 +212,10 @@ class Lane(wiring.Component):
             l1 = r2["gl"] == 1
             sa2, sb2 = Mux(l1, sa2, ca2), Mux(l1, sb2, cb2)
         kind2 = r2["kind"]
+        # fields that reach the lane late (ops.LATE_FIELDS): the operands at stage 2, hdata at 12
+        assert LATE_FIELDS == {"bval": 2, "bval2": 2, "x": 2, "hdata": 12}
+        x2, bval2_, bval22 = r0.x, r0.bval, r0.bval2
         is2 = lambda k: kind2 == k  # noqa: E731
-        wsel2 = Signal(signed(wb), name="wsel2")
-        with m.Switch(r2["wl"]):
-            for n in range(N):
-                with m.Case(n):
-                    m.d.comb += wsel2.eq(w2[n].as_signed())
         # the states: s_(t-1) (zero in the first step) and s_(t-2) (zero in the first two)
         old1_2 = Mux(r2["zero"], 0, sa2)
         old2_2 = Mux(r2["zero2"], 0, sb2)
@@ -188,37 +227,56 @@ class Lane(wiring.Component):
         mb = Signal(signed(MB), name="mul_b")
         with m.Switch(kind2):
             with m.Case(Kind.D0MAC):      # the input drive is aligned to the state fraction
-                m.d.comb += [ma.eq(wsel2), mb.eq(r2["x"] << (fs - fx))]
+                m.d.comb += [ma.eq(wsel2), mb.eq(x2 << (fs - fx))]
             with m.Case(Kind.FB):
-                m.d.comb += [ma.eq(wsel2), mb.eq(r2["bval"])]
+                m.d.comb += [ma.eq(wsel2), mb.eq(bval2_)]
             with m.Case(Kind.FWD):
                 m.d.comb += [ma.eq(wsel2), mb.eq(old1_2)]
             if train:
+                # the update's products with sigma applied: U0 sigma (a - c) x, U0B sigma (a - c) (x 1);
+                # UWA / UWC a a' / c c' (sigma = +1) or c c' / a a' (sigma = -1): D = UWA's - UWC's
+                neg = self.gneg
+                a_, c_ = Mux(neg, sb2, sa2), Mux(neg, sa2, sb2)
                 with m.Case(Kind.U0):
-                    m.d.comb += [ma.eq(sa2 - sb2), mb.eq(r2["x"])]
+                    m.d.comb += [ma.eq(a_ - c_), mb.eq(x2)]
+                with m.Case(Kind.U0B):
+                    m.d.comb += [ma.eq(a_ - c_), mb.eq(1)]
                 with m.Case(Kind.UWA):
-                    m.d.comb += [ma.eq(sa2), mb.eq(r2["bval"])]
+                    m.d.comb += [ma.eq(a_), mb.eq(Mux(neg, bval22, bval2_))]
                 with m.Case(Kind.UWC):
-                    m.d.comb += [ma.eq(sb2), mb.eq(r2["bval2"])]
+                    m.d.comb += [ma.eq(c_), mb.eq(Mux(neg, bval2_, bval22))]
+            # a host read goes through the multiplier (x 1) to the tree when the bias fits its operand
+            host_by_mul = bb <= MA
+            if host_by_mul:
+                with m.Case(Kind.HRD):
+                    m.d.comb += mb.eq(1)
+                    with m.Switch(r2["target"]):
+                        with m.Case(Target.WEIGHT):
+                            m.d.comb += ma.eq(wsel2)
+                        with m.Case(Target.LANE_BIAS):
+                            m.d.comb += ma.eq(b2.as_signed())
+                        with m.Case(Target.LANE_STATE):
+                            m.d.comb += ma.eq(sa2)
         ma3 = reg(ma, "mul_a3")
         mb3 = reg(mb, "mul_b3")
         r3 = {k: reg(v, f"{k}3") for k, v in r2.items()}
-        # finish terms: (b0 << (fw + fs - fb)) + r_s (3), + d0 (4)
+        # the finish terms d0 + (b0 << (fw + fs - fb)) + r_s start the accumulator of a layer-1
+        # neuron's first FB op (0 for every other op): integer sums are exact in any order
         r_s = (1 << fw) >> 1 if f.state_rounding == "nearest" else 0
-        tb3 = reg((b2.as_signed() << (fw + fs - fb)) + r_s, "fin_bias3")
-        d03 = reg(d02.as_signed(), "d0_3")
-        t4 = reg(tb3 + d03, "fin_terms4")
-        t5 = reg(t4, "fin_terms5")
-        # host read value (2 -> 3), into the tree at 5
-        hval = Signal(signed(max(wb, bb, SW + 1)), name="host_val")
-        with m.Switch(r2["target"]):
-            with m.Case(Target.WEIGHT):
-                m.d.comb += hval.eq(wsel2)
-            with m.Case(Target.LANE_BIAS):
-                m.d.comb += hval.eq(b2.as_signed())
-            with m.Case(Target.LANE_STATE):
-                m.d.comb += hval.eq(sa2)
-        hval4 = delay(reg(hval, "host_val3"), 1, "host_val")
+        tb3 = reg(_bias_term(b2, fw + fs - fb, r_s), "fin_bias3")
+        AL = A + (r_s > 0)      # acc_width bounds d0 + b0 + the sums; r_s may need one bit more
+        fin_op3 = (r3["kind"] == Kind.FB) & (r3["gl"] == 1)
+        t4 = reg(Mux(fin_op3, drd.data.as_signed() + tb3, 0), "fin_terms4", signed(AL))
+        if not host_by_mul:         # host read value (2) beside the multiplier, into the tree at 5
+            hval = Signal(signed(max(wb, bb, SW + 1)), name="host_val")
+            with m.Switch(r2["target"]):
+                with m.Case(Target.WEIGHT):
+                    m.d.comb += hval.eq(wsel2)
+                with m.Case(Target.LANE_BIAS):
+                    m.d.comb += hval.eq(b2.as_signed())
+                with m.Case(Target.LANE_STATE):
+                    m.d.comb += hval.eq(sa2)
+            hval4 = delay(reg(hval, "host_val3"), 1, "host_val")
 
         # ---- stage 3 -> 4: product --------------------------------------------------------------
         p4 = reg(ma3 * mb3, "prod4")
@@ -239,15 +297,28 @@ class Lane(wiring.Component):
             inj4 = Mux(injsel, fb4.as_signed(), 0)
 
         # ---- stage 4 -> 5: accumulate, tree input ---------------------------------------------
-        acc = Signal(signed(A), name="acc", reset_less=True)
+        acc = Signal(signed(AL), name="acc", reset_less=True)
         with m.If(is4(Kind.D0MAC) | is4(Kind.FB)):
-            m.d.sync += acc.eq(Mux(clear4, 0, acc) + p4)
-        tree_in = Signal(signed(A), name="tree_in")
-        with m.If(is4(Kind.FWD)):
-            m.d.comb += tree_in.eq(Mux(r4["valid"], p4, 0) + inj4)
-        with m.Elif(is4(Kind.HRD) & r4["hsel"]):
-            m.d.comb += tree_in.eq(hval4)
-        m.d.comb += self.tree.eq(reg(tree_in, "tree_r"))         # visible at 5
+            m.d.sync += acc.eq(Mux(clear4, t4, acc) + p4)
+        # the tree input register, 0 unless the op sends something (its synchronous reset: no mux)
+        tree_r = Signal(signed(A), name="tree_r", reset_less=True)
+        fwd4, hrd4 = is4(Kind.FWD), is4(Kind.HRD) & r4["hsel"]
+        if mids:
+            with m.If(fwd4):
+                m.d.sync += tree_r.eq(Mux(r4["valid"], p4, 0) + inj4)
+            with m.Elif(hrd4):
+                m.d.sync += tree_r.eq(p4 if host_by_mul else hval4)
+            with m.Else():
+                m.d.sync += tree_r.eq(0)
+        else:
+            with m.If(fwd4 & r4["valid"] | (hrd4 if host_by_mul else 0)):
+                m.d.sync += tree_r.eq(p4)
+            if not host_by_mul:
+                with m.Elif(hrd4):
+                    m.d.sync += tree_r.eq(hval4)
+            with m.Else():
+                m.d.sync += tree_r.eq(0)
+        m.d.comb += self.tree.eq(tree_r)         # visible at 5
 
         # ---- stage 5: store accumulators, finish layer-1 neurons ------------------------------
         r5 = {k: reg(v, f"{k}5") for k, v in r4.items()}
@@ -262,9 +333,8 @@ class Lane(wiring.Component):
                 m.d.comb += [wr.addr.eq(g5), wr.data.eq(acc),
                              wr.en.eq(store5 & (kind5 == Kind.FB) & (r5["gl"] == k))]
         fin5 = store5 & (kind5 == Kind.FB) & (r5["gl"] == 1)
-        total6 = reg(acc + t5, "fin_total6")
+        pre6 = reg(acc >> fw, "fin_pre6", signed(AL - fw))
         fin6 = reg(fin5, "fin6")
-        pre6 = total6 >> fw
         lo6, hi6 = pre6 < 0, pre6 > one
         state7 = reg(Mux(lo6, 0, Mux(hi6, one, pre6))[:SW], "state7", unsigned(SW))
         fin7 = reg(fin6, "fin7")
@@ -279,62 +349,61 @@ class Lane(wiring.Component):
 
         # ---- update datapath --------------------------------------------------------------------
         if train:
-            self._update(m, reg=reg, delay=delay, r0=r0, r4=r4, p4=p4, sa2=sa2, sb2=sb2, wsel2=wsel2, b2=b2,
-                         rnd=rnd if stochastic else None, wmem=wmem, bwr=bwr, hsel0=hsel0)
+            self._update(m, reg=reg, delay=delay, r0=r0, r4=r4, p4=p4, wsel2=wsel2, b2=b2,
+                         rnd=rnd, piece9=piece0, wwr=wwr, bwr=bwr, hsel0=hsel0)
         else:
-            self._host_writes(m, reg=reg, delay=delay, r0=r0, wmem=wmem, bwr=bwr, hsel0=hsel0)
+            self._host_writes(m, reg=reg, delay=delay, r0=r0, wwr=wwr, bwr=bwr, hsel0=hsel0)
         return m
 
-    def _host_writes(self, m, *, reg, delay, r0, wmem, bwr, hsel0):
+    def _host_writes(self, m, *, reg, delay, r0, wwr, bwr, hsel0):
         """Inference-only lanes: host writes only, at the same stage (13) as the update's."""
         pl, f = self.pl, self.pl.cfg.fixed
         hw = hsel0 & (r0.kind == Kind.HWR)
         hw13 = delay(hw, 13, "hw", ctrl=True)
-        at13 = delay.group(13, "host", tgt=r0.target, wl=r0.wl, wa=r0.waddr, g=r0.g, hd=r0.hdata)
-        tgt13, wl13, wa13, g13, hd13 = (at13[k] for k in ("tgt", "wl", "wa", "g", "hd"))
-        for n, (_, wr) in enumerate(wmem):
-            m.d.comb += [wr.addr.eq(wa13), wr.data.eq(hd13[:f.weight_bits]),
-                         wr.en.eq(hw13 & (tgt13 == Target.WEIGHT) & (wl13 == n))]
+        at13 = delay.group(13, "host", tgt=r0.target, wa=r0.waddr, g=r0.g)
+        tgt13, wa13, g13 = (at13[k] for k in ("tgt", "wa", "g"))
+        hd13 = reg(r0.hdata, "hd13")        # hdata is at 12 (ops.LATE_FIELDS)
+        m.d.comb += [wwr.addr.eq(wa13), wwr.data.eq(hd13[:f.weight_bits]),
+                     wwr.en.eq(hw13 & (tgt13 == Target.WEIGHT))]
         m.d.comb += [bwr.addr.eq(g13), bwr.data.eq(hd13[:f.bias_bits]),
                      bwr.en.eq(hw13 & (tgt13 == Target.LANE_BIAS))]
 
-    def _update(self, m, *, reg, delay, r0, r4, p4, sa2, sb2, wsel2, b2, rnd, wmem, bwr, hsel0):
+    def _update(self, m, *, reg, delay, r0, r4, p4, wsel2, b2, rnd, piece9, wwr, bwr, hsel0):
         """D (5), + R (9 -> 10), shift (11), saturate the update (12), add and saturate (13), flags (14)."""
         pl, f = self.pl, self.pl.cfg.fixed
         N = pl.N
         wb, bb = f.weight_bits, f.bias_bits
         SW = self.w.SW
         kind4 = r4["kind"]
-        gneg = self.gneg
-        # D at 5: U0: sigma (a - c) x; UWC: sigma (a a' - c c') with a a' the previous op's product;
-        # U0B: sigma (a - c)
-        prev5 = reg(p4, "prod5")
-        ab4 = delay(reg(sa2 - sb2, "a_minus_c3"), 1, "amc")
-        DW = len(p4) + 2
-        d5 = Signal(signed(DW), name="diff5", reset_less=True)
-        with m.Switch(kind4):
-            with m.Case(Kind.U0):
-                m.d.sync += d5.eq(Mux(gneg, -p4, p4))
-            with m.Case(Kind.UWC):
-                m.d.sync += d5.eq(Mux(gneg, p4 - prev5, prev5 - p4))
-            with m.Case(Kind.U0B):
-                m.d.sync += d5.eq(Mux(gneg, -ab4, ab4))
+        # D at 5: U0, U0B: the product (sigma applied to the operands); UWC: the previous op's
+        # (UWA's) product minus its own
+        # |D| <= 2^(2 fs) (states in [0, 2^fs], x < 2^fx <= 2^fs): DW bits hold every D and product here
+        fs = f.state_frac
+        DW = 2 * fs + 2
+        p4n = p4[:DW].as_signed()
+        prev5 = reg(p4n, "prod5")
+        d5 = reg(Mux(kind4 == Kind.UWC, prev5 - p4n, p4n), "diff5", signed(DW))
         d9 = delay(d5, 4, "diff")
         # rounding class of the op: (shift) per kind and layer
         cls9 = delay.group(9, "ucls", kind=r0.kind, wl=r0.wl)
         kind9, wl9 = cls9["kind"], cls9["wl"]
-        classes = [(Kind.U0B, 0, pl.sh_b(0)), (Kind.U0, 0, pl.sh_w(0))]
-        classes += [(Kind.UWC, n, pl.sh_w(n)) for n in range(1, N)]
+        classes = [(k, n, sh) for (k, n), sh in self._classes()]
 
         def cls(kind, wl, k, n):
             return (kind == k) & ((wl == n) if k == Kind.UWC else 1)
 
         max_sh = max(max(sh for *_, sh in classes), 0)
-        t10 = Signal(signed(DW + 1 + max_sh), name="rnd_t10", reset_less=True)
+        off9 = Signal(max_sh + 1, name="rnd_off9")       # the class's rounding offset R < 2^m
         for k, n, sh in classes:
             with m.If(cls(kind9, wl9, k, n)):
-                off = round_offset(max(sh, 0), f.update_rounding, rnd)
-                m.d.sync += t10.eq(d9 + off)
+                mm = max(sh, 0)
+                piece = None
+                if rnd is not None and mm > 0:
+                    b = share_bits(mm)
+                    at = self.p % (32 // b) if piece9 is None else piece9
+                    piece = rnd.word_select(at, b) if b < 32 else rnd
+                m.d.comb += off9.eq(round_offset(mm, f.update_rounding, piece))
+        t10 = reg(d9 + off9, "rnd_t10", signed(max(DW, max_sh + 1) + 1))
         kind10 = reg(kind9, "ukind10")
         wl10 = reg(wl9, "uwl10")
         v11 = Signal(signed(len(t10) + max(0, -min(sh for *_, sh in classes))), name="upd_v11", reset_less=True)
@@ -352,8 +421,8 @@ class Lane(wiring.Component):
         # the write enables from registers (ctrl): the kind (data, LUT RAM) matters only under them
         valid12 = delay(r4["valid"], 8, "uvalid", ctrl=True)
         hw12 = delay(hsel0 & (r0.kind == Kind.HWR), 12, "hw", ctrl=True)
-        at12 = delay.group(12, "uop", kind=r0.kind, hd=r0.hdata)
-        kind12, hd12 = at12["kind"], at12["hd"]
+        kind12 = delay(r0.kind, 12, "ukind")
+        hd12 = r0.hdata                     # hdata is at 12 (ops.LATE_FIELDS)
         nv = old12 + d12
         vw, pw = saturate(nv, f.weight_min, f.weight_max)
         vb, pb = saturate(nv, f.bias_min, f.bias_max)
@@ -364,11 +433,10 @@ class Lane(wiring.Component):
                      self.psat.eq(delay(upd12 & Mux(isb12, pb, pw), 2, "ps"))]
         wen13 = reg(upd12 | hw12, "upd_en13")
         kind13 = reg(kind12, "ukind13")
-        at13 = delay.group(13, "uwr", tgt=r0.target, wl=r0.wl, wa=r0.waddr, g=r0.g)
-        tgt13, wl13, wa13, g13 = (at13[k] for k in ("tgt", "wl", "wa", "g"))
+        at13 = delay.group(13, "uwr", tgt=r0.target, wa=r0.waddr, g=r0.g)
+        tgt13, wa13, g13 = (at13[k] for k in ("tgt", "wa", "g"))
         hw13 = reg(hw12, "hw13")
         is_w13 = Mux(hw13, tgt13 == Target.WEIGHT, (kind13 == Kind.U0) | (kind13 == Kind.UWC))
         is_b13 = Mux(hw13, tgt13 == Target.LANE_BIAS, kind13 == Kind.U0B)
-        for n, (_, wr) in enumerate(wmem):
-            m.d.comb += [wr.addr.eq(wa13), wr.data.eq(new13[:wb]), wr.en.eq(wen13 & is_w13 & (wl13 == n))]
+        m.d.comb += [wwr.addr.eq(wa13), wwr.data.eq(new13[:wb]), wwr.en.eq(wen13 & is_w13)]
         m.d.comb += [bwr.addr.eq(g13), bwr.data.eq(new13[:bb]), bwr.en.eq(wen13 & is_b13)]

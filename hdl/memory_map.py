@@ -76,7 +76,7 @@ def _view(path, kind, layer, depth, field_bits, fields, signed, pos: dict) -> Me
 def memory_views(cfg: EPConfig) -> list[MemoryView]:
     """Every memory of ``EPCore(cfg)`` that holds a weight, bias, state or the input drive.
 
-    The lane-local core (``Plan``): lane p (submodule ``lane{p}``) holds ``w0..w{N-1}``, ``b0``,
+    The lane-local core (``Plan``): lane p (submodule ``lane{p}``) holds ``w`` (every layer's weights), ``b0``,
     ``d0`` and ``st`` (its layer-1 states); the root (``root``) holds ``bias`` (b_1..b_(N-1)) and
     ``st`` (the states of layers 2..N). The lanes' copies of the middle layers' states (``cp``)
     duplicate the root's and are not listed. One field a word; depths are the memories' own.
@@ -99,16 +99,15 @@ def memory_views(cfg: EPConfig) -> list[MemoryView]:
     sw = f.state_frac + 1
     loff, roff = pl.lane_state_offsets, pl.root_state_offsets
     for p in range(P):
-        for n in range(N):
-            views.append(_view((f"lane{p}", f"w{n}"), "w", n, max(2, pl.w_depth(n)), f.weight_bits, 1, True,
-                               lane_w[p][n]))
+        views.append(_view((f"lane{p}", "w"), "w", 0, pl.w_words, f.weight_bits, 1, True,
+                           {k: v for n in range(N) for k, v in lane_w[p][n].items()}))
         pos = {(g, 0): offsets[0] + s[1] * s[0] + g * P + p for g in range(pl.lane_groups(1, p))}
         views.append(_view((f"lane{p}", "b0"), "b", 0, max(2, pl.blocks(1)), f.bias_bits, 1, True, pos))
         pos = {(slot * pl.SL + loff[1] + g, 0): state_index(cfg, slot, 1, g * P + p)
                for slot in range(N_SLOTS) for g in range(pl.lane_groups(1, p))}
         views.append(_view((f"lane{p}", "st"), "state", 0, max(2, N_SLOTS * pl.SL), sw, 1, False, pos))
         pos = {(g, 0): g * P + p for g in range(pl.lane_groups(1, p))}
-        views.append(_view((f"lane{p}", "d0"), "d0", 0, max(2, pl.blocks(1)), f.acc_bits, 1, True, pos))
+        views.append(_view((f"lane{p}", "d0"), "d0", 0, max(2, pl.blocks(1)), pl.acc_width, 1, True, pos))
     pos = {(roff[n + 1] + i, 0): offsets[n] + s[n + 1] * s[n] + i for n in range(1, N) for i in range(s[n + 1])}
     views.append(_view(("root", "bias"), "b", 1, max(2, pl.SR), f.bias_bits, 1, True, pos))
     pos = {(slot * pl.SR + roff[k] + i, 0): state_index(cfg, slot, k, i)

@@ -7,7 +7,7 @@ one lane. Field widths come from ``Plan``.
 """
 from __future__ import annotations
 
-from amaranth.hdl import signed, unsigned
+from amaranth.hdl import Signal, signed, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import ceil_log2
 
@@ -53,7 +53,7 @@ class Widths:
         f, s = pl.cfg.fixed, pl.sizes
         self.pl = pl
         self.SW = f.state_frac + 1
-        self.waddr = _bits(max(pl.w_depth(n) for n in range(pl.N)))
+        self.waddr = _bits(pl.w_words)
         self.g = _bits(max(pl.blocks(k) for k in range(1, pl.N + 1)))
         self.lsa = _bits(N_SLOTS * max(pl.SL, 1))
         self.rsa = _bits(N_SLOTS * max(pl.SR, 1))
@@ -61,6 +61,24 @@ class Widths:
         self.x = max(f.input_frac, 1)
         self.j = _bits(s[0])
         self.hdata = max(f.weight_bits, f.bias_bits)
+
+
+# Record fields the lanes use late, and how late (lane stages): the core delays them once before the
+# broadcast tree (``delay_late_fields``), so that no lane keeps a copy of them for those cycles.
+LATE_FIELDS = {"bval": 2, "bval2": 2, "x": 2, "hdata": 12}
+
+
+def delay_late_fields(m, rec, name: str = "late"):
+    """``rec`` (a record) with its ``LATE_FIELDS`` delayed by registers: what the lanes receive."""
+    out = Signal(rec.shape(), name=name)
+    for field in rec.shape().members:
+        v = getattr(rec, field)
+        for k in range(LATE_FIELDS.get(field, 0)):
+            r = Signal.like(v, name=f"{name}_{field}{k}", reset_less=True)
+            m.d.sync += r.eq(v)
+            v = r
+        m.d.comb += getattr(out, field).eq(v)
+    return out
 
 
 def record_layout(w: Widths) -> data.StructLayout:

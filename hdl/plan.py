@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 
 from eqfpga.golden.config import EPConfig
+from eqfpga.golden.fixedpoint import share_bits
 
 N_SLOTS = 4
 IDX_BITS = 14               # neuron indices (14-bit fields of the spec's random counter)
@@ -136,12 +137,22 @@ class Plan:
         """Words of a lane's W_n memory."""
         return self.blocks(1) * self.sizes[0] if n == 0 else self.blocks(n) * self.sizes[n + 1]
 
+    def w_base(self, n: int) -> int:
+        """First word of W_n in a lane's weight memory: one memory holds every layer, W_0 first
+        (its block RAM has room for the small W_n: no LUT RAM and no select after the read)."""
+        return sum(self.w_depth(k) for k in range(n))
+
+    @property
+    def w_words(self) -> int:
+        """Words of a lane's weight memory."""
+        return max(2, self.w_base(self.N))
+
     def weight_addr(self, n: int, i: int, j: int) -> tuple:
-        """(lane, address) of W_n[i][j]."""
+        """(lane, address in its weight memory) of W_n[i][j]."""
         P = self.P
         if n == 0:
             return i % P, (i // P) * self.sizes[0] + j
-        return j % P, (j // P) * self.sizes[n + 1] + i
+        return j % P, self.w_base(n) + (j // P) * self.sizes[n + 1] + i
 
     def bias_addr(self, n: int, i: int) -> tuple:
         """(lane, address) of b_n[i]: lane -1 is the root."""
@@ -238,6 +249,33 @@ class Plan:
         return [(s["phase"], s["step"], s["wslot"]) for s in self.steps(learn)]
 
     # ---- shifts (docs/fixed-point.md, "Update") -----------------------------------------
+    @property
+    def acc_width(self) -> int:
+        """Accumulator and adder-tree width: what ``EPConfig.acc_bits_needed`` proves enough for
+        every partial sum (fixed.acc_bits is the upper limit the config allows)."""
+        return min(self.cfg.fixed.acc_bits, self.cfg.acc_bits_needed())
+
+    def lane_random_bits(self) -> list:
+        """Random bits m of the lanes' update classes (layer-0 bias, W_0, W_n for n >= 1) that need
+        any (stochastic rounding and a positive shift)."""
+        if self.cfg.fixed.update_rounding != "stochastic":
+            return []
+        shs = [self.sh_b(0), self.sh_w(0)] + [self.sh_w(n) for n in range(1, self.N)]
+        return [sh for sh in shs if sh > 0]
+
+    @property
+    def hash_share(self) -> int:
+        """Lanes that share one hash pipeline: the fewest neurons a hash word serves among the
+        lanes' classes (docs/fixed-point.md: S = 32 / share_bits(m)), halved until it divides P;
+        lane p reads the word of lane p - p % hash_share."""
+        ms = self.lane_random_bits()
+        if not ms:
+            return 1
+        share = min(32 // share_bits(m) for m in ms)
+        while self.P % share:
+            share //= 2
+        return share
+
     def sh_w(self, n: int) -> int:
         f = self.cfg.fixed
         f_pre = f.input_frac if n == 0 else f.state_frac

@@ -120,15 +120,14 @@ def memory_map(cfg: EPConfig) -> dict:
     P, N = pl.P, pl.N
     sw = f.state_frac + 1
     out = {}
-    for n in range(N):
-        out[f"W{n}"] = (f.weight_bits, max(2, pl.w_depth(n)), None, P)
+    out["W"] = (f.weight_bits, pl.w_words, None, P)         # every layer's weights, one memory a lane
     out["b0"] = (f.bias_bits, max(2, pl.blocks(1)), None, P)
-    out["d0"] = (f.acc_bits, max(2, pl.blocks(1)), None, P)
+    out["d0"] = (pl.acc_width, max(2, pl.blocks(1)), None, P)
     out["lane_states"] = (sw, max(2, N_SLOTS * pl.SL), None, P)
     if N > 2:
         out["lane_state_copies"] = (sw, max(2, N_SLOTS * pl.SL), None, P)
         for k in pl.middle_layers:
-            out[f"fb{k}"] = (f.acc_bits, max(2, pl.blocks(k)), None, P)
+            out[f"fb{k}"] = (pl.acc_width, max(2, pl.blocks(k)), None, P)
     out["root_bias"] = (f.bias_bits, max(2, pl.SR), None, 1)
     out["root_states"] = (sw, max(2, N_SLOTS * pl.SR), None, 1)
     pixel_index_bits = max(1, (cfg.sizes[0] - 1).bit_length())

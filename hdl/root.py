@@ -21,6 +21,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from eqfpga.golden.fixedpoint import BIAS_INDEX, share_bits
+
 from .arx_hash import arx_hash_pipeline
 from .delay import Delays
 from .fixed import round_offset, saturate
@@ -44,7 +46,7 @@ class Root(wiring.Component):
             "op": In(op_layout(self.w)),        # the controller's op register (depth 1)
             "bval": Out(SW), "bval2": Out(SW),  # broadcast operands, to the record register (comb, depth 2)
             "cp_en": Out(1), "cp_lane": Out(self.w.lane), "cp_addr": Out(self.w.lsa), "cp_val": Out(SW),
-            "tree": In(signed(f.acc_bits)),     # the adder tree's output (depth DT)
+            "tree": In(signed(plan.acc_width)),     # the adder tree's output (depth DT)
             "lo": In(CW), "hi": In(CW), "mv": In(CW), "mv2": In(CW),   # lane flag counts (depth DL + 8 + LT)
             "usat": In(CW), "psat": In(CW),     # (depth DL + 14 + LT)
             "label": In(IDX_BITS), "learn": In(1), "gneg": In(1), "key": In(32),
@@ -69,7 +71,7 @@ class Root(wiring.Component):
         pl, W = self.pl, self.w
         cfg, f = pl.cfg, pl.cfg.fixed
         N, DT, DL, LT = pl.N, pl.DT, pl.DL, pl.LT
-        bb, A, SW = f.bias_bits, f.acc_bits, W.SW
+        bb, A, SW = f.bias_bits, pl.acc_width, W.SW
         fs, fw, fb = f.state_frac, f.weight_frac, f.bias_frac
         one = 1 << fs
         train = self.train
@@ -229,9 +231,10 @@ class Root(wiring.Component):
         o1 = op(1)
         if stochastic:
             ctr = Signal(32, name="rb_ctr")
-            for n in range(1, N):
+            for n in range(1, N):       # the bias of neuron i: (u, v) = (i, BIAS_INDEX)
+                sft = (32 // share_bits(max(pl.sh_b(n), 0))).bit_length() - 1
                 with m.If(o1.layer == n):
-                    m.d.comb += ctr.eq(Cat(Const(pl.sizes[n], 14), o1.i, Const(n, 4)))
+                    m.d.comb += ctr.eq(Cat(Const(BIAS_INDEX, 14), o1.i[sft:], Const(0, sft), Const(n, 4)))
             rnd = arx_hash_pipeline(m, self.key, reg(ctr, "rb_ctr2"), name="rarx", per_stage=1,
                                     reset_less=True)   # visible 10
         else:
@@ -244,7 +247,11 @@ class Root(wiring.Component):
         t11 = Signal(signed(len(d10) + 1 + max_sh), name="rb_t11", reset_less=True)
         for n, sh in shs:
             with m.If(o10.layer == n):
-                m.d.sync += t11.eq(d10 + round_offset(max(sh, 0), f.update_rounding, rnd))
+                mm, piece = max(sh, 0), None
+                if rnd is not None and mm > 0:     # piece i mod S of the word
+                    b = share_bits(mm)
+                    piece = rnd.word_select(o10.i[:2] & (32 // b - 1), b) if b < 32 else rnd
+                m.d.sync += t11.eq(d10 + round_offset(mm, f.update_rounding, piece))
         o11 = op(11)
         v12 = Signal(signed(len(t11) + max([0] + [-sh for _, sh in shs])), name="rb_v12", reset_less=True)
         for n, sh in shs:

@@ -669,8 +669,9 @@ def test_real_core_place_and_route(tmp_path, monkeypatch):
     assert build_core(MINI, out, device="LFE5U-25F", timeout=3000, quiet=True) == r
 
 
-def _broadcast_flip_flops(tmp_path, script):
-    """TRELLIS_FFs of a 16-lane, 8-bit ``Broadcast`` whose outputs each lane registers apart."""
+def _broadcast_flip_flops(tmp_path, script, used=8):
+    """TRELLIS_FFs of a 16-lane, 8-bit ``Broadcast`` whose outputs each lane registers apart (the
+    low ``used`` bits of them)."""
     from amaranth.back import rtlil
     from amaranth.hdl import Module, Signal
 
@@ -680,7 +681,7 @@ def _broadcast_flip_flops(tmp_path, script):
     m.submodules.bc = bc = Broadcast(8, 16)
     x = [Signal(8, name=f"x{p}") for p in range(16)]
     o = [Signal(8, name=f"o{p}") for p in range(16)]
-    m.d.sync += [o[p].eq(bc.o[p] ^ x[p]) for p in range(16)]
+    m.d.sync += [o[p].eq(bc.o[p][:used] ^ x[p]) for p in range(16)]
     (tmp_path / "bc.il").write_text(rtlil.convert(m, ports=[bc.i, *x, *o]))
     stat = tmp_path / "stat.json"
     run_tool(find_tool("yosys") + ["-q", "-p", f"read_rtlil bc.il; {script}; synth_ecp5 -top top; "
@@ -696,6 +697,8 @@ def test_board_flow_keeps_broadcast_registers_apart(tmp_path):
     assert broadcast_levels(16) == 2
     assert _broadcast_flip_flops(tmp_path, "proc") == 8 * (1 + 1 + 16)
     assert _broadcast_flip_flops(tmp_path, build.KEEP_APART) == 8 * (2 + 16 + 16)
+    # bits no lane reads are removed before they are kept (lanes keep 8 bits: o = x ^ 0)
+    assert _broadcast_flip_flops(tmp_path, build.KEEP_APART, used=3) == 3 * (2 + 16) + 8 * 16
 
 
 @pytest.mark.parametrize("board", ["ulx3s-85f", "icebreaker"])
@@ -785,3 +788,21 @@ def test_logic_levels_of_a_netlist(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not a readable yosys JSON netlist"):
         report(path)
+
+
+@pytest.mark.slow      # yosys synth_ecp5 of two lanes (YoWASP, `make test-all`)
+def test_lane_stat_synthesises_a_hashing_and_a_sharing_lane():
+    from eqfpga.boards.lane_stat import lane_stat
+    cfg = load_config("tiny").replace(parallelism=4, fixed={"update_rounding": "stochastic", "weight_bits": 16,
+                                                             "weight_frac": 12, "bias_bits": 16, "bias_frac": 6,
+                                                             "update_bits": 10, "acc_bits": 40})
+    st = lane_stat(cfg)
+    assert st["hash_share"] == 4
+    a, b, mean = (st["lanes"][k] for k in ("hashing lane 0", "sharing lane 1", "mean of 4 lanes"))
+    # the hash pipeline (8 registered rounds of 32 bits) is in the hashing lane only
+    assert a["TRELLIS_FF"] - b["TRELLIS_FF"] >= 8 * 32
+    assert a["MULT18X18D"] == b["MULT18X18D"] == 1
+    assert b["LUT4"] < mean["LUT4"] < a["LUT4"]
+    from eqfpga.boards.lane_stat import synth_lane
+    with pytest.raises(ValueError, match="lane 4 does not exist"):
+        synth_lane(cfg, 4, Path("/tmp/never"))

@@ -95,14 +95,18 @@ def spec_update(cfg, f, W, b, x, free, nudged, negative, sign, sample, order_see
     bmin, bmax = -(1 << (f.bias_bits - 1)), (1 << (f.bias_bits - 1)) - 1
     fs, fw, fb, kb = f.state_frac, f.weight_frac, f.bias_frac, cfg.beta_shift
 
-    def rnd(D, sh, ctr):
+    def rnd(D, sh, n, u, v):
         m = max(sh, 0)
         if f.update_rounding == "truncate":
             R = 0
         elif f.update_rounding == "nearest":
             R = (1 << (m - 1)) if m > 0 else 0
         else:
-            R = arx_hash(key, ctr) % (1 << m)
+            # the lane that owns neuron u takes piece u mod S of one hash word shared by S neurons
+            b = 8 if m <= 8 else 16 if m <= 16 else 32
+            S = 32 // b
+            word = arx_hash(key, (n << 28) | ((u // S) << 14) | v)
+            R = (word >> (b * (u % S))) % (1 << m)
         return min(max(((D << max(-sh, 0)) + R) >> m, umin), umax)
 
     jobs = []
@@ -114,14 +118,14 @@ def spec_update(cfg, f, W, b, x, free, nudged, negative, sign, sample, order_see
         ke = cfg.lr_shifts[n]
         f_pre = f.input_frac if n == 0 else fs
         fan_in = cfg.sizes[n]
-        ctr = (n << 28) | (i << 14) | j
         if j < fan_in:
             D = g * (a[n + 1][i] * a[n][j] - c[n + 1][i] * c[n][j])
-            dW = rnd(D, fs + f_pre + ke - kb + sym - fw, ctr)
+            u, v = (i, j) if n == 0 else (j, i)
+            dW = rnd(D, fs + f_pre + ke - kb + sym - fw, n, u, v)
             W[n][i][j] = min(max(W[n][i][j] + dW, wmin), wmax)
         else:
             D = g * (a[n + 1][i] - c[n + 1][i])
-            db = rnd(D, fs + ke - kb + sym - fb, ctr)
+            db = rnd(D, fs + ke - kb + sym - fb, n, i, 0x3FFF)
             b[n][i] = min(max(b[n][i] + db, bmin), bmax)
     return W, b
 

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eqfpga.golden.fixedpoint import (MASK32, SIGN_COUNTER, SQ, UQ, arx_hash, beta_sign_negative, clip,
-                                      round_offset, sample_key, saturate, shift_round, weight_counter)
+                                      round_offset, sample_key, saturate, shift_round, BIAS_INDEX, owner_index,
+                                      random_counter, share_bits, update_random)
 
 FAST = settings(max_examples=150, deadline=None)
 values = st.integers(-(1 << 40), 1 << 40)
@@ -194,7 +195,7 @@ def test_arx_hash_low_bits_roughly_uniform():
     # weight counters of a layer (i, j grid) as used for stochastic rounding
     i = torch.arange(64).view(-1, 1)
     j = torch.arange(64).view(1, -1)
-    h = arx_hash(12345, weight_counter(1, i, j)).flatten()
+    h = arx_hash(12345, random_counter(1, i, j, 32)).flatten()
     counts = torch.bincount(h & 0xF, minlength=16).double()
     assert float(((counts - 256) ** 2 / 256).sum()) < 60
     assert len(set(h.tolist())) > 4000          # no gross collisions
@@ -208,10 +209,42 @@ def test_sample_key_and_sign():
     assert 120 < sum(signs) < 280
 
 
-def test_weight_counter_layout():
-    assert weight_counter(0, 0, 0) == 0
-    assert weight_counter(3, 5, 7) == (3 << 28) | (5 << 14) | 7
-    assert weight_counter(14, (1 << 14) - 1, (1 << 14) - 1) < SIGN_COUNTER
+def test_random_counter_layout():
+    assert random_counter(0, 0, 0, 32) == 0
+    assert random_counter(3, 5, 7, 32) == (3 << 28) | (5 << 14) | 7
+    assert random_counter(3, 5, 7, 8) == (3 << 28) | (1 << 14) | 7       # 4 neurons a word
+    assert random_counter(3, 5, 7, 16) == (3 << 28) | (2 << 14) | 7      # 2 neurons a word
+    assert random_counter(14, (1 << 14) - 2, BIAS_INDEX, 32) < SIGN_COUNTER
     i = torch.arange(3).view(-1, 1)
     j = torch.arange(4).view(1, -1)
-    assert weight_counter(2, i, j).tolist() == [[weight_counter(2, a, b) for b in range(4)] for a in range(3)]
+    assert random_counter(2, i, j, 8).tolist() == [[random_counter(2, a, b, 8) for b in range(4)] for a in range(3)]
+    assert owner_index(0, 3, 9) == (3, 9) and owner_index(1, 3, 9) == (9, 3)
+
+
+@pytest.mark.parametrize("m, b", [(1, 8), (8, 8), (9, 16), (16, 16), (17, 32), (32, 32)])
+def test_update_random_pieces(m, b):
+    """S = 32 / b aligned neurons share one hash word, each taking its own b-bit piece."""
+    assert share_bits(m) == b
+    S = 32 // b
+    key, layer, v = 0x1234ABCD, 2, 77
+    for u0 in (0, 4, 40, 16376):
+        word = arx_hash(key, (layer << 28) | ((u0 // S) << 14) | v)
+        for r in range(S):
+            assert update_random(key, layer, u0 + r, v, m) == (word >> (b * r)) & ((1 << m) - 1)
+    assert update_random(key, layer, 5, v, 0) == 0
+    u = torch.arange(64)
+    assert update_random(key, layer, u, v, m).tolist() == [update_random(key, layer, a, v, m) for a in range(64)]
+    # the pieces of one word are not all equal (different neurons get different bits)
+    if S > 1:
+        assert len({update_random(key, layer, a, v, m) for a in range(S)}) > 1
+
+
+def test_update_random_roughly_uniform():
+    key = 0xC0FFEE
+    u = torch.arange(256).view(-1, 1)
+    v = torch.arange(64).view(1, -1)
+    r = update_random(key, 0, u, v, 6).flatten()
+    counts = torch.bincount(r, minlength=64).double()
+    n = r.numel()
+    chi2 = float(((counts - n / 64) ** 2 / (n / 64)).sum())
+    assert chi2 < 130, chi2         # 63 degrees of freedom: p ~ 1e-6 at 130

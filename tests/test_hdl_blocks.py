@@ -30,7 +30,7 @@ from eqfpga.golden.fixed_model import FixedEP, FixedPhases
 from eqfpga.hdl.arx_hash import ArxHash, arx_hash_pipeline, arx_round
 from eqfpga.hdl.fixed import SQ, UQ, round_offset, saturate, shape_of, shift_round
 from eqfpga.hdl.lane import Lane
-from eqfpga.hdl.ops import Kind, Widths, record_layout
+from eqfpga.hdl.ops import Kind, Widths, delay_late_fields, record_layout
 from eqfpga.hdl.plan import (BROADCAST_FANOUT, LANE_FLAGS, LANE_PARAM_WRITE, LANE_STATE_WRITE, LANE_TREE,
                              LANE_UPDATE_FLAGS, N_SLOTS, ROOT_BIAS_WRITE, ROOT_STATE_WRITE, Plan,
                              broadcast_levels, tree_levels)
@@ -84,7 +84,7 @@ def test_arx_hash_matches_golden():
     rng = random.Random(1)
     edges = [0, 1, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, fp.SIGN_COUNTER]
     pairs = [(k, c) for k in edges for c in edges] + [(rng.getrandbits(32), rng.getrandbits(32)) for _ in range(300)]
-    pairs += [(rng.getrandbits(32), fp.weight_counter(rng.randrange(15), rng.randrange(1 << 14), rng.randrange(1 << 14)))
+    pairs += [(rng.getrandbits(32), fp.random_counter(rng.randrange(15), rng.randrange(1 << 14), rng.randrange(1 << 14), 32))
               for _ in range(100)]
     got = []
     _run(dut, [V((dut.key, k), (dut.ctr, c)) for k, c in pairs], lambda ctx, v: got.append(ctx.get(dut.hash)))
@@ -221,10 +221,15 @@ CONFIGS = {
     # without a gap; T1 = 1 (the free phase's only step is the last)
     "wide": TINY.replace(sizes=(12, 4, 10), parallelism=9, T1=1, T2=3),
 }
+# every stochastic shift <= 8 and P = 4: four lanes share one hash word (docs/fixed-point.md), a
+# lane owning no neuron of the last group among them
+CONFIGS["share"] = TINY.replace(parallelism=4, nudging="random_sign",
+                                fixed={"update_rounding": "stochastic", "weight_bits": 16, "weight_frac": 12,
+                                       "bias_bits": 16, "bias_frac": 6, "update_bits": 10, "acc_bits": 40})
 # T1 = 2 and one group a lane: step 2's forward segment follows step 1's (test_root_settling_one_group)
 CONFIGS["wide2"] = CONFIGS["wide"].replace(T1=2, parallelism=4)
 MAIN = ("tiny", "p3", "frac", "wide")
-SIGN = {"tiny": 1, "p3": -1, "frac": 1, "wide": 1, "wide2": 1}      # sigma of the nudged phase
+SIGN = {"tiny": 1, "p3": -1, "frac": 1, "wide": 1, "wide2": 1, "share": -1}      # sigma of the nudged phase
 # hdl/root.py masks the old states s_(t-1), s_(t-2) of a finishing neuron (read at depth DT - 3, data
 # at DT - 2) with the zero / zero2 flags of op(DT - 1): the op emitted one cycle before. With one
 # lane group (P >= s_(N-1)) every FWD op finishes its neuron, and the first op of a step that
@@ -301,9 +306,20 @@ class _Lanes(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
+        rec = delay_late_fields(m, self.rec)     # as the core delays them before the broadcast tree
+        # as the core's record register: the op's address within its layer -> the lane's weight memory
+        rec2 = Signal.like(rec)
+        m.d.comb += rec2.eq(rec)
+        with m.Switch(self.rec.wl):
+            for n in range(1, self.pl.N):
+                with m.Case(n):
+                    m.d.comb += rec2.waddr.eq(self.rec.waddr + self.pl.w_base(n))
+        rec = rec2
         for p, ln in enumerate(self.lanes):
             m.submodules[f"lane{p}"] = ln
-            m.d.comb += [ln.rec.eq(self.rec), ln.key.eq(self.key), ln.gneg.eq(self.gneg)]
+            m.d.comb += [ln.rec.eq(rec), ln.key.eq(self.key), ln.gneg.eq(self.gneg)]
+            if p % self.pl.hash_share:      # the lanes that share a hash word read it from the first
+                m.d.comb += ln.rnd_in.eq(self.lanes[p - p % self.pl.hash_share].rnd_out)
         return m
 
     def watch(self):
@@ -318,10 +334,10 @@ class _Lanes(Elaboratable):
             for k in pl.lane_layers:
                 for g in range(pl.lane_groups(k, p), pl.blocks(k)):
                     if k == 1:
-                        out += [(p, "w0", g * s[0] + j) for j in range(s[0])] + [(p, "b0", g), (p, "d0", g)]
+                        out += [(p, "w", g * s[0] + j) for j in range(s[0])] + [(p, "b0", g), (p, "d0", g)]
                     else:
                         out.append((p, f"fb{k}", g))
-                    out += [(p, f"w{k}", g * s[k + 1] + m) for m in range(s[k + 1])]
+                    out += [(p, "w", pl.w_base(k) + g * s[k + 1] + m) for m in range(s[k + 1])]
                     out += [(p, "st" if k == 1 else "cp", pl.lane_state_addr(sl, k, g)) for sl in range(N_SLOTS)]
         return out
 
@@ -524,8 +540,8 @@ def _ref_update(cfg, W, B, x, a, c, sigma, key):
     f, s = cfg.fixed, cfg.sizes
     out = {}
 
-    def one(old, D, sh, ctr, lo, hi):
-        rnd = fp.arx_hash(key, ctr) if f.update_rounding == "stochastic" else None
+    def one(old, D, sh, uv, lo, hi):
+        rnd = fp.update_random(key, n, *uv, max(sh, 0)) if f.update_rounding == "stochastic" else None
         d, us = fp.saturate(fp.shift_round(D, sh, f.update_rounding, rnd), f.update_min, f.update_max)
         v, ps = fp.saturate(old + d, lo, hi)
         return v, bool(us), bool(ps)
@@ -535,8 +551,8 @@ def _ref_update(cfg, W, B, x, a, c, sigma, key):
         for i in range(s[n + 1]):
             for j in range(s[n]):
                 D = sigma * (a[n][i] * pa[j] - c[n][i] * pc[j])
-                out["W", n, i, j] = one(W[n][i][j], D, sh_w, fp.weight_counter(n, i, j), f.weight_min, f.weight_max)
-            out["b", n, i] = one(B[n][i], sigma * (a[n][i] - c[n][i]), sh_b, fp.weight_counter(n, i, s[n]),
+                out["W", n, i, j] = one(W[n][i][j], D, sh_w, fp.owner_index(n, i, j), f.weight_min, f.weight_max)
+            out["b", n, i] = one(B[n][i], sigma * (a[n][i] - c[n][i]), sh_b, (i, fp.BIAS_INDEX),
                                  f.bias_min, f.bias_max)
     return out
 
@@ -565,16 +581,16 @@ def _golden_update(name, cfg, net, x, a, c):
 
 
 def _lane_image(pl, p, W, B):
-    """The words of lane p's w{n} and b0 memories holding W (rows) and b_0."""
+    """The words of lane p's w (every layer) and b0 memories holding W (rows) and b_0."""
     f = pl.cfg.fixed
-    img = {f"w{n}": [0] * max(2, pl.w_depth(n)) for n in range(pl.N)}
+    img = {"w": [0] * pl.w_words}
     img["b0"] = [0] * max(2, pl.blocks(1))
     for n in range(pl.N):
         for i, row in enumerate(W[n]):
             for j, v in enumerate(row):
                 lane, addr = pl.weight_addr(n, i, j)
                 if lane == p:
-                    img[f"w{n}"][addr] = v & ((1 << f.weight_bits) - 1)
+                    img["w"][addr] = v & ((1 << f.weight_bits) - 1)
     for i, v in enumerate(B[0]):
         lane, addr = pl.bias_addr(0, i)
         if lane == p:
@@ -680,7 +696,7 @@ def test_lane_input_drive(name, ends):
     flags."""
     cfg = CONFIGS[name]
     pl, net = Plan(cfg), _net(cfg, 1, ends)
-    s0, P, A = cfg.sizes[0], pl.P, cfg.fixed.acc_bits
+    s0, P, A = cfg.sizes[0], pl.P, pl.acc_width
     rng = random.Random(2)
     top = (1 << cfg.fixed.input_frac) - 1
     images = [_pixels(cfg, rng), _pixels(cfg, rng), [0] * s0, [top] * s0, [0] * (s0 - 1) + [1]]
@@ -798,7 +814,7 @@ def test_lane_finish_edges(name):
     assert {0, f.state_one} <= set(trace[0][0])
 
 
-@pytest.mark.parametrize("name, delay_ram", [(n, None) for n in MAIN] + [(MAIN[0], False)])
+@pytest.mark.parametrize("name, delay_ram", [(n, None) for n in MAIN] + [(MAIN[0], False), ("share", None)])
 def test_lane_update(name, delay_ram):
     """The update as the lanes run it: U0 (U0B, then U0 at each non-zero pixel) and UW_1 (UWA / UWC
     pairs), back to back, from random nudged and free (negative) states seeded into the lanes'
@@ -832,7 +848,7 @@ def test_lane_update(name, delay_ram):
                 ctx.set(mem.data[pl.lane_state_addr(sa, 1, g)], a[0][g * P + p])
                 ctx.set(mem.data[pl.lane_state_addr(sc, 1, g)], c[0][g * P + p])
 
-    names = [f"w{n}" for n in range(pl.N)] + ["b0"]
+    names = ["w", "b0"]
 
     def image(ctx):
         return [{k: _words(ctx, ln, k) for k in names} for ln in dut.lanes]

@@ -161,6 +161,23 @@ def cmd_levels(args):
     return 0
 
 
+def cmd_lane_stat(args):
+    """One lane of the core through yosys synth_ecp5: its cells (the unit the core repeats P times)."""
+    from eqfpga.boards.lane_stat import lane_stat, print_lane_stat
+    from eqfpga.boards.tools import ToolMissing
+    from eqfpga.golden.config import ConfigError, load_config
+    try:
+        cfg = load_config(args.config)
+        if args.parallelism:
+            cfg = cfg.replace(parallelism=args.parallelism)
+        st = lane_stat(cfg, train=not args.inference)
+    except (ToolMissing, RuntimeError, ValueError, ConfigError) as e:
+        print(f"eqfpga: error: {e}", file=sys.stderr)
+        return 2
+    print_lane_stat(st)
+    return 0
+
+
 def cmd_bench(args):
     """Every measurement in one run: docs/benchmarks.md, benchmarks.json and the plots."""
     import torch
@@ -344,6 +361,13 @@ def build_parser():
     p.add_argument("--top", type=int, default=25, help="how many paths to print (default 25)")
     p.add_argument("--through", metavar="REGISTER", help="the deepest chain into this register (its net name)")
     p.set_defaults(fn=cmd_levels)
+
+    p = sub.add_parser("lane-stat", help="cells of one lane of the core (yosys synth_ecp5): a lane that hashes, "
+                                         "one that shares its hash, the mean a lane")
+    _add_config(p)
+    p.add_argument("--parallelism", type=int, help="P lanes instead of the config's")
+    p.add_argument("--inference", action="store_true", help="the inference-only lane (no update datapath)")
+    p.set_defaults(fn=cmd_lane_stat)
 
     p = sub.add_parser("bench", help="accuracy, speed, resources, simulation throughput, scaling -> docs/benchmarks.md")
     p.add_argument("--quick", action="store_true", help="every section, smaller runs (under 10 minutes)")
