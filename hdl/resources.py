@@ -10,16 +10,17 @@ tabulates it. Plain Python fed by :class:`eqfpga.hdl.plan.Plan` (no Amaranth, no
   yosys may pack worse, or put a small memory in LUT RAM on ECP5).
 * **Multipliers**: one a lane (P): the products of the relaxation and of the update share it,
   each split into the family's DSP blocks (18 x 18 on ECP5, 16 x 16 on iCE40).
-* **Logic**: ``base + k * P * lane cost`` (``LOGIC_FIT``), fitted on routed whole board tops (core,
-  link, PLL; docs/boards.md): TRELLIS_COMB cells on ECP5, logic cells on iCE40. Good to about 5%,
-  enough to refuse the hopeless cases before any tool runs.
+* **Logic**: ``base + k * P * lane cost`` (``Family.logic_fit``): the lane cost is fitted to
+  ``eqfpga lane-stat`` (one lane through yosys), k and base to a whole board top (core, link, PLL:
+  on ECP5 the packed TRELLIS_COMB of the P = 64 mnist-1h build, 70,110, docs/hardware.md; logic
+  cells on iCE40). Good to about 5%, enough to refuse the hopeless cases before any tool runs.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 
-from eqfpga.golden.config import EPConfig
+from eqfpga.golden.config import ConfigError, EPConfig
 
 from .plan import N_SLOTS, Plan
 from .protocol import INFO_BYTES, MAX_PAYLOAD, RX_FIFO_DEPTH, config_json
@@ -95,7 +96,7 @@ class Family:
 
 FAMILIES = {
     "ecp5": Family("ecp5", block_ram="DP16KD", block_ram_kbit=18, dsp="MULT18X18D", dsp_width=18,
-                   logic_unit="LUT4 (TRELLIS_COMB)", logic_fit=(3300, 1.28), lut_ram=True,
+                   logic_unit="LUT4 (TRELLIS_COMB)", logic_fit=(3300, 1.05), lut_ram=True,
                    logic_memory_depth=32),
     # yosys maps every core memory deeper than 4 words to EBR (iCE40 has no LUT RAM)
     "ice40": Family("ice40", block_ram="EBR", block_ram_kbit=4, dsp="SB_MAC16", dsp_width=16,
@@ -143,12 +144,18 @@ def link_memory_map(cfg: EPConfig) -> dict:
 
 
 def lane_cost(cfg: EPConfig) -> int:
-    """Relative logic of one MAC/update lane from its operand widths (the unit of ``LOGIC_FIT``)."""
-    f = cfg.fixed
-    lane = 18 * f.acc_bits + 20 * f.weight_bits + 10 * f.bias_bits + 10 * (f.state_frac + 1)
-    if "stochastic" in (f.update_rounding, f.state_rounding):
-        lane += 150                                  # the ARX hash rounds of each lane
-    return lane
+    """Logic of one lane, in TRELLIS_COMB (LUT4 + 2 per CCU2C + ~7.4 per 16x4 LUT RAM), from its
+    widths: fitted to ``eqfpga lane-stat`` of the lean lane (mnist-1h at P = 64: 997; tiny: 788).
+    The ARX hash (~420) counts once per ``Plan.hash_share`` lanes."""
+    f, pl = cfg.fixed, Plan(cfg)
+    lane = 340 + 6 * pl.acc_width + 10 * f.weight_bits + 6 * f.bias_bits + 10 * (f.state_frac + 1)
+    if f.update_rounding == "stochastic":
+        try:
+            share = pl.hash_share
+        except ConfigError:         # a learning rate no shift can make: the core refuses it anyway
+            share = 1
+        lane += 420 / share
+    return int(lane)
 
 
 @dataclass(frozen=True)

@@ -133,14 +133,14 @@ def test_precheck_refuses_mnist_2h_on_ulx3s():
     with pytest.raises(DoesNotFit) as e:
         precheck_board("mnist-2h", "ulx3s-85f")
     msg = str(e.value)
-    assert "mnist-2h" in msg and "DP16KD" in msg and "672" in msg and "208" in msg and "ulx3s-85f" in msg
+    assert "mnist-2h" in msg and "DP16KD" in msg and "656" in msg and "208" in msg and "ulx3s-85f" in msg
 
 
 def test_precheck_refuses_mnist_1h_on_icebreaker():
     with pytest.raises(DoesNotFit) as e:
         precheck_board("mnist-1h", "icebreaker")
     msg = str(e.value)
-    assert "EBR" in msg and "448" in msg and "30" in msg and "SPRAM" in msg
+    assert "EBR" in msg and "416" in msg and "30" in msg and "SPRAM" in msg
 
 
 def test_precheck_refuses_tiny_on_icebreaker():
@@ -156,8 +156,8 @@ def test_precheck_accepts():
     assert est.weight_blocks + est.link_blocks <= 208
     assert est.logic < 83640
     assert precheck_board("tiny", "ulx3s-85f").dsp_blocks <= 156
-    # the figures the committed lane-local build report holds (docs/boards/lane-local/ulx3s-85f-mnist-1h-p32.json)
-    assert (est.weight_blocks, est.link_blocks, est.memory_blocks, est.dsp_blocks, est.logic) == (160, 4, 163, 32, 62282)
+    # P = 32: one weight memory a lane (W_0 and W_1 in 4 DP16KD), logic from Family.logic_fit
+    assert (est.weight_blocks, est.link_blocks, est.memory_blocks, est.dsp_blocks, est.logic) == (128, 4, 131, 32, 36732)
 
 
 def test_ebr_blocks():
@@ -344,30 +344,31 @@ def test_dp16kd_blocks(width, depth, gran, blocks):
 
 
 def test_board_net_fits_the_85f():
-    # mnist-1h ships with P = 32: one 1024 x 18 DP16KD per hidden neuron, one multiplier a lane
+    # mnist-1h at P = 32: one 1024 x 18 DP16KD per hidden neuron, W_1 in the room they leave, one
+    # multiplier a lane
     est = precheck("mnist-1h")
-    w0 = est.memories["W0"]
-    assert (w0.width, w0.depth, w0.count, w0.blocks) == (16, 4 * 784, 32, 128)
-    assert est.memories["W1"].blocks == 32                         # 40 words a lane: counted as a block
-    assert est.weight_blocks == 160 <= device("LFE5U-85F").block_rams == 208
+    w = est.memories["W"]
+    assert (w.width, w.depth, w.count, w.blocks) == (16, 4 * 784 + 4 * 10, 32, 128)
+    assert est.weight_blocks == 128 <= device("LFE5U-85F").block_rams == 208
     assert est.dsp_blocks == 32 <= device("LFE5U-85F").dsps == 156
-    p64 = estimate(load_config("mnist-1h").replace(parallelism=64), "ecp5")
-    assert p64.memories["W1"].blocks == 0 and p64.weight_blocks == 128   # 20 words a lane: LUT RAM
-    with pytest.raises(DoesNotFit, match=r"P=64.*logic \(core\) is estimated at 121,264 LUT4"):
-        precheck(load_config("mnist-1h").replace(parallelism=64))      # measured: 112% of the FFs
+    p64 = precheck(load_config("mnist-1h").replace(parallelism=64))
+    assert p64.memories["W"].depth == 2 * 784 + 2 * 10 and p64.weight_blocks == 128 and p64.dsp_blocks == 64
+    assert p64.logic == 70164              # the P = 64 build packed 70,110 TRELLIS_COMB
+    with pytest.raises(DoesNotFit, match=r"P=128.*logic \(core\) is estimated at 137,028 LUT4"):
+        precheck(load_config("mnist-1h").replace(parallelism=128))
     assert precheck("tiny").weight_blocks <= 208
     p16 = precheck(load_config("mnist-1h").replace(parallelism=16))
-    assert p16.memories["W0"].depth == 8 * 784 and p16.weight_blocks == 16 * 7 + 16 and p16.dsp_blocks == 16
+    assert p16.memories["W"].depth == 8 * 784 + 8 * 10 and p16.weight_blocks == 16 * 7 and p16.dsp_blocks == 16
 
 
 def test_two_hidden_layers_do_not_fit_the_block_rams():
     with pytest.raises(DoesNotFit, match=r"mnist-2h.*LFE5U-85F.*weight memories need at least \d+ DP16KD"
-                                         r".*W0 16x25088 x 16 lanes.*device has 208"):
+                                         r".*W 16x41792 x 16 lanes.*device has 208"):
         precheck("mnist-2h")
 
 
 def test_board_net_does_not_fit_a_25f():
-    with pytest.raises(DoesNotFit, match=r"at least 160 DP16KD .* device has 56"):
+    with pytest.raises(DoesNotFit, match=r"at least 128 DP16KD .* device has 56"):
         precheck("mnist-1h", "LFE5U-25F")
 
 
