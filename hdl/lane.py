@@ -33,6 +33,17 @@ from .ops import LATE_FIELDS, Kind, Target, Widths, record_layout
 from .plan import IDX_BITS, LANE_HASH, N_SLOTS, Plan
 
 
+def _host_value(m, target, dst, *, weight, bias, state):
+    """``dst`` <- the word a host read of ``target`` returns (comb)."""
+    with m.Switch(target):
+        with m.Case(Target.WEIGHT):
+            m.d.comb += dst.eq(weight)
+        with m.Case(Target.LANE_BIAS):
+            m.d.comb += dst.eq(bias)
+        with m.Case(Target.LANE_STATE):
+            m.d.comb += dst.eq(state)
+
+
 def _bias_term(b, k: int, r_s: int):
     """(b << k) + r_s, r_s 0 or a power of two: an increment of b's upper bits, not a wide adder."""
     b = b.as_signed()
@@ -250,13 +261,7 @@ class Lane(wiring.Component):
             if host_by_mul:
                 with m.Case(Kind.HRD):
                     m.d.comb += mb.eq(1)
-                    with m.Switch(r2["target"]):
-                        with m.Case(Target.WEIGHT):
-                            m.d.comb += ma.eq(wsel2)
-                        with m.Case(Target.LANE_BIAS):
-                            m.d.comb += ma.eq(b2.as_signed())
-                        with m.Case(Target.LANE_STATE):
-                            m.d.comb += ma.eq(sa2)
+                    _host_value(m, r2["target"], ma, weight=wsel2, bias=b2.as_signed(), state=sa2)
         ma3 = reg(ma, "mul_a3")
         mb3 = reg(mb, "mul_b3")
         r3 = {k: reg(v, f"{k}3") for k, v in r2.items()}
@@ -269,13 +274,7 @@ class Lane(wiring.Component):
         t4 = reg(Mux(fin_op3, drd.data.as_signed() + tb3, 0), "fin_terms4", signed(AL))
         if not host_by_mul:         # host read value (2) beside the multiplier, into the tree at 5
             hval = Signal(signed(max(wb, bb, SW + 1)), name="host_val")
-            with m.Switch(r2["target"]):
-                with m.Case(Target.WEIGHT):
-                    m.d.comb += hval.eq(wsel2)
-                with m.Case(Target.LANE_BIAS):
-                    m.d.comb += hval.eq(b2.as_signed())
-                with m.Case(Target.LANE_STATE):
-                    m.d.comb += hval.eq(sa2)
+            _host_value(m, r2["target"], hval, weight=wsel2, bias=b2.as_signed(), state=sa2)
             hval4 = delay(reg(hval, "host_val3"), 1, "host_val")
 
         # ---- stage 3 -> 4: product --------------------------------------------------------------
