@@ -11,7 +11,9 @@ from amaranth.hdl import Cat, Const, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from eqfpga.golden.fixedpoint import HASH_ROUNDS
+from eqfpga.golden.fixedpoint import HASH_ROUNDS, share_bits
+
+from .plan import IDX_BITS
 
 
 def arx_hash_expr(m, key, ctr, *, name="arx"):
@@ -67,6 +69,24 @@ def arx_hash_pipeline(m, key, ctr, *, name="arx", per_stage=1, reset_less=False)
         dom += [xs.eq(xn), ys.eq(yn)]
         x, y = xs, ys
     return Cat(y, x)
+
+
+def hash_counter(layer: int, u, v, m: int):
+    """The spec's counter of the hash word parameter (u, v) of ``layer`` reads when its update
+    needs ``m`` random bits (``fixedpoint.random_counter`` with ``share_bits(m)``): ``u`` a 14-bit
+    value, ``v`` a 14-bit value or constant."""
+    sft = (32 // share_bits(max(m, 0))).bit_length() - 1      # u // S: S = 1, 2 or 4 words a piece
+    v = Const(v, IDX_BITS) if isinstance(v, int) else Value.cast(v)[:IDX_BITS]
+    return Cat(v, Value.cast(u)[sft:IDX_BITS], Const(0, sft), Const(layer, 4))
+
+
+def hash_piece(word, index, m: int):
+    """The ``share_bits(m)``-bit piece ``index`` (an int or a value, taken mod the pieces a word
+    holds) of hash ``word`` (``fixedpoint.update_random`` before its mask)."""
+    b = share_bits(max(m, 0))
+    if b == 32:
+        return word
+    return word.word_select(index % (32 // b) if isinstance(index, int) else index & (32 // b - 1), b)
 
 
 class ArxHash(wiring.Component):

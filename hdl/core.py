@@ -55,7 +55,8 @@ from eqfpga.golden.config import EPConfig
 from .controller import ACCESS_LAYOUT, Access, Controller
 from .lane import Lane
 from .loader import Loader
-from .ops import Widths, delay_late_fields, record_layout
+from .delay import Delays
+from .ops import Widths, delay_late_fields, record_layout, weight_base
 from .plan import Plan
 from .root import LAYER_COUNTERS, Root
 from .stream_slice import StreamSlice
@@ -153,12 +154,7 @@ class EPCore(wiring.Component):
         pj2 = Signal.like(ld.pix_j, name="pix_j2")
         px2 = Signal.like(ld.pix_x, name="pix_x2")
         m.d.sync += [pj2.eq(ld.pix_j), px2.eq(ld.pix_x)]
-        # the op's address within its layer -> the lanes' one weight memory (Plan.w_base)
-        wbase = Signal(W.waddr, name="w_base")
-        with m.Switch(op2.wl):
-            for n in range(1, pl.N):
-                with m.Case(n):
-                    m.d.comb += wbase.eq(pl.w_base(n))
+        wbase = weight_base(m, pl, op2.wl)      # the op's address within its layer -> the lanes' memory
         rec = Signal(record_layout(W), name="record")
         for name in record_layout(W).members:
             if name in op2.shape().members:
@@ -176,11 +172,7 @@ class EPCore(wiring.Component):
         S = pl.hash_share
         m.submodules.bkey = bk = Broadcast(unsigned(32), -(-P // S))
         m.submodules.bgneg = bg = Broadcast(unsigned(1), P)
-        key = ct.key
-        for k in range(bg.levels - bk.levels):      # the same latency as the sign's (Plan's guards)
-            key_d = Signal(32, name=f"key_pad{k}", reset_less=True)
-            m.d.sync += key_d.eq(key)
-            key = key_d
+        key = Delays(m, ram=False)(ct.key, bg.levels - bk.levels, "key_pad")   # the sign's latency (the guards)
         m.d.comb += [bk.i.eq(key), bg.i.eq(ct.gneg)]
 
         m.submodules.tree = tree = SumTree(signed(A), P, grow=False)

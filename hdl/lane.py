@@ -26,11 +26,16 @@ from amaranth.lib.wiring import In, Out
 
 from eqfpga.golden.fixedpoint import BIAS_INDEX, share_bits
 
-from .arx_hash import arx_hash_pipeline
+from .arx_hash import arx_hash_pipeline, hash_counter, hash_piece
 from .delay import Delays
 from .fixed import round_offset, saturate
 from .ops import LATE_FIELDS, Kind, Target, Widths, record_layout
 from .plan import IDX_BITS, LANE_HASH, N_SLOTS, Plan
+
+
+def _in_class(kind, wl, k, n):
+    """The op (``kind``, layer ``wl``) is of update class (k, n): the layer counts for UWC only."""
+    return (kind == k) & ((wl == n) if k == Kind.UWC else 1)
 
 
 def _host_value(m, target, dst, *, weight, bias, state):
@@ -81,10 +86,8 @@ class Lane(wiring.Component):
         })
 
     def _classes(self):
-        """((kind, layer), shift) of the update's rounding classes."""
-        pl = self.pl
-        return ([((Kind.U0B, 0), pl.sh_b(0)), ((Kind.U0, 0), pl.sh_w(0))]
-                + [((Kind.UWC, n), pl.sh_w(n)) for n in range(1, pl.N)])
+        """(kind, layer, shift) of the update's rounding classes (``Plan.lane_update_shifts``)."""
+        return [(Kind[k], n, sh) for k, n, sh in self.pl.lane_update_shifts()]
 
     # ---- initial contents ---------------------------------------------------------------------
     def _w_init(self):
@@ -93,12 +96,12 @@ class Lane(wiring.Component):
         if self._weights is None:
             return words
         s, P = pl.sizes, pl.P
-        for n in range(pl.N):
-            for i in range(s[n + 1]):
-                for j in range(s[n]):
-                    lane, a = pl.weight_addr(n, i, j)
-                    if lane == p:
-                        words[a] = int(self._weights[n][i][j]) & ((1 << wb) - 1)
+        for n in range(pl.N):           # this lane's rows of W_0, its columns of W_n
+            for g in range(pl.lane_groups(1 if n == 0 else n, p)):
+                own = g * P + p
+                for other in range(s[0] if n == 0 else s[n + 1]):
+                    i, j = (own, other) if n == 0 else (other, own)
+                    words[pl.weight_addr(n, i, j)[1]] = int(self._weights[n][i][j]) & ((1 << wb) - 1)
         return words
 
     def _b_init(self):
@@ -173,39 +176,28 @@ class Lane(wiring.Component):
         m.d.comb += gi.eq(r0.gp + p)
         rnd = piece0 = None
         if stochastic:
-            per = {cl: 32 // share_bits(max(sh, 0)) for cl, sh in self._classes()}
-            if p % pl.hash_share == 0:
+            per = {(k, n): 32 // share_bits(max(sh, 0)) for k, n, sh in self._classes()}
+            hashes = p % pl.hash_share == 0
+            if hashes:
                 ctr = Signal(32, name="hash_ctr")
-                def word(cl):       # u // S in 14 bits
-                    sft = per[cl].bit_length() - 1
-                    return Cat(gi[sft:], Const(0, sft))
-                with m.Switch(kind0):
-                    with m.Case(Kind.U0B):
-                        m.d.comb += ctr.eq(Cat(Const(BIAS_INDEX, 14), word((Kind.U0B, 0)), Const(0, 4)))
-                    with m.Case(Kind.U0):
-                        m.d.comb += ctr.eq(Cat(r0.idx, word((Kind.U0, 0)), Const(0, 4)))
-                    with m.Default():
-                        for n in range(1, N):
-                            with m.If(r0.wl == n):
-                                m.d.comb += ctr.eq(Cat(r0.idx, word((Kind.UWC, n)), Const(n, 4)))
-                ctr1 = reg(ctr, "hash_ctr1")
-                rnd = arx_hash_pipeline(m, self.key, ctr1, name="arx", per_stage=1, reset_less=True)   # at stage 9
+            # which piece of the word is this lane's: u mod S, a constant when S divides P
+            if any(pl.P % s_ for s_ in per.values()):
+                piece0 = Signal(2, name="piece0")
+            for k, n, sh in self._classes():
+                with m.If(_in_class(kind0, r0.wl, k, n)):
+                    if hashes:
+                        v = BIAS_INDEX if k == Kind.U0B else r0.idx
+                        m.d.comb += ctr.eq(hash_counter(n, gi, v, sh))
+                    if piece0 is not None:
+                        m.d.comb += piece0.eq(gi & (per[k, n] - 1))
+            if hashes:
+                rnd = arx_hash_pipeline(m, self.key, reg(ctr, "hash_ctr1"), name="arx", per_stage=1,
+                                        reset_less=True)   # at stage 9
                 m.d.comb += self.rnd_out.eq(rnd)
             else:
                 rnd = self.rnd_in
             assert LANE_HASH == 1 + 8
-            # which piece of the word is this lane's: u mod S, a constant when S divides P
-            if any(pl.P % s_ for s_ in per.values()):
-                piece0 = Signal(2, name="piece0")
-                with m.Switch(kind0):
-                    with m.Case(Kind.U0B):
-                        m.d.comb += piece0.eq(gi & (per[Kind.U0B, 0] - 1))
-                    with m.Case(Kind.U0):
-                        m.d.comb += piece0.eq(gi & (per[Kind.U0, 0] - 1))
-                    with m.Default():
-                        for n in range(1, N):
-                            with m.If(r0.wl == n):
-                                m.d.comb += piece0.eq(gi & (per[Kind.UWC, n] - 1))
+            if piece0 is not None:
                 piece0 = delay(piece0, LANE_HASH, "piece")
 
         # ---- stages 1, 2: memory outputs registered --------------------------------------------
@@ -302,21 +294,23 @@ class Lane(wiring.Component):
         # the tree input register, 0 unless the op sends something (its synchronous reset: no mux)
         tree_r = Signal(signed(A), name="tree_r", reset_less=True)
         fwd4, hrd4 = is4(Kind.FWD), is4(Kind.HRD) & r4["hsel"]
+        # the product alone under one enable; a middle layer's feedback joins a FWD op's product at
+        # the owning lane, whether or not that lane owns the op's neuron
+        send_p4 = Const(0, 1)
+        if not mids:
+            send_p4 |= fwd4 & r4["valid"]
+        if host_by_mul:
+            send_p4 |= hrd4
+        with m.If(send_p4):
+            m.d.sync += tree_r.eq(p4)
         if mids:
-            with m.If(fwd4):
+            with m.Elif(fwd4):
                 m.d.sync += tree_r.eq(Mux(r4["valid"], p4, 0) + inj4)
+        if not host_by_mul:
             with m.Elif(hrd4):
-                m.d.sync += tree_r.eq(p4 if host_by_mul else hval4)
-            with m.Else():
-                m.d.sync += tree_r.eq(0)
-        else:
-            with m.If(fwd4 & r4["valid"] | (hrd4 if host_by_mul else 0)):
-                m.d.sync += tree_r.eq(p4)
-            if not host_by_mul:
-                with m.Elif(hrd4):
-                    m.d.sync += tree_r.eq(hval4)
-            with m.Else():
-                m.d.sync += tree_r.eq(0)
+                m.d.sync += tree_r.eq(hval4)
+        with m.Else():
+            m.d.sync += tree_r.eq(0)
         m.d.comb += self.tree.eq(tree_r)         # visible at 5
 
         # ---- stage 5: store accumulators, finish layer-1 neurons ------------------------------
@@ -386,10 +380,8 @@ class Lane(wiring.Component):
         # rounding class of the op: (shift) per kind and layer
         cls9 = delay.group(9, "ucls", kind=r0.kind, wl=r0.wl)
         kind9, wl9 = cls9["kind"], cls9["wl"]
-        classes = [(k, n, sh) for (k, n), sh in self._classes()]
-
-        def cls(kind, wl, k, n):
-            return (kind == k) & ((wl == n) if k == Kind.UWC else 1)
+        classes = self._classes()
+        cls = _in_class
 
         max_sh = max(max(sh for *_, sh in classes), 0)
         off9 = Signal(max_sh + 1, name="rnd_off9")       # the class's rounding offset R < 2^m
@@ -398,9 +390,7 @@ class Lane(wiring.Component):
                 mm = max(sh, 0)
                 piece = None
                 if rnd is not None and mm > 0:
-                    b = share_bits(mm)
-                    at = self.p % (32 // b) if piece9 is None else piece9
-                    piece = rnd.word_select(at, b) if b < 32 else rnd
+                    piece = hash_piece(rnd, self.p if piece9 is None else piece9, mm)
                 m.d.comb += off9.eq(round_offset(mm, f.update_rounding, piece))
         t10 = reg(d9 + off9, "rnd_t10", signed(max(DW, max_sh + 1) + 1))
         kind10 = reg(kind9, "ukind10")

@@ -11,6 +11,7 @@ from amaranth.hdl import Signal, signed, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import ceil_log2
 
+from .delay import Delays
 from .plan import IDX_BITS, N_SLOTS, Plan
 
 
@@ -71,14 +72,21 @@ LATE_FIELDS = {"bval": 2, "bval2": 2, "x": 2, "hdata": 12}
 def delay_late_fields(m, rec, name: str = "late"):
     """``rec`` (a record) with its ``LATE_FIELDS`` delayed by registers: what the lanes receive."""
     out = Signal(rec.shape(), name=name)
+    delay = Delays(m, ram=False)
     for field in rec.shape().members:
-        v = getattr(rec, field)
-        for k in range(LATE_FIELDS.get(field, 0)):
-            r = Signal.like(v, name=f"{name}_{field}{k}", reset_less=True)
-            m.d.sync += r.eq(v)
-            v = r
-        m.d.comb += getattr(out, field).eq(v)
+        m.d.comb += getattr(out, field).eq(delay(getattr(rec, field), LATE_FIELDS.get(field, 0), f"{name}_{field}"))
     return out
+
+
+def weight_base(m, pl: Plan, wl, name: str = "w_base"):
+    """The first word of layer ``wl``'s weights in a lane's one weight memory (``Plan.w_base``):
+    what turns an op's address within its layer into the memory's."""
+    base = Signal(_bits(pl.w_words), name=name)
+    with m.Switch(wl):
+        for n in range(1, pl.N):
+            with m.Case(n):
+                m.d.comb += base.eq(pl.w_base(n))
+    return base
 
 
 def record_layout(w: Widths) -> data.StructLayout:

@@ -255,13 +255,17 @@ class Plan:
         every partial sum (fixed.acc_bits is the upper limit the config allows)."""
         return min(self.cfg.fixed.acc_bits, self.cfg.acc_bits_needed())
 
+    def lane_update_shifts(self) -> list:
+        """(op kind name, layer, shift) of the lanes' update classes: b_0, W_0, W_n for n >= 1."""
+        return ([("U0B", 0, self.sh_b(0)), ("U0", 0, self.sh_w(0))]
+                + [("UWC", n, self.sh_w(n)) for n in range(1, self.N)])
+
     def lane_random_bits(self) -> list:
-        """Random bits m of the lanes' update classes (layer-0 bias, W_0, W_n for n >= 1) that need
-        any (stochastic rounding and a positive shift)."""
+        """Random bits m of the lanes' update classes that need any (stochastic rounding and a
+        positive shift)."""
         if self.cfg.fixed.update_rounding != "stochastic":
             return []
-        shs = [self.sh_b(0), self.sh_w(0)] + [self.sh_w(n) for n in range(1, self.N)]
-        return [sh for sh in shs if sh > 0]
+        return [sh for *_, sh in self.lane_update_shifts() if sh > 0]
 
     @property
     def hash_share(self) -> int:

@@ -145,7 +145,8 @@ def link_memory_map(cfg: EPConfig) -> dict:
 
 def lane_cost(cfg: EPConfig) -> int:
     """Logic of one lane, in TRELLIS_COMB (LUT4 + 2 per CCU2C + ~7.4 per 16x4 LUT RAM), from its
-    widths: fitted to ``eqfpga lane-stat`` of the lean lane (mnist-1h at P = 64: 997; tiny: 788).
+    widths: fitted to ``eqfpga lane-stat`` of the lean lane (mnist-1h at P = 64: 995, the formula 995;
+    tiny: 805, the formula 766).
     The ARX hash (~420) counts once per ``Plan.hash_share`` lanes."""
     f, pl = cfg.fixed, Plan(cfg)
     lane = 340 + 6 * pl.acc_width + 10 * f.weight_bits + 6 * f.bias_bits + 10 * (f.state_frac + 1)

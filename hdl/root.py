@@ -16,14 +16,14 @@ saturate the update, then the bias. Nothing wraps.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from eqfpga.golden.fixedpoint import BIAS_INDEX, share_bits
+from eqfpga.golden.fixedpoint import BIAS_INDEX
 
-from .arx_hash import arx_hash_pipeline
+from .arx_hash import arx_hash_pipeline, hash_counter, hash_piece
 from .delay import Delays
 from .fixed import round_offset, saturate
 from .ops import LANE_TARGETS, Kind, Target, Widths, op_layout
@@ -232,9 +232,8 @@ class Root(wiring.Component):
         if stochastic:
             ctr = Signal(32, name="rb_ctr")
             for n in range(1, N):       # the bias of neuron i: (u, v) = (i, BIAS_INDEX)
-                sft = (32 // share_bits(max(pl.sh_b(n), 0))).bit_length() - 1
                 with m.If(o1.layer == n):
-                    m.d.comb += ctr.eq(Cat(Const(BIAS_INDEX, 14), o1.i[sft:], Const(0, sft), Const(n, 4)))
+                    m.d.comb += ctr.eq(hash_counter(n, o1.i, BIAS_INDEX, pl.sh_b(n)))
             rnd = arx_hash_pipeline(m, self.key, reg(ctr, "rb_ctr2"), name="rarx", per_stage=1,
                                     reset_less=True)   # visible 10
         else:
@@ -247,10 +246,8 @@ class Root(wiring.Component):
         t11 = Signal(signed(len(d10) + 1 + max_sh), name="rb_t11", reset_less=True)
         for n, sh in shs:
             with m.If(o10.layer == n):
-                mm, piece = max(sh, 0), None
-                if rnd is not None and mm > 0:     # piece i mod S of the word
-                    b = share_bits(mm)
-                    piece = rnd.word_select(o10.i[:2] & (32 // b - 1), b) if b < 32 else rnd
+                mm = max(sh, 0)
+                piece = hash_piece(rnd, o10.i[:2], mm) if rnd is not None and mm > 0 else None   # i mod S
                 m.d.sync += t11.eq(d10 + round_offset(mm, f.update_rounding, piece))
         o11 = op(11)
         v12 = Signal(signed(len(t11) + max([0] + [-sh for _, sh in shs])), name="rb_v12", reset_less=True)

@@ -30,7 +30,7 @@ from eqfpga.golden.fixed_model import FixedEP, FixedPhases
 from eqfpga.hdl.arx_hash import ArxHash, arx_hash_pipeline, arx_round
 from eqfpga.hdl.fixed import SQ, UQ, round_offset, saturate, shape_of, shift_round
 from eqfpga.hdl.lane import Lane
-from eqfpga.hdl.ops import Kind, Widths, delay_late_fields, record_layout
+from eqfpga.hdl.ops import Kind, Widths, delay_late_fields, record_layout, weight_base
 from eqfpga.hdl.plan import (BROADCAST_FANOUT, LANE_FLAGS, LANE_PARAM_WRITE, LANE_STATE_WRITE, LANE_TREE,
                              LANE_UPDATE_FLAGS, N_SLOTS, ROOT_BIAS_WRITE, ROOT_STATE_WRITE, Plan,
                              broadcast_levels, tree_levels)
@@ -309,11 +309,7 @@ class _Lanes(Elaboratable):
         rec = delay_late_fields(m, self.rec)     # as the core delays them before the broadcast tree
         # as the core's record register: the op's address within its layer -> the lane's weight memory
         rec2 = Signal.like(rec)
-        m.d.comb += rec2.eq(rec)
-        with m.Switch(self.rec.wl):
-            for n in range(1, self.pl.N):
-                with m.Case(n):
-                    m.d.comb += rec2.waddr.eq(self.rec.waddr + self.pl.w_base(n))
+        m.d.comb += [rec2.eq(rec), rec2.waddr.eq(self.rec.waddr + weight_base(m, self.pl, self.rec.wl))]
         rec = rec2
         for p, ln in enumerate(self.lanes):
             m.submodules[f"lane{p}"] = ln
