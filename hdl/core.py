@@ -57,7 +57,7 @@ from .lane import Lane
 from .loader import Loader
 from .delay import Delays
 from .ops import Widths, delay_late_fields, record_layout, weight_base
-from .plan import Plan
+from .plan import BROADCAST_LEAF, Plan
 from .root import LAYER_COUNTERS, Root
 from .stream_slice import StreamSlice
 from .trees import Broadcast, SumTree
@@ -169,8 +169,9 @@ class EPCore(wiring.Component):
         m.submodules.bcast = bc = Broadcast(record_layout(W), P)
         m.d.comb += bc.i.eq(delay_late_fields(m, rec))     # the lanes' late fields, delayed once
         # the key goes to the lanes that hash (one in hash_share), the sign to every lane
+        # (the key's leaves serve as many lanes as the record's: BROADCAST_LEAF / S hashing lanes)
         S = pl.hash_share
-        m.submodules.bkey = bk = Broadcast(unsigned(32), -(-P // S))
+        m.submodules.bkey = bk = Broadcast(unsigned(32), -(-P // S), leaf=max(1, BROADCAST_LEAF // S))
         m.submodules.bgneg = bg = Broadcast(unsigned(1), P)
         key = Delays(m, ram=False)(ct.key, bg.levels - bk.levels, "key_pad")   # the sign's latency (the guards)
         m.d.comb += [bk.i.eq(key), bg.i.eq(ct.gneg)]

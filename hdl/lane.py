@@ -49,6 +49,14 @@ def _host_value(m, target, dst, *, weight, bias, state):
             m.d.comb += dst.eq(state)
 
 
+SMALL_MEMORY = 4        # memories of at most this many words are built from flip-flops
+
+
+def _few_words(depth: int) -> dict:
+    """yosys's ``ram_style`` for a lane memory of ``depth`` words: flip-flops when it is small."""
+    return {"ram_style": "logic"} if depth <= SMALL_MEMORY else {}
+
+
 def _bias_term(b, k: int, r_s: int):
     """(b << k) + r_s, r_s 0 or a power of two: an increment of b's upper bits, not a wide adder."""
     b = b.as_signed()
@@ -146,9 +154,13 @@ class Lane(wiring.Component):
         m.submodules.w = wm = Memory(shape=unsigned(wb), depth=pl.w_words, init=self._w_init())
         wrd, wwr = wm.read_port(), wm.write_port()
         m.d.comb += wrd.addr.eq(r0.waddr)
-        m.submodules.b0 = bmem = Memory(shape=unsigned(bb), depth=max(2, pl.blocks(1)), init=self._b_init())
+        # a lane's bias and input drive: one word per neuron it owns; a few words are cheaper in
+        # flip-flops than in 16x4 LUT RAMs (~7.4 LUT4 each once packed, for 4 bits)
+        few = _few_words(max(2, pl.blocks(1)))
+        m.submodules.b0 = bmem = Memory(shape=unsigned(bb), depth=max(2, pl.blocks(1)), init=self._b_init(),
+                                        attrs=few)
         brd, bwr = bmem.read_port(), bmem.write_port()
-        m.submodules.d0 = dmem = Memory(shape=unsigned(A), depth=max(2, pl.blocks(1)), init=[])
+        m.submodules.d0 = dmem = Memory(shape=unsigned(A), depth=max(2, pl.blocks(1)), init=[], attrs=few)
         drd, dwr = dmem.read_port(), dmem.write_port()
         # d0 is read two cycles later (address g at 2): its data is at 3, when the finish terms add up
         m.d.comb += [brd.addr.eq(r0.g), drd.addr.eq(delay(r0.g, 2, "g"))]

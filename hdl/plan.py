@@ -36,6 +36,7 @@ from eqfpga.golden.fixedpoint import share_bits
 N_SLOTS = 4
 IDX_BITS = 14               # neuron indices (14-bit fields of the spec's random counter)
 BROADCAST_FANOUT = 8        # registers one register of the broadcast tree drives
+BROADCAST_LEAF = 4          # lanes one register of the tree's last level drives (neighbours: one hash group)
 KEY_CYCLES = 16             # H(seed, t), then the sign H(key, SIGN_COUNTER): one ARX round a cycle
 
 # ---- pipeline depths (an op emitted in cycle e is at depth d in cycle e + d) ------------------
@@ -62,10 +63,10 @@ def _cdiv(a, b):
     return -(-a // b)
 
 
-def broadcast_levels(P: int) -> int:
+def broadcast_levels(P: int, leaf: int = BROADCAST_LEAF) -> int:
     """Register levels of the broadcast tree below the record register: the last level has one
-    register a lane, each level above at most BROADCAST_FANOUT times fewer."""
-    levels, n = 1, P
+    register for ``leaf`` neighbouring lanes, each level above at most BROADCAST_FANOUT times fewer."""
+    levels, n = 1, _cdiv(P, leaf)
     while n > BROADCAST_FANOUT:
         n = _cdiv(n, BROADCAST_FANOUT)
         levels += 1

@@ -1,7 +1,9 @@
 """The core's two global structures, both registered trees so that they scale with the lanes.
 
 ``Broadcast``: one record to P lanes through ``broadcast_levels(P)`` register levels, each register
-driving at most ``BROADCAST_FANOUT`` registers of the next (bounded fan-out, one level a cycle).
+driving at most ``BROADCAST_FANOUT`` registers of the next (bounded fan-out, one level a cycle), and
+a register of the last level ``leaf`` neighbouring lanes (``BROADCAST_LEAF``: a register a lane
+would cost the record's width in flip-flops per lane, ~7k at P = 64).
 ``SumTree``: P values summed pairwise, one registered level a cycle, ``tree_levels(P)`` levels
 (the lanes' products into the output layer, and the popcounts of their flags). The sum is exact:
 each level is one bit wider than the one below (for the accumulator-wide tree the config's
@@ -16,7 +18,7 @@ from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .plan import BROADCAST_FANOUT, broadcast_levels, tree_levels
+from .plan import BROADCAST_FANOUT, BROADCAST_LEAF, broadcast_levels, tree_levels
 
 # Attribute on the broadcast registers. Every register of a level holds the same value, so yosys's
 # opt_merge would fold them into one flip-flop that fans out to the whole chip. (It did: the P = 32
@@ -31,16 +33,17 @@ def _cdiv(a, b):
 
 
 class Broadcast(wiring.Component):
-    """``i`` (any shape or layout) to ``o[0..P-1]``, ``levels`` cycles later (``broadcast_levels``)."""
+    """``i`` (any shape or layout) to ``o[0..P-1]``, ``levels`` cycles later (``broadcast_levels``);
+    lanes ``leaf*q .. leaf*q + leaf - 1`` read the same last-level register."""
 
-    def __init__(self, shape, P: int):
-        self.P, self.levels, self._shape = P, broadcast_levels(P), shape
+    def __init__(self, shape, P: int, *, leaf: int = BROADCAST_LEAF):
+        self.P, self.leaf, self.levels, self._shape = P, leaf, broadcast_levels(P, leaf), shape
         super().__init__({"i": In(shape), "o": Out(shape).array(P)})
 
     def elaborate(self, platform):
         m = Module()
         # widths of the levels, last first: P, P/F, P/F^2, ... (levels entries)
-        widths = [self.P]
+        widths = [_cdiv(self.P, self.leaf)]
         while len(widths) < self.levels:
             widths.append(_cdiv(widths[-1], BROADCAST_FANOUT))
         widths.reverse()
@@ -51,7 +54,7 @@ class Broadcast(wiring.Component):
                 m.d.sync += r.eq(above[q * len(above) // n])
             above = regs
         for p in range(self.P):
-            m.d.comb += self.o[p].eq(above[p])
+            m.d.comb += self.o[p].eq(above[p // self.leaf])
         return m
 
 

@@ -679,7 +679,7 @@ def _broadcast_flip_flops(tmp_path, script, used=8):
     from eqfpga.hdl.trees import Broadcast
 
     m = Module()
-    m.submodules.bc = bc = Broadcast(8, 16)
+    m.submodules.bc = bc = Broadcast(8, 16, leaf=1)
     x = [Signal(8, name=f"x{p}") for p in range(16)]
     o = [Signal(8, name=f"o{p}") for p in range(16)]
     m.d.sync += [o[p].eq(bc.o[p][:used] ^ x[p]) for p in range(16)]
@@ -695,7 +695,7 @@ def test_board_flow_keeps_broadcast_registers_apart(tmp_path):
     """The tree has two levels (2 and 16 registers of 8 bits), then the lanes' own 16. Without
     KEEP_APART yosys folds each level into one register (all 16 lanes read one); with it all stay."""
     from eqfpga.hdl.plan import broadcast_levels
-    assert broadcast_levels(16) == 2
+    assert broadcast_levels(16, leaf=1) == 2
     assert _broadcast_flip_flops(tmp_path, "proc") == 8 * (1 + 1 + 16)
     assert _broadcast_flip_flops(tmp_path, build.KEEP_APART) == 8 * (2 + 16 + 16)
     # bits no lane reads are removed before they are kept (lanes keep 8 bits: o = x ^ 0)

@@ -640,14 +640,16 @@ def test_sum_tree_no_grow(P):
     assert _sum_tree_outputs(dut, vecs, L) == [sum(v) for v in vecs]
 
 
-@pytest.mark.parametrize("P", [1, 2, 3, 7, 8, 9, 64, 65])
-def test_broadcast(P):
-    """Every lane gets the record exactly broadcast_levels(P) cycles later (a new one every cycle);
-    structurally, every register level is driven from the one above, no register (nor the input)
-    drives more than BROADCAST_FANOUT registers, and the last level has one register a lane."""
+@pytest.mark.parametrize("P, leaf", [(1, 4), (2, 4), (3, 4), (7, 4), (8, 4), (9, 4), (64, 4), (65, 4),
+                                     (9, 1), (64, 1), (64, 2), (130, 4)])
+def test_broadcast(P, leaf):
+    """Every lane gets the record exactly broadcast_levels(P, leaf) cycles later (a new one every
+    cycle); structurally, every register level is driven from the one above, no register (nor the
+    input) drives more than BROADCAST_FANOUT registers, and the last level has one register for
+    each ``leaf`` neighbouring lanes."""
     layout = data.StructLayout({"a": unsigned(5), "b": signed(11), "c": 1})
-    dut = Broadcast(layout, P)
-    LB = broadcast_levels(P)
+    dut = Broadcast(layout, P, leaf=leaf)
+    LB = broadcast_levels(P, leaf)
     assert dut.levels == LB
     rng = random.Random(P)
     vals = [rng.getrandbits(layout.size) for _ in range(20)]
@@ -663,7 +665,7 @@ def test_broadcast(P):
     _clocked(dut, tb)
     assert got == [[v] * P for v in vals]
 
-    ref = Broadcast(layout, P)
+    ref = Broadcast(layout, P, leaf=leaf)
     frag = Fragment.get(ref, None)
     src = {}                          # id(register) -> what drives it (signals are unhashable)
     for st in frag.statements["sync"]:
@@ -671,7 +673,8 @@ def test_broadcast(P):
         src[id(st.lhs)] = st.rhs
     assert max(Counter(id(r) for r in src.values()).values()) <= BROADCAST_FANOUT
     outs = [st.rhs for st in frag.statements["comb"]]
-    assert len(outs) == P and len({id(r) for r in outs}) == P
+    assert len(outs) == P and len({id(r) for r in outs}) == -(-P // leaf)
+    assert all(outs[p] is outs[p - p % leaf] for p in range(P))      # neighbours share a leaf
     for r in outs:                    # each lane's register: LB registers below the input
         depth = 0
         while id(r) in src:
