@@ -18,6 +18,7 @@ NUDGINGS = ("one_sided", "random_sign", "symmetric")
 PLACEMENTS = ("inside", "outside")
 STATE_ROUNDINGS = ("truncate", "nearest")
 UPDATE_ROUNDINGS = ("truncate", "nearest", "stochastic")
+FEEDBACKS = ("symmetric", "learned")
 
 # Limits of the counter that addresses the random source (docs/fixed-point.md, "random source"):
 # layer index in 4 bits (15 is reserved), neuron indices in 14 bits each.
@@ -35,6 +36,13 @@ MAX_WIDTH = (1 << 14) - 1
 #   epochs  how many epochs the host runs
 #   name    a label
 RUNTIME_FIELDS = ("name", "epochs", "seed")
+
+# Fields that ``to_dict`` (and so every JSON of a config) writes only when they differ from their
+# default. They came after boards were built: leaving them out at their defaults keeps the canonical
+# JSON of every config that does not use them byte for byte as before, and with it the config ROM,
+# INFO's config_crc, the build report's config_digest, the build caches' keys and the bitstreams
+# already built. ``from_dict`` restores the default of a missing field.
+OMITTED_AT_DEFAULT = ("feedback", "feedback_angle")
 
 
 class ConfigError(ValueError):
@@ -148,7 +156,14 @@ class EPConfig:
     """Everything that defines an EqProp network, its training and its hardware.
 
     ``sizes`` lists the layers input first (``[784, 512, 10]``); ``lrs[n]`` is the learning rate of
-    the weights and biases W_n, b_n mapping layer n to n+1.
+    the weights and biases W_n, b_n mapping layer n to n+1 (and of the feedback weights B_n, when
+    ``feedback = "learned"``).
+
+    ``feedback``: a hidden layer's top-down weights are W_n^T (``"symmetric"``, EP) or a separate
+    matrix B_n learned by the vector-field rule (``"learned"``, VF / C-VF; float only for now).
+    ``feedback_angle``: the initial angle Psi between B_n and W_n^T in degrees: ``None`` draws B
+    independently (about 90 degrees); a number in [0, 180] starts from W^T with each sign flipped
+    with probability (1 - cos Psi) / 2.
     """
 
     name: str = "custom"
@@ -161,6 +176,8 @@ class EPConfig:
     nudge_placement: str = "inside"
     lrs: tuple = (0.0625, 0.03125)
     continual: bool = False
+    feedback: str = "symmetric"
+    feedback_angle: float | None = None
     batch_size: int = 1
     epochs: int = 1
     seed: int = 0
@@ -206,12 +223,26 @@ class EPConfig:
             _fail("continual", self.continual, "must be true or false")
         if self.continual and self.nudging == "symmetric":
             _fail("continual", self.continual, "C-EP is defined for one-sided or random-sign nudging only")
+        self._check_feedback()
         for name, hi in (("batch_size", 100000), ("epochs", 100000), ("parallelism", 1024)):
             v = getattr(self, name)
             if not _is_int(v) or not 1 <= v <= hi:
                 _fail(name, v, f"must be an integer from 1 to {hi}")
         if not _is_int(self.seed) or not 0 <= self.seed < 2**32:
             _fail("seed", self.seed, "must be an integer from 0 to 2**32 - 1")
+
+    def _check_feedback(self):
+        if self.feedback not in FEEDBACKS:
+            _fail("feedback", self.feedback, f"must be one of {FEEDBACKS}")
+        a = self.feedback_angle
+        if a is None:
+            return
+        if not isinstance(a, (int, float)) or isinstance(a, bool) or not 0 <= a <= 180:
+            _fail("feedback_angle", a, "must be null (B drawn independently, about 90 degrees) or an angle "
+                  "in degrees from 0 to 180")
+        if self.feedback == "symmetric":
+            _fail("feedback_angle", a, "it sets the initial angle of learned feedback weights, and "
+                  "feedback = 'symmetric' has none: set feedback to 'learned' or feedback_angle to null")
 
     # ---- derived -------------------------------------------------------------------------
     @property
@@ -234,6 +265,9 @@ class EPConfig:
                   "fixed-point arithmetic implements only 'inside' (states must stay in [0, 1])")
         if self.continual:
             _fail("continual", self.continual, "C-EP is not implemented in fixed point yet (float only)")
+        if self.feedback != "symmetric":
+            _fail("feedback", self.feedback,
+                  "separate feedback weights are not implemented in fixed point yet (float only)")
         if self.batch_size != 1:
             _fail("batch_size", self.batch_size, "fixed-point training is per sample, as on chip: use 1")
         kb = power_of_two_shift(self.beta, "beta")
@@ -290,8 +324,13 @@ class EPConfig:
 
     # ---- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict:
+        """The fields as JSON-ready data; the ``OMITTED_AT_DEFAULT`` fields only when not at their default."""
         d = dataclasses.asdict(self)
         d["sizes"], d["lrs"] = list(self.sizes), list(self.lrs)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in OMITTED_AT_DEFAULT:
+            if d[name] == defaults[name]:
+                del d[name]
         return d
 
     def to_json(self, indent: int = 2) -> str:

@@ -33,7 +33,8 @@ def make_model(cfg: EPConfig, arith: str, dtype=torch.float32, params: NetParams
     if arith == "float":
         if params is None:
             return FloatEP(cfg, dtype)
-        return FloatEP(cfg, dtype, [w.double() for w in params.weights], [b.double() for b in params.biases])
+        return FloatEP(cfg, dtype, [w.double() for w in params.weights], [b.double() for b in params.biases],
+                       [m.double() for m in params.feedback])
     if arith == "fixed":
         cfg.check_fixed()
         if params is None:
@@ -47,7 +48,7 @@ def make_model(cfg: EPConfig, arith: str, dtype=torch.float32, params: NetParams
 
 def model_params(model, arith: str, meta: dict) -> NetParams:
     if arith == "float":
-        return NetParams(model.cfg, "float", model.weights, model.biases, meta)
+        return NetParams(model.cfg, "float", model.weights, model.biases, meta, model.feedback)
     return NetParams(model.cfg, "fixed", [w[0] for w in model.weights], [b[0] for b in model.biases], meta)
 
 

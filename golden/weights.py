@@ -1,7 +1,9 @@
 """A net's parameters in and out: npz (numpy, with the config inside) and torch state_dict.
 
 Both formats name layer n's parameters ``layers.{n}.weight`` (out x in) and ``layers.{n}.bias`` as
-torch.nn.Linear does. Fixed-point files hold integer LSBs (``arith = "fixed"``), float files floats.
+torch.nn.Linear does; a net with learned feedback (``feedback = "learned"``) adds
+``layers.{n}.feedback``, B_n shaped as W_n^T, for n = 1 .. N-1. Fixed-point files hold integer LSBs
+(``arith = "fixed"``), float files floats.
 Writes are atomic (temporary file, then rename): an interrupted save never damages the old file.
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ class NetParams:
     weights: list                    # torch tensors, (out, in) each
     biases: list
     meta: dict = field(default_factory=dict)   # epoch, samples_seen, history, ...
+    feedback: list = field(default_factory=list)   # B_1 .. B_{N-1} of learned feedback, else []
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -44,7 +47,7 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
-def _check_shapes(cfg: EPConfig, weights, biases, source):
+def _check_shapes(cfg: EPConfig, weights, biases, source, feedback=()):
     if len(weights) != cfg.n_layers or len(biases) != cfg.n_layers:
         raise WeightsError(f"{source}: {len(weights)} weight layers, config {cfg.name!r} has {cfg.n_layers}")
     for n, (w, b) in enumerate(zip(weights, biases)):
@@ -52,14 +55,24 @@ def _check_shapes(cfg: EPConfig, weights, biases, source):
         if tuple(w.shape) != want or tuple(b.shape) != want[:1]:
             raise WeightsError(f"{source}: layer {n} has weight {tuple(w.shape)} and bias {tuple(b.shape)}, "
                                f"config {cfg.name!r} needs {want} and {want[:1]}")
+    want_fb = cfg.n_layers - 1 if cfg.feedback == "learned" else 0
+    if len(feedback) != want_fb:
+        raise WeightsError(f"{source}: {len(feedback)} feedback matrices, config {cfg.name!r} (feedback = "
+                           f"{cfg.feedback!r}) has {want_fb}")
+    for n, m in enumerate(feedback, start=1):
+        if tuple(m.shape) != (cfg.sizes[n], cfg.sizes[n + 1]):
+            raise WeightsError(f"{source}: feedback {n} has shape {tuple(m.shape)}, config {cfg.name!r} needs "
+                               f"{(cfg.sizes[n], cfg.sizes[n + 1])}")
 
 
 def save_npz(path, p: NetParams) -> None:
-    _check_shapes(p.cfg, p.weights, p.biases, str(path))
+    _check_shapes(p.cfg, p.weights, p.biases, str(path), p.feedback)
     arrays = {}
     for n, (w, b) in enumerate(zip(p.weights, p.biases)):
         arrays[f"layers.{n}.weight"] = w.detach().cpu().numpy()
         arrays[f"layers.{n}.bias"] = b.detach().cpu().numpy()
+    for n, m in enumerate(p.feedback, start=1):
+        arrays[f"layers.{n}.feedback"] = m.detach().cpu().numpy()
     header = json.dumps({"config": p.cfg.to_dict(), "arith": p.arith, "meta": p.meta})
 
     def write(tmp):
@@ -76,11 +89,13 @@ def load_npz(path, cfg: EPConfig | None = None) -> NetParams:
             n = file_cfg.n_layers
             weights = [torch.from_numpy(z[f"layers.{k}.weight"].copy()) for k in range(n)]
             biases = [torch.from_numpy(z[f"layers.{k}.bias"].copy()) for k in range(n)]
+            feedback = [torch.from_numpy(z[f"layers.{k}.feedback"].copy()) for k in range(1, n)
+                        if file_cfg.feedback == "learned"]
     except (OSError, ValueError, KeyError) as e:
         raise WeightsError(f"{path}: not an eqfpga weights file ({e})") from None
     use = cfg or file_cfg
-    _check_shapes(use, weights, biases, str(path))
-    return NetParams(use, header["arith"], weights, biases, header.get("meta", {}))
+    _check_shapes(use, weights, biases, str(path), feedback)
+    return NetParams(use, header["arith"], weights, biases, header.get("meta", {}), feedback)
 
 
 def save_state_dict(path, p: NetParams) -> None:
@@ -88,6 +103,8 @@ def save_state_dict(path, p: NetParams) -> None:
     sd = {}
     for n, (w, b) in enumerate(zip(p.weights, p.biases)):
         sd[f"layers.{n}.weight"], sd[f"layers.{n}.bias"] = w.detach().clone(), b.detach().clone()
+    for n, m in enumerate(p.feedback, start=1):
+        sd[f"layers.{n}.feedback"] = m.detach().clone()
     sd["_eqfpga"] = {"config": p.cfg.to_dict(), "arith": p.arith, "meta": p.meta}
     _atomic_write(Path(path), lambda tmp: torch.save(sd, tmp))
 
@@ -108,8 +125,10 @@ def load_state_dict(path, cfg: EPConfig | None = None) -> NetParams:
         biases = [sd[f"layers.{k}.bias"] for k in range(cfg.n_layers)]
     except KeyError as e:
         raise WeightsError(f"{path}: missing {e}; expected keys layers.N.weight / layers.N.bias") from None
-    _check_shapes(cfg, weights, biases, str(path))
-    return NetParams(cfg, info["arith"] if info else "float", weights, biases, info["meta"] if info else {})
+    feedback = [sd[key] for key in (f"layers.{k}.feedback" for k in range(1, cfg.n_layers)) if key in sd]
+    _check_shapes(cfg, weights, biases, str(path), feedback)
+    return NetParams(cfg, info["arith"] if info else "float", weights, biases, info["meta"] if info else {},
+                     feedback)
 
 
 def load_params(path, cfg: EPConfig | None = None) -> NetParams:

@@ -1,12 +1,13 @@
 """EPConfig / FixedConfig: validation names the field, JSON round trips, presets, check_fixed."""
 import json
 import math
+from importlib import resources
 
 import pytest
 import torch
 
-from eqfpga.golden.config import (RUNTIME_FIELDS, ConfigError, EPConfig, FixedConfig, load_config,
-                                  power_of_two_shift, preset_names)
+from eqfpga.golden.config import (OMITTED_AT_DEFAULT, RUNTIME_FIELDS, ConfigError, EPConfig, FixedConfig,
+                                  load_config, power_of_two_shift, preset_names)
 from eqfpga.golden.fixed_model import FixedEP
 
 # A config the fixed-point model accepts: the base for the check_fixed cases.
@@ -29,6 +30,8 @@ BAD_TOP = [
     ("lrs", (0.1, 17), "lrs[1]"), ("lrs", (0.1, True), "lrs[1]"), ("lrs", (0.1, math.nan), "lrs[1]"),
     ("lrs", 0.1, "lrs"),
     ("continual", 1, "continual"), ("continual", "yes", "continual"),
+    ("feedback", "random", "feedback"), ("feedback", None, "feedback"),
+    ("feedback_angle", 45.0, "feedback_angle"),        # an angle needs feedback = "learned"
     ("batch_size", 0, "batch_size"), ("batch_size", 100001, "batch_size"), ("batch_size", 1.0, "batch_size"),
     ("epochs", 0, "epochs"), ("epochs", -1, "epochs"),
     ("parallelism", 0, "parallelism"), ("parallelism", 1025, "parallelism"),
@@ -103,6 +106,26 @@ def test_preset_json_round_trip(name):
     assert c2 == c
     assert c2.to_dict() == json.loads(text)
     assert load_config(c) is c
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_preset_files_are_canonical_json(name):
+    """A preset file is its config's to_json() byte for byte: fields added since (OMITTED_AT_DEFAULT) left
+    the JSON, and so the config ROM, INFO's config_crc and the build caches' keys, unchanged."""
+    text = (resources.files("eqfpga.golden") / "presets" / f"{name}.json").read_text()
+    assert text.strip() == load_config(name).to_json()
+
+
+def test_fields_omitted_at_default_are_written_when_set():
+    assert set(OMITTED_AT_DEFAULT) == {"feedback", "feedback_angle"}
+    assert not set(OMITTED_AT_DEFAULT) & set(EPConfig().to_dict())
+    c = EPConfig(feedback="learned", feedback_angle=30.0)
+    assert c.to_dict()["feedback"] == "learned" and c.to_dict()["feedback_angle"] == 30.0
+    assert c.elaborated_dict()["feedback_angle"] == 30.0 and not set(OMITTED_AT_DEFAULT) & set(RUNTIME_FIELDS)
+    assert "feedback_angle" not in EPConfig(feedback="learned").to_dict()
+    for cfg in (c, EPConfig(feedback="learned"), EPConfig()):
+        assert EPConfig.from_json(cfg.to_json()) == cfg
+    assert EPConfig().elaborated_json() != EPConfig(feedback="learned").elaborated_json()
 
 
 def test_presets_exist():
@@ -221,7 +244,7 @@ def test_check_fixed_refuses_one_past_the_largest_shift():
     (dict(beta=0.3), "beta"), (dict(beta=0.75), "beta"), (dict(lrs=(0.1, 0.125)), "lrs[0]"),
     (dict(lrs=(0.25, 0.2)), "lrs[1]"), (dict(lrs=(0.0, 0.25)), "lrs[0]"),
     (dict(activation="sigmoid"), "activation"), (dict(nudge_placement="outside"), "nudge_placement"),
-    (dict(continual=True), "continual"), (dict(batch_size=2), "batch_size"),
+    (dict(continual=True), "continual"), (dict(feedback="learned"), "feedback"), (dict(batch_size=2), "batch_size"),
     (dict(beta=2.0 ** -13), "beta"),                  # kb > weight_frac (12)
     (dict(beta=2.0), "beta"),                         # kb < 0
 ])
