@@ -63,7 +63,7 @@ KEEP_APART = f"proc; flatten; opt_clean; setattr -set keep 1 a:{NO_MERGE} %ci1:+
 # value, so that yosys' fsm pass may recode them one-hot (it leaves a register with an init value
 # alone): a state is then one flip-flop, not a decoder. Their reset sets them: the board holds it
 # for Plan.drain + 2 cycles after the PLL locks (boards.top.hold_reset_until).
-FSM_NAMES = ("ctrl", "exec", "rx", "append", "reply")
+FSM_NAMES = ("ctrl", "exec", "rx", "append", "reply", "sdram")
 ONE_HOT = "setattr -unset init " + " ".join(f"w:{name}_state" for name in FSM_NAMES)
 BEFORE_SYNTH = f"proc; {ONE_HOT}; {KEEP_APART}"      # ONE_HOT names the wires before flatten renames them
 KEPT_LOGS = ("yosys.log", "nextpnr.log", "nextpnr_report.json", "pack.log")

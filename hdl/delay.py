@@ -9,7 +9,8 @@ one register: on the ECP5, yosys maps it to ceil(width / 4) TRELLIS_DPR16X4 LUT 
 flip-flops, whatever ``n``. Each read pointer is a counter of its own.
 
 ``ram=False`` (an iCE40, which has no LUT RAM: each line would take a block RAM) keeps every delay
-in registers. Registers remain for short delays (``n < RAM_MIN``) and for ``ctrl`` values (enables,
+in registers. Registers remain for short delays (``n < RAM_MIN``), for narrow ones where the
+registers cost less than the RAMs (a 1-bit flag up to 9 cycles) and for ``ctrl`` values (enables,
 valid bits): what decides a write never comes out of a LUT RAM word.
 
 No register here has a reset (``reset_less``): a lane's ~1,200 flip-flops on the reset net made it
@@ -33,6 +34,13 @@ RAM_DEPTH = 16      # one TRELLIS_DPR16X4 deep: delays up to 16 cycles
 RAM_MIN = 3         # shorter delays stay in registers
 
 
+def _registers_cheaper(width: int, n: int) -> bool:
+    """A line of ``n`` registers costs width x n flip-flops; in LUT RAM it costs one 16x4 RAM per 4
+    bits (~8 LUTs each, packed) and its output register. Short lines, and narrow ones up to ~9
+    cycles (a flag), stay in registers."""
+    return n < RAM_MIN or width * (n - 1) <= 8 * -(-width // 4)
+
+
 class Delays:
     """Delay lines in module ``m``: ``d(v, n, name)`` is ``v`` ``n`` cycles later (``ctrl=True``:
     in registers, whatever ``n``)."""
@@ -50,7 +58,7 @@ class Delays:
         v = Value.cast(v)
         if not 0 <= n <= RAM_DEPTH:
             raise ValueError(f"a delay of {n} cycles is outside 0..{RAM_DEPTH}")
-        if ctrl or n < RAM_MIN or not self.ram:
+        if ctrl or not self.ram or _registers_cheaper(len(v), n):
             for k in range(n):
                 v = self.reg(v, f"{name}_d{k}")
             return v

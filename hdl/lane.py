@@ -8,7 +8,7 @@ from the broadcast tree (stage 0) and works on it in a fixed pipeline:
   2  memory outputs registered                               3  multiplier operands registered
   4  product registered                                      5  accumulator, tree input, update D
   finish of a layer-1 neuron: acc + terms (5 -> 6), round and clamp (6 -> 7), state write (7),
-    clamp and settling flags (8)
+    settling compares (8), clamp and settling flags (9)
   update: the random word (9), + offset (10), shift (11), saturate the update (12), add and saturate
     the parameter (13, written), saturation flags (14)
 
@@ -30,7 +30,7 @@ from .arx_hash import arx_hash_pipeline, hash_counter, hash_piece
 from .delay import Delays
 from .fixed import round_offset, saturate
 from .ops import LATE_FIELDS, Kind, Target, Widths, record_layout
-from .plan import IDX_BITS, LANE_HASH, N_SLOTS, Plan
+from .plan import IDX_BITS, LANE_FLAGS, LANE_HASH, N_SLOTS, Plan
 
 
 def _in_class(kind, wl, k, n):
@@ -339,18 +339,23 @@ class Lane(wiring.Component):
                              wr.en.eq(store5 & (kind5 == Kind.FB) & (r5["gl"] == k))]
         fin5 = store5 & (kind5 == Kind.FB) & (r5["gl"] == 1)
         pre6 = reg(acc >> fw, "fin_pre6", signed(AL - fw))
+        # the clamps from the accumulator, beside the shift: floor(acc / 2^fw) > one <=> acc >= (one + 1) 2^fw
+        lo6 = reg(acc < 0, "fin_lo6")
+        hi6 = reg(acc >= ((one + 1) << fw), "fin_hi6")
         fin6 = reg(fin5, "fin6")
-        lo6, hi6 = pre6 < 0, pre6 > one
         state7 = reg(Mux(lo6, 0, Mux(hi6, one, pre6))[:SW], "state7", unsigned(SW))
         fin7 = reg(fin6, "fin7")
         sb7 = delay(r0.sb, 7, "swa")
         m.d.comb += [swr.addr.eq(sb7), swr.data.eq(state7), swr.en.eq(fin7)]
-        m.d.comb += [self.lo.eq(delay(lo6 & fin6, 2, "lo")), self.hi.eq(delay(hi6 & fin6, 2, "hi"))]
+        m.d.comb += [self.lo.eq(delay(lo6 & fin6, LANE_FLAGS - 6, "lo")),
+                     self.hi.eq(delay(hi6 & fin6, LANE_FLAGS - 6, "hi"))]
         olds7 = delay.group(4, "olds", old1=reg(old1_2, "old1_3"), old2=reg(old2_2, "old2_3"))
         old1_7, old2_7 = olds7["old1"], olds7["old2"]
-        lastfree7 = delay(r0.lastfree, 7, "lastfree", ctrl=True)
-        m.d.comb += [self.mv.eq(reg(fin7 & lastfree7 & (state7 != old1_7), "mv_r")),
-                     self.mv2.eq(reg(fin7 & lastfree7 & (state7 != old2_7), "mv2_r"))]
+        # settling: the compares registered (8), then the last free step's finishes select them (9)
+        en8 = delay(fin5 & delay(r0.lastfree, 5, "lastfree", ctrl=True), 3, "mv_en", ctrl=True)
+        ne1_8, ne2_8 = reg(state7 != old1_7, "mv_ne8"), reg(state7 != old2_7, "mv2_ne8")
+        assert LANE_FLAGS == 9
+        m.d.comb += [self.mv.eq(reg(en8 & ne1_8, "mv_r")), self.mv2.eq(reg(en8 & ne2_8, "mv2_r"))]
 
         # ---- update datapath --------------------------------------------------------------------
         if train:
