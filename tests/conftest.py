@@ -98,3 +98,14 @@ def import_without(tmp_path):
         return subprocess.run([sys.executable, "-c", BLOCKED_IMPORT, package, *modules], input=code,
                               cwd=tmp_path, capture_output=True, text=True, timeout=120)
     return run
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """torch on one thread for a module of tiny matrices: its thread pool only adds overhead there
+    (five-fold on a loaded 2-core machine). torch is imported here, not by every test session."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -10,13 +10,7 @@ from eqfpga.golden import cep_theorem as cep
 NETS = list(cep.NETS)          # toy 5-4-3, 1h 20-16-10, 2h 20-12-8-4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: torch's thread pool only adds overhead (five-fold on a loaded 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")   # tiny matrices (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

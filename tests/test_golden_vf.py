@@ -26,13 +26,7 @@ LRS = (0.1, 0.05, 0.02)
 TOL = 1e-12
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: torch's thread pool only adds overhead (five-fold on a loaded 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")   # tiny matrices (tests/conftest.py)
 
 
 def make_cfg(hidden=1, **kw):
