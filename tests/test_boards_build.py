@@ -506,6 +506,12 @@ def test_committed_lane_local_report_loads():
     p4 = BuildReport.load(path.with_name("control-proxy-build4.json"))
     assert (p4.fmax_mhz, p4.routed, p4.used("TRELLIS_FF")) == (99.9, True, 16663)
     assert p4.epconfig == load_config(path.with_name("control-proxy.json"))
+    # P = 64 (docs/boards/lane-local/mnist-1h-p64.json), commit d7a586c: the first P = 64 build that routes
+    l64 = BuildReport.load(path.with_name("ulx3s-85f-mnist-1h-p64-d7a586c.json"))
+    assert (l64.fmax_mhz, l64.routed, l64.timing_met, l64.used("TRELLIS_COMB"), l64.used("TRELLIS_FF")) == (
+        67.4, True, False, 66561, 63666)
+    assert (l64.used("DP16KD"), l64.used("MULT18X18D")) == (134, 64)
+    assert l64.epconfig == load_config(path.with_name("mnist-1h-p64.json"))
 
 
 # ---- the flow, with stand-in tools: reuse of earlier work, timeouts, overflow ------------------
