@@ -112,9 +112,13 @@ class Lane(wiring.Component):
                     words[pl.weight_addr(n, i, j)[1]] = int(self._weights[n][i][j]) & ((1 << wb) - 1)
         return words
 
+    def _own_words(self) -> int:
+        """Words of the memories with one word per layer-1 neuron the lane owns (b0, d0)."""
+        return max(2, self.pl.blocks(1))
+
     def _b_init(self):
         pl, p, bb = self.pl, self.p, self.pl.cfg.fixed.bias_bits
-        words = [0] * max(2, pl.blocks(1))
+        words = [0] * self._own_words()
         if self._biases is not None:
             for g in range(pl.lane_groups(1, p)):
                 words[g] = int(self._biases[0][g * pl.P + p]) & ((1 << bb) - 1)
@@ -156,11 +160,11 @@ class Lane(wiring.Component):
         m.d.comb += wrd.addr.eq(r0.waddr)
         # a lane's bias and input drive: one word per neuron it owns; a few words are cheaper in
         # flip-flops than in 16x4 LUT RAMs (~7.4 LUT4 each once packed, for 4 bits)
-        few = _few_words(max(2, pl.blocks(1)))
-        m.submodules.b0 = bmem = Memory(shape=unsigned(bb), depth=max(2, pl.blocks(1)), init=self._b_init(),
-                                        attrs=few)
+        own = self._own_words()
+        few = _few_words(own)
+        m.submodules.b0 = bmem = Memory(shape=unsigned(bb), depth=own, init=self._b_init(), attrs=few)
         brd, bwr = bmem.read_port(), bmem.write_port()
-        m.submodules.d0 = dmem = Memory(shape=unsigned(A), depth=max(2, pl.blocks(1)), init=[], attrs=few)
+        m.submodules.d0 = dmem = Memory(shape=unsigned(A), depth=own, init=[], attrs=few)
         drd, dwr = dmem.read_port(), dmem.write_port()
         # d0 is read two cycles later (address g at 2): its data is at 3, when the finish terms add up
         m.d.comb += [brd.addr.eq(r0.g), drd.addr.eq(delay(r0.g, 2, "g"))]
