@@ -181,7 +181,7 @@ class BoardTop(Elaboratable):
 
     def make_link(self):
         from eqfpga.hdl.link import LinkedCore
-        return LinkedCore(self.cfg, divisor=self.divisor, clk_hz=self.clock_hz)
+        return LinkedCore(self.cfg, divisor=self.divisor, clk_hz=self.clock_hz, local_resets=True)
 
     def _clocking(self, m, platform):
         """The sync domain from the oscillator (through the PLL); returns the PLL lock signal."""

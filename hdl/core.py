@@ -55,6 +55,7 @@ from eqfpga.golden.config import EPConfig
 from .controller import ACCESS_LAYOUT, Access, Controller
 from .lane import Lane
 from .loader import Loader
+from .local_reset import in_local_domain
 from .delay import Delays
 from .ops import Widths, delay_late_fields, record_layout, weight_base
 from .plan import BROADCAST_LEAF, Plan
@@ -77,13 +78,13 @@ class EPCore(wiring.Component):
     is ignored, ``t`` never advances).
     """
 
-    def __init__(self, *, cfg, weights=None, biases=None, train=True):
+    def __init__(self, *, cfg, weights=None, biases=None, train=True, local_resets=False):
         if not isinstance(cfg, EPConfig):
             raise TypeError(f"cfg must be an EPConfig, not {cfg!r}")
         if not isinstance(train, bool):
             raise TypeError(f"train must be True or False, not {train!r}")
         cfg.check_fixed()
-        self.train = train
+        self.train, self.local_resets = train, bool(local_resets)
         self.cfg, self.plan = cfg, Plan(cfg)
         f = cfg.fixed
         n_out = cfg.sizes[-1]
@@ -112,23 +113,31 @@ class EPCore(wiring.Component):
         P, A = pl.P, pl.acc_width
         W = Widths(pl)
 
-        m.submodules.loader = ld = Loader(n_in=pl.sizes[0], input_frac=f.input_frac, sample_bits=self.sample_bits,
-                                          label_bits=self.label_bits)
-        m.submodules.ctrl = ct = Controller(pl, train=self.train, label_bits=self.label_bits, jw=ld.JW)
-        m.submodules.root = rt = Root(pl, biases=self._biases, train=self.train)
+        # local_resets (the board top): each block with a reset gets a reset register of its own
+        # (hdl/local_reset.py); the rest of the core has no reset
+        local = (lambda name, e: in_local_domain(m, name, e)) if self.local_resets else (lambda name, e: e)
+        ld = Loader(n_in=pl.sizes[0], input_frac=f.input_frac, sample_bits=self.sample_bits,
+                    label_bits=self.label_bits)
+        ct = Controller(pl, train=self.train, label_bits=self.label_bits, jw=ld.JW)
+        rt = Root(pl, biases=self._biases, train=self.train)
+        m.submodules.loader = ld = local("rst_loader", ld)
+        m.submodules.ctrl = ct = local("rst_ctrl", ct)
+        m.submodules.root = rt = local("rst_root", rt)
         # the host side's streams and t_set through registers: the link's state machine drives them,
         # and its decisions stay off the controller's and the loader's paths
         # (``learn`` travels with each transfer, as the loader samples it at a sample's first)
-        m.submodules.sample_in = sample_in = StreamSlice(data.StructLayout(
-            {"x": unsigned(self.sample_bits), "learn": 1}))
-        m.submodules.access_in = access_in = StreamSlice(ACCESS_LAYOUT)
+        m.submodules.sample_in = sample_in = local("rst_sample_in", StreamSlice(data.StructLayout(
+            {"x": unsigned(self.sample_bits), "learn": 1})))
+        m.submodules.access_in = access_in = local("rst_access_in", StreamSlice(ACCESS_LAYOUT))
         m.d.comb += [sample_in.i.valid.eq(self.sample.valid), self.sample.ready.eq(sample_in.i.ready),
                      sample_in.i.payload.x.eq(self.sample.payload), sample_in.i.payload.learn.eq(self.learn),
                      ld.sample.valid.eq(sample_in.o.valid), sample_in.o.ready.eq(ld.sample.ready),
                      ld.sample.payload.eq(sample_in.o.payload.x)]
         wiring.connect(m, wiring.flipped(self.access), access_in.i)
         wiring.connect(m, access_in.o, ct.access)
-        t_set, t_value = Signal(), Signal(32)
+        # registers without a reset: the link holds t_set at 0 in reset; op2 and the record carry
+        # the controller's op, a NOP in reset (the lanes' flush)
+        t_set, t_value = Signal(reset_less=True), Signal(32, reset_less=True)
         m.d.sync += [t_set.eq(self.t_set), t_value.eq(self.t_value)]
         wiring.connect(m, ct.result, wiring.flipped(self.result))
         m.d.comb += [
@@ -149,13 +158,13 @@ class EPCore(wiring.Component):
             m.d.comb += getattr(self, name).eq(getattr(rt, name))
 
         # the record (depth 3): the op, the pixel of the list, the root's operands and state copy
-        op2 = Signal.like(ct.op, name="op2")
+        op2 = Signal.like(ct.op, name="op2", reset_less=True)
         m.d.sync += op2.eq(ct.op)
-        pj2 = Signal.like(ld.pix_j, name="pix_j2")
-        px2 = Signal.like(ld.pix_x, name="pix_x2")
+        pj2 = Signal.like(ld.pix_j, name="pix_j2", reset_less=True)
+        px2 = Signal.like(ld.pix_x, name="pix_x2", reset_less=True)
         m.d.sync += [pj2.eq(ld.pix_j), px2.eq(ld.pix_x)]
         wbase = weight_base(m, pl, op2.wl)      # the op's address within its layer -> the lanes' memory
-        rec = Signal(record_layout(W), name="record")
+        rec = Signal(record_layout(W), name="record", reset_less=True)
         for name in record_layout(W).members:
             if name in op2.shape().members:
                 m.d.sync += getattr(rec, name).eq(getattr(op2, name))

@@ -19,6 +19,9 @@ update to ``update_bits`` and the parameter to its format. Nothing wraps.
 """
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
@@ -29,7 +32,7 @@ from eqfpga.golden.fixedpoint import BIAS_INDEX, share_bits
 from .arx_hash import arx_hash_pipeline, hash_counter, hash_piece
 from .delay import Delays
 from .fixed import round_offset, saturate
-from .ops import LATE_FIELDS, Kind, Target, Widths, record_layout
+from .ops import LANE_TARGETS, LATE_FIELDS, Kind, Target, Widths, record_layout
 from .plan import IDX_BITS, LANE_FLAGS, LANE_HASH, N_SLOTS, Plan
 
 
@@ -244,32 +247,34 @@ class Lane(wiring.Component):
         MB = max(SW, fx) + 1
         ma = Signal(signed(MA), name="mul_a")
         mb = Signal(signed(MB), name="mul_b")
-        with m.Switch(kind2):
-            with m.Case(Kind.D0MAC):      # the input drive is aligned to the state fraction
-                m.d.comb += [ma.eq(wsel2), mb.eq(x2 << (fs - fx))]
-            with m.Case(Kind.FB):
-                m.d.comb += [ma.eq(wsel2), mb.eq(bval2_)]
-            with m.Case(Kind.FWD):
-                m.d.comb += [ma.eq(wsel2), mb.eq(old1_2)]
-            if train:
-                # the update's products with sigma applied: U0 sigma (a - c) x, U0B sigma (a - c) (x 1);
-                # UWA / UWC a a' / c c' (sigma = +1) or c c' / a a' (sigma = -1): D = UWA's - UWC's
-                neg = self.gneg
-                a_, c_ = Mux(neg, sb2, sa2), Mux(neg, sa2, sb2)
-                with m.Case(Kind.U0):
-                    m.d.comb += [ma.eq(a_ - c_), mb.eq(x2)]
-                with m.Case(Kind.U0B):
-                    m.d.comb += [ma.eq(a_ - c_), mb.eq(1)]
-                with m.Case(Kind.UWA):
-                    m.d.comb += [ma.eq(a_), mb.eq(Mux(neg, bval22, bval2_))]
-                with m.Case(Kind.UWC):
-                    m.d.comb += [ma.eq(c_), mb.eq(Mux(neg, bval2_, bval22))]
-            # a host read goes through the multiplier (x 1) to the tree when the bias fits its operand
-            host_by_mul = bb <= MA
-            if host_by_mul:
-                with m.Case(Kind.HRD):
-                    m.d.comb += mb.eq(1)
-                    _host_value(m, r2["target"], ma, weight=wsel2, bias=b2.as_signed(), state=sa2)
+        # each operand an OR of (select & value) with selects decoded at 1 and registered (one-hot:
+        # kinds and host targets exclude each other), not a compare chain and a wide case: the
+        # deepest lane path was the state read through sigma's swap, a subtractor and that case
+        hot = {k: reg(r1["kind"] == k, f"is_{k.name.lower()}2", 1) for k in Kind}
+        tgt = {t: reg(r1["target"] == t, f"tg_{t.name.lower()}2", 1) for t in LANE_TARGETS}
+        host_by_mul = bb <= MA       # a host read goes through the multiplier (x 1) to the tree
+        hrd = hot[Kind.HRD] if host_by_mul else Const(0, 1)
+        neg = self.gneg if train else Const(0, 1)
+        uwa, uwc = (hot[Kind.UWA], hot[Kind.UWC]) if train else (Const(0, 1), Const(0, 1))
+        u0 = (hot[Kind.U0] | hot[Kind.U0B]) if train else Const(0, 1)
+
+        def one_of(*pairs):
+            return reduce(operator.or_, [Mux(sel, val, 0) for sel, val in pairs])
+
+        # the update's products with sigma applied: U0 sigma (a - c) x, U0B sigma (a - c) (x 1);
+        # UWA / UWC a a' / c c' (sigma = +1) or c c' / a a' (sigma = -1): D = UWA's - UWC's
+        ma_terms = [(hot[Kind.D0MAC] | hot[Kind.FB] | hot[Kind.FWD] | (hrd & tgt[Target.WEIGHT]), wsel2),
+                    ((uwa & ~neg) | (uwc & neg) | (hrd & tgt[Target.LANE_STATE]), sa2),
+                    (hrd & tgt[Target.LANE_BIAS], b2.as_signed())]
+        mb_terms = [(hot[Kind.D0MAC], x2 << (fs - fx)),
+                    (hot[Kind.FB] | (uwa & ~neg) | (uwc & neg), bval2_),
+                    (hot[Kind.FWD] & ~r2["zero"], sa2),
+                    (hrd | (hot[Kind.U0B] if train else Const(0, 1)), Const(1, 2))]
+        if train:
+            ma_terms += [(u0 & ~neg, sa2 - sb2), (u0 & neg, sb2 - sa2),
+                         ((uwa & neg) | (uwc & ~neg), sb2)]
+            mb_terms += [(hot[Kind.U0], x2), ((uwa & neg) | (uwc & ~neg), bval22)]
+        m.d.comb += [ma.eq(one_of(*ma_terms)), mb.eq(one_of(*mb_terms))]
         ma3 = reg(ma, "mul_a3")
         mb3 = reg(mb, "mul_b3")
         r3 = {k: reg(v, f"{k}3") for k, v in r2.items()}
@@ -399,26 +404,26 @@ class Lane(wiring.Component):
         d5 = reg(Mux(kind4 == Kind.UWC, prev5 - p4n, p4n), "diff5", signed(DW))
         d9 = delay(d5, 4, "diff")
         # rounding class of the op: (shift) per kind and layer
-        cls9 = delay.group(9, "ucls", kind=r0.kind, wl=r0.wl)
-        kind9, wl9 = cls9["kind"], cls9["wl"]
+        # the class decoded at 8 and registered one-hot (9, 10): no compare before the offset's
+        # adder or the shift's select (the lane's deepest paths were these, 5.35 LUT levels)
+        cls8 = delay.group(8, "ucls", kind=r0.kind, wl=r0.wl)
         classes = self._classes()
-        cls = _in_class
+        hot9 = [reg(_in_class(cls8["kind"], cls8["wl"], k, n), f"ucls{i}_9", 1) for i, (k, n, _) in enumerate(classes)]
+        hot10 = [reg(h, f"ucls{i}_10", 1) for i, h in enumerate(hot9)]
 
         max_sh = max(max(sh for *_, sh in classes), 0)
         off9 = Signal(max_sh + 1, name="rnd_off9")       # the class's rounding offset R < 2^m
-        for k, n, sh in classes:
-            with m.If(cls(kind9, wl9, k, n)):
+        for (k, n, sh), hot in zip(classes, hot9):
+            with m.If(hot):
                 mm = max(sh, 0)
                 piece = None
                 if rnd is not None and mm > 0:
                     piece = hash_piece(rnd, self.p if piece9 is None else piece9, mm)
                 m.d.comb += off9.eq(round_offset(mm, f.update_rounding, piece))
         t10 = reg(d9 + off9, "rnd_t10", signed(max(DW, max_sh + 1) + 1))
-        kind10 = reg(kind9, "ukind10")
-        wl10 = reg(wl9, "uwl10")
         v11 = Signal(signed(len(t10) + max(0, -min(sh for *_, sh in classes))), name="upd_v11", reset_less=True)
-        for k, n, sh in classes:
-            with m.If(cls(kind10, wl10, k, n)):
+        for (k, n, sh), hot in zip(classes, hot10):
+            with m.If(hot):
                 m.d.sync += v11.eq(t10 >> sh if sh > 0 else t10 << -sh)
         dlt, us = saturate(v11, f.update_min, f.update_max)
         d12 = reg(dlt, "upd_d12", signed(f.update_bits))

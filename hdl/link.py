@@ -29,6 +29,7 @@ from .link_executor import Executor, core_signature
 from .link_receiver import FrameReceiver
 from .link_reply import ReplySender
 from .link_streams import BUFFER_ADDR_BITS
+from .local_reset import in_local_domain
 from .protocol import INFO_BYTES, RX_FIFO_DEPTH, config_json, info_payload
 from .uart import UARTRx, UARTTx
 
@@ -91,9 +92,10 @@ class LinkedCore(wiring.Component):
     """
 
     def __init__(self, cfg: EPConfig, *, divisor: int, clk_hz: int, timeout_bytes: int = 256,
-                 weights=None, biases=None, rx_fifo_depth: int = RX_FIFO_DEPTH):
+                 weights=None, biases=None, rx_fifo_depth: int = RX_FIFO_DEPTH, local_resets: bool = False):
         if not isinstance(cfg, EPConfig):
             raise TypeError(f"cfg must be an EPConfig, not {cfg!r}")
+        self.local_resets = bool(local_resets)
         self.cfg, self.divisor, self.clk_hz = cfg, divisor, int(clk_hz)
         self.timeout_bytes, self.rx_fifo_depth = timeout_bytes, rx_fifo_depth
         self._weights, self._biases = weights, biases
@@ -106,11 +108,14 @@ class LinkedCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.uart_rx = urx = UARTRx(self.divisor, fifo_depth=self.rx_fifo_depth)
-        m.submodules.uart_tx = utx = UARTTx(self.divisor)
-        m.submodules.engine = eng = ProtocolEngine(self.cfg, divisor=self.divisor, clk_hz=self.clk_hz,
-                                                   timeout_bytes=self.timeout_bytes)
-        m.submodules.core = core = EPCore(cfg=self.cfg, weights=self._weights, biases=self._biases)
+        # local_resets (the board top): a reset register for each block (hdl/local_reset.py)
+        local = (lambda name, e: in_local_domain(m, name, e)) if self.local_resets else (lambda name, e: e)
+        m.submodules.uart_rx = urx = local("rst_uart_rx", UARTRx(self.divisor, fifo_depth=self.rx_fifo_depth))
+        m.submodules.uart_tx = utx = local("rst_uart_tx", UARTTx(self.divisor))
+        m.submodules.engine = eng = local("rst_engine", ProtocolEngine(
+            self.cfg, divisor=self.divisor, clk_hz=self.clk_hz, timeout_bytes=self.timeout_bytes))
+        m.submodules.core = core = EPCore(cfg=self.cfg, weights=self._weights, biases=self._biases,
+                                          local_resets=self.local_resets)
         wiring.connect(m, urx.data, eng.rx)
         wiring.connect(m, eng.tx, utx.data)
         wiring.connect(m, eng.core, core)

@@ -16,6 +16,9 @@ saturate the update, then the bias. Nothing wraps.
 """
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
@@ -92,6 +95,11 @@ class Root(wiring.Component):
                     ops[k] = reg(ops[k - 1], f"rop{k}", self.op.shape())
             return ops[d]
 
+        def early(d, fn, name):
+            """``fn(op(d))`` at depth d, decoded from op(d - 1) and registered: the field compares
+            stay off the paths into the counters' adders (the P = 64 netlist had 6 LUT levels there)."""
+            return reg(fn(op(d - 1)), name, 1)
+
         # ---- memories --------------------------------------------------------------------------
         m.submodules.st = smem = Memory(shape=unsigned(SW), depth=max(2, N_SLOTS * pl.SR), init=[])
         p_ra, p_rc, p_o1, p_o2 = (smem.read_port() for _ in range(4))
@@ -167,28 +175,30 @@ class Root(wiring.Component):
         for name in LAYER_COUNTERS:         # the sums registered: their adders stay off the link's paths
             m.d.sync += getattr(self, name).eq(sum(per[name, n] for n in range(N))[:32])
         lo4, hi4 = reg(fin2 & lo, "lo_r"), reg(fin2 & hi, "hi_r")
-        oK = op(DT + 3)
+        in_layer = {k: early(DT + 3, lambda o, k=k: o.layer == k, f"cnt_layer{k}") for k in pl.root_layers}
         with m.If(self.learn):
             # the lanes' clamps are layer 1's (weight layer 0); the root's are its layer's
             m.d.sync += [per["act_low", 0].eq(per["act_low", 0] + self.lo),
                          per["act_high", 0].eq(per["act_high", 0] + self.hi)]
             for k in pl.root_layers:
-                with m.If(oK.layer == k):
+                with m.If(in_layer[k]):
                     m.d.sync += [per["act_low", k - 1].eq(per["act_low", k - 1] + lo4),
                                  per["act_high", k - 1].eq(per["act_high", k - 1] + hi4)]
         if train:
             rb_us, rb_ps = self._bias_update(m, op=op, reg=reg, delay=delay, a3=a3, c3=c3, bq3=bq3, bwr=bwr,
                                              stochastic=stochastic)
-            oU = op(DL + LANE_UPDATE_FLAGS + LT)     # the lanes' update flags
-            oB = op(ROOT_BIAS_WRITE)                 # the root's (flags registered at 14)
-            for n in range(N):
-                lw = (oU.kind == Kind.U0) if n == 0 else ((oU.kind == Kind.UWC) & (oU.wl == n))
-                lb = (oU.kind == Kind.U0B) if n == 0 else Const(0, 1)
-                rb = (oB.kind == Kind.UBR) & (oB.layer == n) if n >= 1 else Const(0, 1)
+            dU = DL + LANE_UPDATE_FLAGS + LT     # the lanes' update flags
+            for n in range(N):                   # the root's: registered at 14 (ROOT_BIAS_WRITE)
+                lw = early(dU, (lambda o: o.kind == Kind.U0) if n == 0 else
+                           (lambda o, n=n: (o.kind == Kind.UWC) & (o.wl == n)), f"cnt_w{n}")
+                lb = early(dU, lambda o: o.kind == Kind.U0B, "cnt_b0") if n == 0 else Const(0, 1)
+                rb = (early(ROOT_BIAS_WRITE, lambda o, n=n: (o.kind == Kind.UBR) & (o.layer == n), f"cnt_rb{n}")
+                      if n >= 1 else Const(0, 1))
+                # the narrow terms summed first: one 32-bit adder a counter
                 m.d.sync += [
-                    per["update_sat", n].eq(per["update_sat", n] + Mux(lw | lb, self.usat, 0) + Mux(rb, rb_us, 0)),
+                    per["update_sat", n].eq(per["update_sat", n] + (Mux(lw | lb, self.usat, 0) + Mux(rb, rb_us, 0))),
                     per["weight_sat", n].eq(per["weight_sat", n] + Mux(lw, self.psat, 0)),
-                    per["bias_sat", n].eq(per["bias_sat", n] + Mux(lb, self.psat, 0) + Mux(rb, rb_ps, 0)),
+                    per["bias_sat", n].eq(per["bias_sat", n] + (Mux(lb, self.psat, 0) + Mux(rb, rb_ps, 0))),
                 ]
         else:
             oW = op(ROOT_BIAS_WRITE)
@@ -198,6 +208,9 @@ class Root(wiring.Component):
         # ---- host responses --------------------------------------------------------------------------
         oH = op(3)
         hold = Signal(signed(32), name="rsp_hold", reset_less=True)
+        # the counter's one-hot select decoded a cycle early: an OR of ANDs, no compare chain
+        picks = [Mux(early(3, lambda o, n=n, c=LAYER_COUNTERS.index(name): (o.layer == n) & (o.cid == c),
+                           f"cnt_pick_{name}_{n}"), sig, 0) for (name, n), sig in per.items()]
         with m.If((oH.kind == Kind.HRD) | (oH.kind == Kind.HWR)):
             with m.Switch(oH.target):
                 with m.Case(Target.ROOT_BIAS):
@@ -205,11 +218,7 @@ class Root(wiring.Component):
                 with m.Case(Target.ROOT_STATE):
                     m.d.sync += hold.eq(a3)
                 with m.Case(Target.COUNTER):
-                    sel = Signal(32, name="cnt_sel")
-                    for (name, n), sig in per.items():
-                        with m.If((oH.layer == n) & (oH.cid == LAYER_COUNTERS.index(name))):
-                            m.d.comb += sel.eq(sig)
-                    m.d.sync += hold.eq(sel)
+                    m.d.sync += hold.eq(reduce(operator.or_, picks))
                 with m.Default():
                     m.d.sync += hold.eq(0)
         oTr = op(DT)
