@@ -236,7 +236,8 @@ class Controller(wiring.Component):
         succ_lists = {}
         NX = data.StructLayout({
             "sel": 3, "step": 1, "sa": 16, "sb": 16, "ra": 16, "rc": 16, "rsa": 16, "rsb": 16, "rb": 16,
-            "sbc": 16, "ci_last": 1, "co_last": 1, "chk": len(gkeys) + 1, "conflict": 1, "multi": 1})
+            "sbc": 16, "ci_last": 1, "co_last": 1, "chk": len(gkeys) + 1, "conflict": 1, "multi": 1,
+            "to_drain": 1, "to_uw": 1})
         nx = Signal(NX, name="nx")
         nx_d = Signal(NX, name="nx_d")
         m.d.sync += nx.eq(nx_d)
@@ -280,7 +281,8 @@ class Controller(wiring.Component):
         def next_is(sel, name, cst, sets=(), scst=None, step=0):
             """nx_d: the successor ``name`` (index ``sel``) with step constants ``cst``, entered after
             the last op of a segment that sets ``sets`` (with ``scst``)."""
-            m.d.comb += [nx_d.sel.eq(sel), nx_d.step.eq(step)]
+            m.d.comb += [nx_d.sel.eq(sel), nx_d.step.eq(step), nx_d.to_drain.eq(name == "DRAIN"),
+                         nx_d.to_uw.eq(name.startswith("UW"))]
             if name == "DRAIN":
                 return
             if name in segs:
@@ -368,16 +370,17 @@ class Controller(wiring.Component):
 
         drain = Signal(range(pl.drain + 1))
 
+        # ``going``: this cycle is a segment's last op. The states only pick the successor state;
+        # the one block after the state machine enters it from ``nx``, so that the loop registers
+        # share one select instead of a case tree each over the states (6 LUT levels).
+        # It comes from registers: which kind of state runs (in_d0: D0, no guard; in_seg: a segment
+        # or an update; in_uw: a weight update, two ops a weight), kept beside the state machine.
+        going = Signal(name="going")
+        in_d0, in_seg, in_uw = Signal(name="in_d0"), Signal(name="in_seg"), Signal(name="in_uw")
+        m.d.comb += going.eq(ci_last & co_last & (in_d0 | (in_seg & run & (~in_uw | half))))
+
         def go_next(name):
             """The segment's last op: enter the successor from ``nx``."""
-            m.d.sync += [co.eq(0), ci.eq(0), ci_zero.eq(1), ci_last.eq(nx.ci_last), co_last.eq(nx.co_last),
-                         half.eq(0), gg.eq(0), gp.eq(0), pe.eq(0), wa.eq(0), wrow.eq(0), injg.eq(0),
-                         lane.eq(0), first.eq(1), chk.eq(nx.chk),
-                         sa.eq(nx.sa), sa0.eq(nx.sa), sb.eq(nx.sb), ra.eq(nx.ra), ra0.eq(nx.ra), rc.eq(nx.rc),
-                         rc0.eq(nx.rc), rsa.eq(nx.rsa), rsb.eq(nx.rsb), rb.eq(nx.rb), sbc.eq(nx.sbc),
-                         run.eq(ready(nx.chk) & nx.multi & ~nx.conflict), drain.eq(0)]
-            with m.If(nx.step):
-                m.d.sync += [cur.eq(nxt), u1.eq(u1 + 1)]
             lst = succ_lists[name]
             with m.Switch(nx.sel):
                 for i, x in enumerate(lst):
@@ -562,6 +565,21 @@ class Controller(wiring.Component):
                 with m.If(self.result.ready):
                     m.d.comb += self.release.eq(1)
                     m.next = "IDLE"
+        # after the state machine: these win over the states' own updates in the same cycle, as
+        # the last statements of a segment's last op did
+        with m.If(going):
+            m.d.sync += [in_d0.eq(0), in_seg.eq(~nx.to_drain), in_uw.eq(nx.to_uw)]
+        with m.If(self.start):
+            m.d.sync += [in_d0.eq(1), in_seg.eq(1), in_uw.eq(0)]
+        with m.If(going):
+            m.d.sync += [co.eq(0), ci.eq(0), ci_zero.eq(1), ci_last.eq(nx.ci_last), co_last.eq(nx.co_last),
+                         half.eq(0), gg.eq(0), gp.eq(0), pe.eq(0), wa.eq(0), wrow.eq(0), injg.eq(0),
+                         lane.eq(0), first.eq(1), chk.eq(nx.chk),
+                         sa.eq(nx.sa), sa0.eq(nx.sa), sb.eq(nx.sb), ra.eq(nx.ra), ra0.eq(nx.ra), rc.eq(nx.rc),
+                         rc0.eq(nx.rc), rsa.eq(nx.rsa), rsb.eq(nx.rsb), rb.eq(nx.rb), sbc.eq(nx.sbc),
+                         run.eq(ready(nx.chk) & nx.multi & ~nx.conflict), drain.eq(0)]
+            with m.If(nx.step):
+                m.d.sync += [cur.eq(nxt), u1.eq(u1 + 1)]
         return m
 
     # ---- host accesses ------------------------------------------------------------------------------

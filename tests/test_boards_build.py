@@ -140,7 +140,7 @@ def test_precheck_refuses_mnist_1h_on_icebreaker():
     with pytest.raises(DoesNotFit) as e:
         precheck_board("mnist-1h", "icebreaker")
     msg = str(e.value)
-    assert "EBR" in msg and "416" in msg and "30" in msg and "SPRAM" in msg
+    assert "EBR" in msg and "448" in msg and "30" in msg and "SPRAM" in msg
 
 
 def test_precheck_refuses_tiny_on_icebreaker():
@@ -156,8 +156,10 @@ def test_precheck_accepts():
     assert est.weight_blocks + est.link_blocks <= 208
     assert est.logic < 83640
     assert precheck_board("tiny", "ulx3s-85f").dsp_blocks <= 156
-    # P = 32: one weight memory a lane (W_0 and W_1 in 4 DP16KD), logic from Family.logic_fit
-    assert (est.weight_blocks, est.link_blocks, est.memory_blocks, est.dsp_blocks, est.logic) == (128, 4, 131, 32, 36732)
+    # P = 64: one weight memory a lane (W_0 and W_1 in 2 DP16KD), logic from Family.logic_fit
+    assert (est.weight_blocks, est.link_blocks, est.memory_blocks, est.dsp_blocks, est.logic) == (128, 4, 131, 64, 70164)
+    p32 = precheck_board(load_config("mnist-1h").replace(parallelism=32), "ulx3s-85f")
+    assert (p32.weight_blocks, p32.dsp_blocks, p32.logic) == (128, 32, 36732)
 
 
 def test_ebr_blocks():
@@ -346,12 +348,12 @@ def test_dp16kd_blocks(width, depth, gran, blocks):
 def test_board_net_fits_the_85f():
     # mnist-1h at P = 32: one 1024 x 18 DP16KD per hidden neuron, W_1 in the room they leave, one
     # multiplier a lane
-    est = precheck("mnist-1h")
+    est = precheck(load_config("mnist-1h").replace(parallelism=32))
     w = est.memories["W"]
     assert (w.width, w.depth, w.count, w.blocks) == (16, 4 * 784 + 4 * 10, 32, 128)
     assert est.weight_blocks == 128 <= device("LFE5U-85F").block_rams == 208
     assert est.dsp_blocks == 32 <= device("LFE5U-85F").dsps == 156
-    p64 = precheck(load_config("mnist-1h").replace(parallelism=64))
+    p64 = precheck("mnist-1h")              # the preset ships with P = 64
     assert p64.memories["W"].depth == 2 * 784 + 2 * 10 and p64.weight_blocks == 128 and p64.dsp_blocks == 64
     assert p64.logic == 70164              # the P = 64 build packed 70,110 TRELLIS_COMB
     with pytest.raises(DoesNotFit, match=r"P=128.*logic \(core\) is estimated at 137,028 LUT4"):
@@ -387,8 +389,8 @@ def test_estimate_counts_from_the_plan():
     cfg = load_config("mnist-1h")
     e = estimate(cfg, "ecp5")
     (mac,) = e.multipliers        # one a lane, shared by the update
-    assert (mac.role, mac.count, mac.width) == ("mac", 32, "16s x 10s")
-    assert e.dsp_per_multiplier == (1,) and e.multiplier_count == e.dsp_blocks == 32
+    assert (mac.role, mac.count, mac.width) == ("mac", 64, "16s x 10s")
+    assert e.dsp_per_multiplier == (1,) and e.multiplier_count == e.dsp_blocks == 64
     assert e.link_memories == {} and estimate(cfg, "ecp5", link=True).link_blocks == 4
     # iCE40: 16 x 16 DSPs, EBR blocks, no LUT RAM (the shallow memories go to logic)
     i = estimate(load_config("tiny"), "ice40")
@@ -397,7 +399,7 @@ def test_estimate_counts_from_the_plan():
     assert estimate(wide, "ecp5").dsp_per_multiplier[0] == 2 and estimate(wide, "ice40").dsp_per_multiplier[0] == 2
     assert estimate(cfg, "ecp5", train=False).multipliers == (mac,)
     d = e.to_dict()
-    assert d["totals"]["dsp_blocks"] == 32 and d["multipliers"][0]["width"] == "16s x 10s"
+    assert d["totals"]["dsp_blocks"] == 64 and d["multipliers"][0]["width"] == "16s x 10s"
     json.dumps(d)
     with pytest.raises(ValueError, match="unknown FPGA family 'gowin'"):
         estimate(cfg, "gowin")
@@ -486,22 +488,23 @@ def test_committed_board_report_loads():
 
 def test_committed_lane_local_report_loads():
     """The lane-local core's first ULX3S build (P = 32, 100 MHz target): routed, timing failed."""
+    p32 = load_config("mnist-1h").replace(parallelism=32)       # the preset before it moved to P = 64
     path = Path(__file__).resolve().parents[1] / "docs" / "boards" / "lane-local" / "ulx3s-85f-mnist-1h-p32.json"
     r = BuildReport.load(path)
     assert (r.kind, r.board, r.fmax_mhz, r.target_mhz, r.routed, r.timing_met) == (
         "board", "ulx3s-85f", 50.36, 100.0, True, False)
     assert (r.used("DP16KD"), r.used("MULT18X18D"), r.used("TRELLIS_FF")) == (134, 32, 49236)
-    assert r.epconfig == load_config("mnist-1h")
+    assert r.epconfig == p32
     # build 2: broadcast registers kept apart, long delays in LUT RAM; the reset net now the slowest
     r2 = BuildReport.load(path.with_name("ulx3s-85f-mnist-1h-p32-build2.json"))
     assert (r2.fmax_mhz, r2.routed, r2.timing_met, r2.used("TRELLIS_FF"), r2.used("TRELLIS_COMB")) == (
         51.07, True, False, 48281, 62354)
-    assert r2.critical_path["end"].endswith(".LSR") and r2.epconfig == load_config("mnist-1h")
+    assert r2.critical_path["end"].endswith(".LSR") and r2.epconfig == p32
     # build 3: no reset on the data path; the controller's next-op logic is now the slowest
     r3 = BuildReport.load(path.with_name("ulx3s-85f-mnist-1h-p32-build3.json"))
     assert (r3.fmax_mhz, r3.routed, r3.timing_met, r3.used("TRELLIS_FF"), r3.used("TRELLIS_COMB")) == (
         60.28, True, False, 48307, 61488)
-    assert ".ctrl." in r3.critical_path["start"] and r3.epconfig == load_config("mnist-1h")
+    assert ".ctrl." in r3.critical_path["start"] and r3.epconfig == p32
     # the control proxy (784-32-10, P = 8) after the controller and link changes: 99.9 MHz
     p4 = BuildReport.load(path.with_name("control-proxy-build4.json"))
     assert (p4.fmax_mhz, p4.routed, p4.used("TRELLIS_FF")) == (99.9, True, 16663)
