@@ -160,7 +160,7 @@ class EPConfig:
     ``feedback = "learned"``).
 
     ``feedback``: a hidden layer's top-down weights are W_n^T (``"symmetric"``, EP) or a separate
-    matrix B_n learned by the vector-field rule (``"learned"``, VF / C-VF; float only for now).
+    matrix B_n learned by the vector-field rule (``"learned"``, VF / C-VF; golden models only for now).
     ``feedback_angle``: the initial angle Psi between B_n and W_n^T in degrees: ``None`` draws B
     independently (about 90 degrees); a number in [0, 180] starts from W^T with each sign flipped
     with probability (1 - cos Psi) / 2.
@@ -256,18 +256,14 @@ class EPConfig:
         return dataclasses.replace(self, **changes)
 
     def check_fixed(self) -> None:
-        """Raise ConfigError unless the fixed-point model (and so the hardware) can run this config."""
+        """Raise ConfigError unless the fixed-point golden model can run this config (the hardware:
+        ``check_hardware``)."""
         if self.activation != "hard_sigmoid":
             _fail("activation", self.activation,
                   "fixed-point arithmetic implements only 'hard_sigmoid' (the smooth sigmoid is float-only)")
         if self.nudge_placement != "inside":
             _fail("nudge_placement", self.nudge_placement,
                   "fixed-point arithmetic implements only 'inside' (states must stay in [0, 1])")
-        if self.continual:
-            _fail("continual", self.continual, "C-EP is not implemented in fixed point yet (float only)")
-        if self.feedback != "symmetric":
-            _fail("feedback", self.feedback,
-                  "separate feedback weights are not implemented in fixed point yet (float only)")
         if self.batch_size != 1:
             _fail("batch_size", self.batch_size, "fixed-point training is per sample, as on chip: use 1")
         kb = power_of_two_shift(self.beta, "beta")
@@ -286,6 +282,17 @@ class EPConfig:
         if self.fixed.acc_bits < need:
             _fail("fixed.acc_bits", self.fixed.acc_bits,
                   f"the worst-case pre-activation of this net needs {need} bits; raise it to at least {need}")
+
+    def check_hardware(self) -> None:
+        """Raise ConfigError unless the gateware can run this config: ``check_fixed``, then the variants
+        that only the golden models implement so far (C-EP, learned feedback)."""
+        self.check_fixed()
+        if self.continual:
+            _fail("continual", self.continual,
+                  "C-EP is not implemented in the hardware yet (the float and fixed-point golden models run it)")
+        if self.feedback != "symmetric":
+            _fail("feedback", self.feedback, "separate feedback weights are not implemented in the hardware "
+                  "yet (the float and fixed-point golden models run them)")
 
     @property
     def beta_shift(self) -> int:

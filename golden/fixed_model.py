@@ -1,7 +1,9 @@
 """The fixed-point golden model: integer tensors computing exactly what the hardware computes.
 
 docs/fixed-point.md is the written spec; this module is its executable form. Training runs one
-sample at a time, as on chip. Several independent nets (``M``, e.g. a precision study over weight
+sample at a time, as on chip; besides EP it runs continual EP (``cfg.continual``, the parameters move at
+every nudged step) and vector-field EP (``cfg.feedback == "learned"``, feedback matrices B learned by
+the VF rule), each bit-exact as the spec defines it. Several independent nets (``M``, e.g. a precision study over weight
 widths and rounding modes) can run side by side in one tensor computation: every tensor carries a
 leading net axis, and per-net format parameters are (M, 1, 1) tensors.
 
@@ -15,8 +17,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .config import EPConfig
-from .fixedpoint import (BIAS_INDEX, arx_hash, beta_sign_negative, bytes_to_lsbs, owner_index, random_counter,
-                         sample_key, shift_round)
+from .fixedpoint import (BIAS_INDEX, arx_hash, beta_sign_negative, bytes_to_lsbs, feedback_key, owner_index,
+                         random_counter, sample_key, shift_round, step_key)
 
 
 def _max_abs_diff(a, b):
@@ -36,6 +38,10 @@ def quantise(t, frac, lo, hi):
 def imatmul(a, b):
     """Exact integer matrix product via float64 (operands and partial sums below 2**53)."""
     return torch.matmul(a.double(), b.double()).to(torch.int64)
+
+
+def _ints(states):
+    return [s.to(torch.int64) for s in states]
 
 
 def _add_saturating(p, d, ulo, uhi, plo, phi):
@@ -88,10 +94,29 @@ class FixedPhases:
     trace: list = field(default_factory=list)
 
 
-class FixedEP:
-    """Integer EqProp, bit-exact spec of the hardware. ``weights[n]``: (M, out, in) int64 LSBs."""
+@dataclass
+class Differences:
+    """The exact integer differences D of one update (docs/fixed-point.md, "Update"): per weight layer
+    ``w[n]`` (M, out, in) and ``b[n]`` (M, out), VF's ``fb[k]`` for B_{k+1}; layer 0's D only over the
+    input columns ``cols`` (the others are zero). ``+`` sums the D of several steps (same input)."""
+    cols: torch.Tensor
+    w: list
+    b: list
+    fb: list
 
-    def __init__(self, cfg: EPConfig, fixed: list | None = None, weights=None, biases=None):
+    def __add__(self, other):
+        add = lambda p, q: [u + v for u, v in zip(p, q)]  # noqa: E731
+        return Differences(self.cols, add(self.w, other.w), add(self.b, other.b), add(self.fb, other.fb))
+
+
+class FixedEP:
+    """Integer EqProp, bit-exact spec of the hardware. ``weights[n]``: (M, out, in) int64 LSBs.
+
+    With ``cfg.feedback == "learned"``, ``feedback[k]`` is B_{k+1} (M, sizes[k+1], sizes[k+2]) in W's
+    format, the top-down matrix into hidden layer k+1, as ``FloatEP.feedback[k]``; [] otherwise.
+    """
+
+    def __init__(self, cfg: EPConfig, fixed: list | None = None, weights=None, biases=None, feedback=None):
         cfg.check_fixed()
         fixed = fixed or [cfg.fixed]
         for f in fixed:
@@ -115,32 +140,57 @@ class FixedEP:
         self._is_stochastic = torch.tensor([m == "stochastic" for m in self.update_mode])
         self._any_stochastic = bool(self._is_stochastic.any())
         if weights is None:
-            from .float_model import init_params
+            from .float_model import init_feedback, init_params
             wf, bf = init_params(cfg, torch.float64)
             weights = [torch.stack([quantise(w, f.weight_frac, f.weight_min, f.weight_max) for f in fixed])
                        for w in wf]
             biases = [torch.stack([quantise(b, f.bias_frac, f.bias_min, f.bias_max) for f in fixed])
                       for b in bf]
+            if feedback is None:    # FloatEP's B (float64), quantised as W is: both start from one net
+                feedback = [torch.stack([quantise(m, f.weight_frac, f.weight_min, f.weight_max) for f in fixed])
+                            for m in init_feedback(cfg, wf, torch.float64)]
         self.weights = [w.to(torch.int64).clone().reshape(self.M, *w.shape[-2:]) for w in weights]
         self.biases = [b.to(torch.int64).clone().reshape(self.M, -1) for b in biases]
+        if feedback is None and cfg.feedback == "learned":
+            feedback = self._feedback_for_weights()
+        self.feedback = [m.to(torch.int64).clone().reshape(self.M, *m.shape[-2:]) for m in feedback or []]
+        want = cfg.n_layers - 1 if cfg.feedback == "learned" else 0
+        if len(self.feedback) != want:
+            raise ValueError(f"feedback = {cfg.feedback!r} needs {want} feedback matrices, not {len(self.feedback)}")
         self.samples_seen = 0
         self.counters = Counters.zeros(self.M, cfg.n_layers)
         self._ctr = None
         self._wcache = {}
 
+    def _feedback_for_weights(self):
+        """B for given integer weights, drawn as FloatEP draws it for the same (float) weights."""
+        from .float_model import init_feedback
+        nets = []
+        for m, f in enumerate(self.fixed):
+            wf = [w[m].double() / 2 ** f.weight_frac for w in self.weights]
+            nets.append([quantise(b, f.weight_frac, f.weight_min, f.weight_max)
+                         for b in init_feedback(self.cfg, wf, torch.float64)])
+        return [torch.stack(per_net) for per_net in zip(*nets)]
+
     @classmethod
-    def from_float(cls, cfg, weights, biases, fixed: list | None = None):
-        """Quantise float parameters (round to nearest, saturate) into a fixed-point net."""
+    def from_float(cls, cfg, weights, biases, fixed: list | None = None, feedback=None):
+        """Quantise float parameters (round to nearest, saturate) into a fixed-point net; B as W."""
         fixed = fixed or [cfg.fixed]
         W = [torch.stack([quantise(w, f.weight_frac, f.weight_min, f.weight_max) for f in fixed]) for w in weights]
         B = [torch.stack([quantise(b, f.bias_frac, f.bias_min, f.bias_max) for f in fixed]) for b in biases]
-        return cls(cfg, fixed, W, B)
+        F = None if feedback is None else [
+            torch.stack([quantise(m, f.weight_frac, f.weight_min, f.weight_max) for f in fixed]) for m in feedback]
+        return cls(cfg, fixed, W, B, F)
 
     def float_params(self, net: int = 0):
         """The parameters as floats (value = LSBs * 2**-frac)."""
         f = self.fixed[net]
         return ([w[net].double() / 2 ** f.weight_frac for w in self.weights],
                 [b[net].double() / 2 ** f.bias_frac for b in self.biases])
+
+    def float_feedback(self, net: int = 0):
+        """The feedback matrices B as floats ([] for symmetric feedback)."""
+        return [m[net].double() / 2 ** self.fixed[net].weight_frac for m in self.feedback]
 
     # ---- inputs ------------------------------------------------------------------------------
     def bytes_to_lsbs(self, b):
@@ -179,19 +229,23 @@ class FixedEP:
     def zero_states(self, B):
         return [torch.zeros(self.M, B, n, dtype=torch.float64) for n in self.cfg.sizes[1:]]
 
-    def _dbl(self, n):
-        """float64 copy of weights[n], cached until the tensor is replaced or modified in place."""
-        w = self.weights[n]
+    def _dbl(self, n, fb=False):
+        """float64 copy of weights[n] (feedback[n] when ``fb``), cached until the tensor is replaced or
+        modified in place."""
+        w = (self.feedback if fb else self.weights)[n]
         key = (id(w), w._version)
-        hit = self._wcache.get(n)
+        hit = self._wcache.get((fb, n))
         if hit is None or hit[0] != key:
-            hit = self._wcache[n] = (key, w.double())
+            hit = self._wcache[(fb, n)] = (key, w.double())
         return hit[1]
 
     def _prepare(self):
-        """Per-sample constants (the weights do not change within a sample)."""
-        self._W = [self._dbl(n) for n in range(self.cfg.n_layers)]       # for feedback products
+        """Constants of the steps to come, until the parameters change (once a sample but for C-EP)."""
+        N = self.cfg.n_layers
+        self._W = [self._dbl(n) for n in range(N)]
         self._Wt = [w.transpose(1, 2) for w in self._W]                   # for forward products
+        # hidden layer k+1's top-down drive is states[k + 1] @ _top[k]: W_{k+1}^T s, or B_{k+1} s
+        self._top = [self._dbl(k, True).transpose(1, 2) for k in range(N - 1)] if self.feedback else self._W[1:]
         self._bias = [(b.unsqueeze(1) << (self.fw + self.fs - self.fb)).double() for b in self.biases]
         self._off = self.state_off.double()
         self._inv = 2.0 ** (-self.fw.double())
@@ -205,7 +259,7 @@ class FixedEP:
             acc = d0 if k == 0 else torch.matmul(states[k - 1], self._Wt[k])
             acc = acc + self._bias[k]
             if k + 1 < N:
-                acc = acc + torch.matmul(states[k + 1], self._W[k + 1])
+                acc = acc + torch.matmul(states[k + 1], self._top[k])
             elif sign is not None:
                 acc = acc + sign.view(-1, 1, 1) * (y.unsqueeze(0) - states[k]) * self._nudge_scale
             pre = torch.floor((acc + self._off) * self._inv)
@@ -224,24 +278,56 @@ class FixedEP:
                 trace.append([s.to(torch.int64) for s in states])
         return states, prev, prev2
 
+    def _free_phase(self, d0, batch, trace):
+        """T1 steps from zero: (states, residual, cycling)."""
+        free, before, before2 = self.relax(d0, self.zero_states(batch), self.cfg.T1, trace=trace, stats=True)
+        residual = _max_abs_diff(free, before).to(torch.int64)
+        # integer dynamics can fall into a period-2 cycle instead of settling: s_T1 == s_{T1-2}
+        cycling = (residual > 0) & (_max_abs_diff(free, before2) == 0) & (self.cfg.T1 >= 2)
+        return free, residual, cycling
+
     def phases(self, xi, y, sign, keep_trace=False) -> FixedPhases:
-        """Free phase from zero (T1 steps), nudged phase(s) from the free states (T2 steps)."""
+        """Free phase from zero (T1 steps), nudged phase(s) from the free states (T2 steps), with the
+        parameters held (C-EP's phases, which move them: ``continual_phases``)."""
         cfg = self.cfg
         self._prepare()
         d0 = self.input_drive(xi).double()
         y = y.double()
         trace = [] if keep_trace else None
-        free, before, before2 = self.relax(d0, self.zero_states(xi.shape[0]), cfg.T1, trace=trace, stats=True)
-        residual = _max_abs_diff(free, before).to(torch.int64)
-        # integer dynamics can fall into a period-2 cycle instead of settling: s_T1 == s_{T1-2}
-        cycling = (residual > 0) & (_max_abs_diff(free, before2) == 0) & (cfg.T1 >= 2)
+        free, residual, cycling = self._free_phase(d0, xi.shape[0], trace)
         nudged = self.relax(d0, free, cfg.T2, sign, y, trace=trace, stats=True)[0]
         negative = None
         if cfg.nudging == "symmetric":
-            negative = self.relax(d0, free, cfg.T2, -sign, y, trace=trace, stats=True)[0]
-            negative = [s.to(torch.int64) for s in negative]
-        return FixedPhases([s.to(torch.int64) for s in free], [s.to(torch.int64) for s in nudged],
-                           negative, sign, residual, cycling, trace or [])
+            negative = _ints(self.relax(d0, free, cfg.T2, -sign, y, trace=trace, stats=True)[0])
+        return FixedPhases(_ints(free), _ints(nudged), negative, sign, residual, cycling, trace or [])
+
+    def continual_phases(self, xi, y, sign, sample: int, keep_trace=False, on_step=None) -> FixedPhases:
+        """C-EP / C-VF (docs/fixed-point.md, "Continual EP"): the free phase, then T2 nudged steps, each
+        followed at once by the rule's update from (s_t, s_{t+1}) under step t's key. ``on_step(t, s_t,
+        s_{t+1})``, when given, is called instead of the update (a hook for checks: nothing moves)."""
+        cfg = self.cfg
+        self._prepare()
+        d0 = self.input_drive(xi).double()
+        y = y.double()
+        trace = [] if keep_trace else None
+        free, residual, cycling = self._free_phase(d0, xi.shape[0], trace)
+        key = sample_key(cfg.seed, sample)
+        s, s_int = free, _ints(free)
+        vf = bool(self.feedback)        # C-VF: the pre-synaptic factor is s_t
+        for t in range(cfg.T2):
+            s_next = self.step(d0, s, sign, y, stats=True)
+            nxt = _ints(s_next)
+            if trace is not None:
+                trace.append(nxt)
+            if on_step is not None:
+                on_step(t, s_int, nxt)
+            else:
+                D = self.differences(xi, nxt, s_int, sign, s_int if vf else None)
+                self.apply_differences(D, step_key(key, t))
+                self._prepare()                               # the next step reads the new parameters
+                d0 = self.input_drive(xi).double()
+            s, s_int = s_next, nxt
+        return FixedPhases(_ints(free), s_int, None, sign, residual, cycling, trace or [])
 
     def sign_for_sample(self, sample: int) -> torch.Tensor:
         neg = self.cfg.nudging == "random_sign" and beta_sign_negative(sample_key(self.cfg.seed, sample))
@@ -250,15 +336,16 @@ class FixedEP:
     # ---- learning ----------------------------------------------------------------------------
     def _owners_for(self, n):
         """(u, v) index grids of layer n's random source (``fixedpoint.owner_index``): weights
-        (out, in) and biases (out,)."""
+        (out, in), biases (out,) and B_n (sizes[n], sizes[n+1]; u = its row, None for n = 0)."""
         if self._ctr is None:
             self._ctr = []
+            grid = lambda r, c: (torch.arange(r, dtype=torch.int64).view(-1, 1).expand(r, c),  # noqa: E731
+                                 torch.arange(c, dtype=torch.int64).view(1, -1).expand(r, c))
             for m in range(self.cfg.n_layers):
                 out, inp = self.cfg.sizes[m + 1], self.cfg.sizes[m]
-                i = torch.arange(out, dtype=torch.int64).view(-1, 1).expand(out, inp)
-                j = torch.arange(inp, dtype=torch.int64).view(1, -1).expand(out, inp)
                 bu = torch.arange(out, dtype=torch.int64)
-                self._ctr.append((owner_index(m, i, j), (bu, torch.full_like(bu, BIAS_INDEX))))
+                self._ctr.append((owner_index(m, *grid(out, inp)), (bu, torch.full_like(bu, BIAS_INDEX)),
+                                  grid(inp, out) if m > 0 else None))
         return self._ctr[n]
 
     def _round_update(self, diff, sh, key, layer, uv):
@@ -280,57 +367,84 @@ class FixedEP:
                 offset = torch.where(stoch & (share == b), piece & ((1 << rsh) - 1), offset)
         return shift_round(diff, sh, offset=offset)
 
-    def update(self, xi, ph: FixedPhases, sample: int):
-        """The EP rule on every weight and bias: round, saturate the update, add, saturate."""
-        a = ph.nudged
-        c = ph.negative if ph.negative is not None else ph.free
-        sign = torch.ones_like(ph.sign) if ph.negative is not None else ph.sign
-        key = sample_key(self.cfg.seed, sample)
+    def differences(self, xi, a, c, g, pre=None) -> Differences:
+        """The rule's exact integer differences (docs/fixed-point.md), g (M,) the sign: EP's change of
+        s_{n+1} s_n^T from states c to a (s_0 = x); with ``pre`` (VF), (a_{n+1} - c_{n+1}) pre_n^T for
+        W_n and (a_n - c_n) pre_{n+1}^T for B_n. Lists of (M, batch, width) int64 states, layers 1..N."""
         # Input layer: D is (a_1 - c_1) x^T, zero in every zero-pixel column, and a zero D gives a
         # zero update in every rounding mode; so only the nonzero columns are computed (as on chip).
         cols = torch.nonzero(xi.ne(0).any(0)).view(-1)
+        x = xi[:, cols].unsqueeze(0).expand(self.M, -1, -1)
+        g3, dw, db = g.view(-1, 1, 1), [], []
         for n in range(self.cfg.n_layers):
-            wuv, buv = self._owners_for(n)
-            if n == 0:
-                pre = xi[:, cols].unsqueeze(0).expand(self.M, -1, -1)
-                pre_a = pre_c = pre
-                wuv = tuple(t[:, cols] for t in wuv)
+            post = a[n] - c[n]
+            if n == 0 or pre is not None:
+                d = imatmul(post.transpose(1, 2), x if n == 0 else pre[n - 1])
             else:
-                pre_a, pre_c = a[n - 1], c[n - 1]
-            frac_pre = self.fx if n == 0 else self.fs
-            diff = imatmul(a[n].transpose(1, 2), pre_a) - imatmul(c[n].transpose(1, 2), pre_c)
-            diff = sign.view(-1, 1, 1) * diff
+                d = imatmul(a[n].transpose(1, 2), a[n - 1]) - imatmul(c[n].transpose(1, 2), c[n - 1])
+            dw.append(g3 * d)
+            db.append(g.view(-1, 1) * post.sum(1))
+        fb = [] if pre is None else [
+            g3 * imatmul((a[k] - c[k]).transpose(1, 2), pre[k + 1]) for k in range(self.cfg.n_layers - 1)]
+        return Differences(cols, dw, db, fb)
+
+    def _add_update(self, p, d, n, lo, hi, sat):
+        """p + sat_ub(d), saturated to [lo, hi]; counts both saturations as layer n's."""
+        shape = (-1,) + (1,) * (p.dim() - 1)
+        p, us, ps = _add_saturating(p, d, self.umin.view(shape), self.umax.view(shape), lo.view(shape),
+                                    hi.view(shape))
+        self.counters.update_sat[n] += us
+        sat[n] += ps
+        return p
+
+    def apply_differences(self, D: Differences, key: int):
+        """Round every D (the update shift of its parameter, random bits under ``key``; B's under
+        ``feedback_key(key)``), saturate to update_bits, add, saturate to the parameter's range."""
+        cols, c = D.cols, self.counters
+        for n in range(self.cfg.n_layers):
+            wuv, buv, fuv = self._owners_for(n)
             base = self.ke[n] - self.kb + self.sym
+            frac_pre = self.fx if n == 0 else self.fs
             sh_w = (self.fs + frac_pre + base) - self.fw.view(-1)
-            dW = self._round_update(diff, sh_w, key, n, wuv)
-            W = self.weights[n][:, :, cols] if n == 0 else self.weights[n]
-            W, us, ps = _add_saturating(W, dW, self.umin, self.umax, self.wmin, self.wmax)
             if n == 0:
+                dW = self._round_update(D.w[0], sh_w, key, 0, tuple(t[:, cols] for t in wuv))
+                W = self._add_update(self.weights[0][:, :, cols], dW, 0, self.wmin, self.wmax, c.weight_sat)
                 cached = self._dbl(0)
                 self.weights[0][:, :, cols] = W
                 cached[:, :, cols] = W.double()    # keep the float64 copy in step
-                self._wcache[0] = ((id(self.weights[0]), self.weights[0]._version), cached)
+                self._wcache[(False, 0)] = ((id(self.weights[0]), self.weights[0]._version), cached)
             else:
-                self.weights[n] = W
-            self.counters.update_sat[n] += us
-            self.counters.weight_sat[n] += ps
-            dbd = sign.view(-1, 1) * (a[n] - c[n]).sum(1)
+                dW = self._round_update(D.w[n], sh_w, key, n, wuv)
+                self.weights[n] = self._add_update(self.weights[n], dW, n, self.wmin, self.wmax, c.weight_sat)
             sh_b = (self.fs + base) - self.fb.view(-1)
-            db = self._round_update(dbd, sh_b, key, n, buv)
-            self.biases[n], us, ps = _add_saturating(self.biases[n], db, self.umin.view(-1, 1),
-                                                     self.umax.view(-1, 1), self.bmin.view(-1, 1),
-                                                     self.bmax.view(-1, 1))
-            self.counters.update_sat[n] += us
-            self.counters.bias_sat[n] += ps
+            db = self._round_update(D.b[n], sh_b, key, n, buv)
+            self.biases[n] = self._add_update(self.biases[n], db, n, self.bmin, self.bmax, c.bias_sat)
+            if n > 0 and D.fb:       # B_n: W_n's shift (both D have fraction 2 fs), a key of its own
+                dB = self._round_update(D.fb[n - 1], sh_w, feedback_key(key), n, fuv)
+                self.feedback[n - 1] = self._add_update(self.feedback[n - 1], dB, n, self.wmin, self.wmax,
+                                                        c.weight_sat)
+
+    def update(self, xi, ph: FixedPhases, sample: int):
+        """The EP rule (VF's for learned feedback) on every parameter: round, saturate the update, add,
+        saturate."""
+        a = ph.nudged
+        c = ph.negative if ph.negative is not None else ph.free
+        g = torch.ones_like(ph.sign) if ph.negative is not None else ph.sign
+        pre = ph.free if self.feedback else None
+        self.apply_differences(self.differences(xi, a, c, g, pre), sample_key(self.cfg.seed, sample))
 
     def train_sample(self, x, label, keep_trace=False) -> FixedPhases:
         """Train every net on one sample (x: (in,) pixels, label: int); returns the phases."""
         xi = self.encode_input(x.reshape(1, -1))
         y = self.encode_target(torch.as_tensor([int(label)]))
-        sample = self.samples_seen
-        ph = self.phases(xi, y, self.sign_for_sample(sample), keep_trace)
-        self._count_settling(ph)
-        self.update(xi, ph, sample)
+        sample, sign = self.samples_seen, self.sign_for_sample(self.samples_seen)
+        if self.cfg.continual:
+            ph = self.continual_phases(xi, y, sign, sample, keep_trace)
+            self._count_settling(ph)
+        else:
+            ph = self.phases(xi, y, sign, keep_trace)
+            self._count_settling(ph)
+            self.update(xi, ph, sample)
         self.samples_seen += 1
         self.counters.samples += 1
         return ph
@@ -365,4 +479,6 @@ class FixedEP:
         d = {}
         for n in range(self.cfg.n_layers):
             d[f"W{n}"], d[f"b{n}"] = self.weights[n][net].clone(), self.biases[n][net].clone()
+        for k, m in enumerate(self.feedback):
+            d[f"B{k + 1}"] = m[net].clone()
         return d

@@ -179,6 +179,22 @@ def update_random(key, layer, u, v, m: int):
     return (word >> (b * (u % per_word))) & ((1 << m) - 1)
 
 
+# Counters in the reserved layer field 15 that derive further keys from a key (docs/fixed-point.md,
+# "Random source"): below SIGN_COUNTER, so no derived key is ever the sign's word.
+STEP_COUNTER = 0xF0000000       # | t: the key of C-EP's nudged step t (t < 2**27)
+FEEDBACK_COUNTER = 0xF8000000   # the key of the feedback weights' (B's) updates
+
+
+def step_key(key: int, t: int) -> int:
+    """C-EP: the key of nudged step t's update, so that every step rounds with bits of its own."""
+    return arx_hash(key, STEP_COUNTER | t)
+
+
+def feedback_key(key: int) -> int:
+    """VF: the key of B's updates, derived from W's: B_n[i, j] and W_n[j, i] share (layer, u, v)."""
+    return arx_hash(key, FEEDBACK_COUNTER)
+
+
 def beta_sign_negative(key: int) -> bool:
     """Random-sign nudging: True when this sample's beta is negative (bit 0 of hash(key, ~0))."""
     return bool(arx_hash(key, SIGN_COUNTER) & 1)

@@ -39,17 +39,19 @@ def make_model(cfg: EPConfig, arith: str, dtype=torch.float32, params: NetParams
         cfg.check_fixed()
         if params is None:
             return FixedEP(cfg)
-        if params.arith == "float":   # a float-trained net: quantise it
-            return FixedEP.from_float(cfg, params.weights, params.biases)
+        if params.arith == "float":   # a float-trained net: quantise it (B as W)
+            return FixedEP.from_float(cfg, params.weights, params.biases, feedback=params.feedback)
         return FixedEP(cfg, weights=[w.unsqueeze(0) for w in params.weights],
-                       biases=[b.unsqueeze(0) for b in params.biases])
+                       biases=[b.unsqueeze(0) for b in params.biases],
+                       feedback=[m.unsqueeze(0) for m in params.feedback])
     raise ValueError(f"arith must be 'float' or 'fixed', not {arith!r}")
 
 
 def model_params(model, arith: str, meta: dict) -> NetParams:
     if arith == "float":
         return NetParams(model.cfg, "float", model.weights, model.biases, meta, model.feedback)
-    return NetParams(model.cfg, "fixed", [w[0] for w in model.weights], [b[0] for b in model.biases], meta)
+    return NetParams(model.cfg, "fixed", [w[0] for w in model.weights], [b[0] for b in model.biases], meta,
+                     [m[0] for m in model.feedback])
 
 
 def test_error(model, arith: str, images: torch.Tensor, labels: torch.Tensor, batch: int = 2000) -> float:

@@ -244,7 +244,7 @@ def test_check_fixed_refuses_one_past_the_largest_shift():
     (dict(beta=0.3), "beta"), (dict(beta=0.75), "beta"), (dict(lrs=(0.1, 0.125)), "lrs[0]"),
     (dict(lrs=(0.25, 0.2)), "lrs[1]"), (dict(lrs=(0.0, 0.25)), "lrs[0]"),
     (dict(activation="sigmoid"), "activation"), (dict(nudge_placement="outside"), "nudge_placement"),
-    (dict(continual=True), "continual"), (dict(feedback="learned"), "feedback"), (dict(batch_size=2), "batch_size"),
+    (dict(batch_size=2), "batch_size"),
     (dict(beta=2.0 ** -13), "beta"),                  # kb > weight_frac (12)
     (dict(beta=2.0), "beta"),                         # kb < 0
 ])
@@ -253,6 +253,31 @@ def test_check_fixed_refuses(change, named):
     with pytest.raises(ConfigError) as e:
         c.check_fixed()
     assert repr(named) in str(e.value)
+
+
+@pytest.mark.parametrize("change,named", [
+    (dict(continual=True), "continual"), (dict(feedback="learned"), "feedback"),
+    (dict(continual=True, feedback="learned", nudging="random_sign"), "continual"),
+])
+def test_check_hardware_refuses_what_only_the_golden_models_run(change, named):
+    """C-EP and learned feedback: the fixed-point golden model runs them, the hardware not yet."""
+    c = EPConfig(**{**GOOD, **change})
+    assert c.check_fixed() is None
+    with pytest.raises(ConfigError) as e:
+        c.check_hardware()
+    assert f"config field {named!r}" in str(e.value) and "not implemented in the hardware yet" in str(e.value)
+
+
+@pytest.mark.parametrize("change,named", [(dict(batch_size=2), "batch_size"), (dict(beta=0.3), "beta"),
+                                          (dict(nudge_placement="outside"), "nudge_placement")])
+def test_check_hardware_refuses_what_check_fixed_refuses(change, named):
+    with pytest.raises(ConfigError) as e:
+        EPConfig(**{**GOOD, **change}).check_hardware()
+    assert repr(named) in str(e.value)
+
+
+def test_check_hardware_accepts_good():
+    assert EPConfig(**GOOD).check_hardware() is None
 
 
 def test_check_fixed_non_power_suggests_neighbours():

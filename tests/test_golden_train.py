@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from eqfpga.golden.config import ConfigError, load_config
+from eqfpga.golden.config import load_config
 from eqfpga.golden.data import MNIST
 from eqfpga.golden.fixed_model import FixedEP
 from eqfpga.golden.float_model import FloatEP
@@ -160,8 +160,8 @@ def test_resume_equals_uninterrupted(tmp_path, data, arith):
 
 
 def test_learned_feedback_resumes_exactly(tmp_path, data):
-    """A VF net's checkpoint holds its feedback matrices B: a resumed run continues exactly; the fixed-point
-    trainer refuses the config, naming the field."""
+    """A VF net's checkpoint holds its feedback matrices B: a resumed run continues exactly, in float and
+    (C-VF) in fixed point."""
     cfg = SMALL.replace(name="small-vf", batch_size=4, feedback="learned")
     quiet = dict(data=data, progress=False, log=lambda *a: None)
     straight = Trainer(cfg, "float", out_dir=tmp_path / "a", **quiet)
@@ -176,8 +176,20 @@ def test_learned_feedback_resumes_exactly(tmp_path, data):
     assert _untimed(resumed.history) == _untimed(straight.history)
     saved = load_npz(tmp_path / "b" / "checkpoint.npz")
     assert saved.cfg == cfg and torch.equal(saved.feedback[0], resumed.model.feedback[0])
-    with pytest.raises(ConfigError, match="'feedback'"):
-        Trainer(cfg, "fixed", out_dir=tmp_path / "c", **quiet)
+    fixed = cfg.replace(batch_size=1, continual=True, fixed={"update_rounding": "stochastic"})
+    quiet["limit"] = 20
+    straight = Trainer(fixed, "fixed", out_dir=tmp_path / "c", **quiet)
+    straight.fit(2)
+    Trainer(fixed, "fixed", out_dir=tmp_path / "d", **quiet).fit(1)
+    resumed = Trainer(fixed, "fixed", out_dir=tmp_path / "d", **quiet)
+    resumed.fit(2, resume=True)
+    assert not torch.equal(straight.model.feedback[0], FixedEP(fixed).feedback[0])
+    for p, q in zip(_params(straight.model) + straight.model.feedback,
+                    _params(resumed.model) + resumed.model.feedback):
+        assert torch.equal(p, q)
+    assert _untimed(resumed.history) == _untimed(straight.history)
+    saved = load_npz(tmp_path / "d" / "checkpoint.npz")
+    assert saved.arith == "fixed" and torch.equal(saved.feedback[0], resumed.model.feedback[0][0])
 
 
 def test_interrupt_keeps_last_checkpoint(tmp_path, data):

@@ -381,12 +381,12 @@ def test_config_accepts_and_round_trips():
         assert c.elaborated_dict()["feedback"] == "learned"
 
 
-def test_fixed_point_refuses_learned_feedback():
-    """check_fixed, and so FixedEP, make_model(..., "fixed") and the hardware, name the field."""
+def test_hardware_refuses_learned_feedback_fixed_point_runs_it():
+    """check_hardware names the field; check_fixed, FixedEP and make_model(..., "fixed") accept it."""
     c = EPConfig(name="t", sizes=(6, 5, 3), T1=5, T2=3, beta=0.5, lrs=(0.25, 0.125), feedback="learned")
-    assert c.replace(feedback="symmetric").check_fixed() is None
-    for refuse in (c.check_fixed, lambda: FixedEP(c), lambda: make_model(c, "fixed")):
-        with pytest.raises(ConfigError) as e:
-            refuse()
-        assert "config field 'feedback'" in str(e.value)
-        assert "not implemented in fixed point yet (float only)" in str(e.value)
+    assert c.replace(feedback="symmetric").check_hardware() is None
+    assert c.check_fixed() is None
+    assert len(FixedEP(c).feedback) == 1 and len(make_model(c, "fixed").feedback) == 1
+    with pytest.raises(ConfigError) as e:
+        c.check_hardware()
+    assert "config field 'feedback'" in str(e.value) and "not implemented in the hardware yet" in str(e.value)
