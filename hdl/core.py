@@ -83,7 +83,7 @@ class EPCore(wiring.Component):
             raise TypeError(f"cfg must be an EPConfig, not {cfg!r}")
         if not isinstance(train, bool):
             raise TypeError(f"train must be True or False, not {train!r}")
-        cfg.check_fixed()
+        cfg.check_hardware()
         self.train, self.local_resets = train, bool(local_resets)
         self.cfg, self.plan = cfg, Plan(cfg)
         f = cfg.fixed

@@ -2,7 +2,7 @@
 
 ``generate(cfg, out_dir)`` writes ``<out_dir>/eqfpga_top.v`` (``CORE_TOP``, amaranth.back.verilog) and
 ``<out_dir>/report.json``, prints a table and returns the report. It refuses, with the error of
-``EPConfig.check_fixed`` naming the field, every config the fixed-point model cannot run. The
+``EPConfig.check_hardware`` naming the field, every config the gateware cannot run. The
 top's ports are listed in ``eqfpga.hdl.core``'s docstring.
 
 Top ports (Verilog names; streams are ``<name>__payload/__valid/__ready``; full table in
@@ -49,7 +49,7 @@ def check_hardware(cfg: EPConfig) -> None:
     """Raise ConfigError unless the hardware implements this config (fixed-point rules first)."""
     if not isinstance(cfg, EPConfig):
         raise TypeError(f"cfg must be an EPConfig, not {cfg!r}")
-    cfg.check_fixed()
+    cfg.check_hardware()
     if cfg.fixed.weight_bits > 32 or cfg.fixed.bias_bits > 32:
         raise ConfigError(f"config field 'fixed.weight_bits' = {cfg.fixed.weight_bits!r} is invalid: "
                           "the access port carries at most 32 bits")

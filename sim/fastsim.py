@@ -398,7 +398,7 @@ class FastSim:
     """One running harness process for one config (a context manager)."""
 
     def __init__(self, cfg: EPConfig, *, wave: bool = False, root: Path | None = None, quiet: bool = True):
-        cfg.check_fixed()
+        cfg.check_hardware()
         self.cfg, self.plan, self.wave_built = cfg, Plan(cfg), wave
         self.views = memory_views(cfg)
         check_views(cfg, self.views)

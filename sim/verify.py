@@ -408,7 +408,7 @@ def verify(cfg, samples: int = 1000, data=None, *, check_every: int = 1000, wave
     quiet). Returns the report dict (``bit_exact``, ``first_mismatch``, speeds...).
     """
     cfg = load_config(cfg) if not isinstance(cfg, EPConfig) else cfg
-    cfg.check_fixed()
+    cfg.check_hardware()
     samples = int(samples)
     if samples < 0:
         raise VerifyError("samples must be >= 0")

@@ -14,6 +14,7 @@ from eqfpga.hdl.plan import Plan
     ({"activation": "sigmoid"}, "activation"),
     ({"nudge_placement": "outside"}, "nudge_placement"),
     ({"continual": True}, "continual"),
+    ({"feedback": "learned"}, "feedback"),
     ({"batch_size": 4}, "batch_size"),
     ({"beta": 0.3}, "beta"),
     ({"lrs": (0.3, 0.125)}, "lrs[0]"),

@@ -33,7 +33,7 @@ def random_valid_config(rng: random.Random, name: str, wide: bool = False):
                        update_bits=rng.randint(2, wb), state_rounding=rng.choice(["truncate", "nearest"]),
                        update_rounding=rng.choice(["truncate", "nearest", "stochastic"])))
         try:
-            cfg.check_fixed()
+            cfg.check_hardware()
         except ConfigError:
             continue
         return cfg
