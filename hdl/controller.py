@@ -518,6 +518,15 @@ class Controller(wiring.Component):
             with m.State("IDLE"):
                 # D0's successor (H or the first segment) from step 0's constants, for a D0 of one op
                 next_is(0, fwd[0], table(0), ["d0"], table(0))
+                # a sample's first values, loaded in every idle cycle (nothing reads them before the
+                # sample starts; a host access may run the hash meanwhile, a start restarts it): the
+                # start decision (the loader's ``ready``) selects none of these registers
+                m.d.sync += [nnz_zero.eq(self.nnz == 0), nnz_m1.eq(self.nnz - 1),
+                             d0_one.eq(self.nnz <= 1), d0_m2.eq(self.nnz - 2),
+                             hx.eq(t[16:]), hy.eq(t[:16]), hr.eq(0), key_soon.eq(0),
+                             co.eq(0), ci.eq(0), ci_zero.eq(1), ci_last.eq(self.nnz <= 1),
+                             co_last.eq(pl.blocks(1) == 1), gg.eq(0), gp.eq(0), wa.eq(0), pe.eq(0),
+                             cur.eq(table(0)), u1.eq(1)]
                 with m.If(self.t_set):
                     m.d.sync += t.eq(self.t_value)
                 with m.Elif(self.access.valid):
@@ -526,13 +535,8 @@ class Controller(wiring.Component):
                     m.next = "HDEC"
                 with m.Elif(self.ready):
                     m.d.comb += self.start.eq(1)
-                    m.d.sync += [learn.eq(self.learn_in if train else 0), label.eq(self.label_in),
-                                 nnz_zero.eq(self.nnz == 0), nnz_m1.eq(self.nnz - 1),
-                                 d0_one.eq(self.nnz <= 1), d0_m2.eq(self.nnz - 2),
-                                 hx.eq(t[16:]), hy.eq(t[:16]), hr.eq(0), key_soon.eq(0),
-                                 co.eq(0), ci.eq(0), ci_zero.eq(1), ci_last.eq(self.nnz <= 1),
-                                 co_last.eq(pl.blocks(1) == 1), gg.eq(0), gp.eq(0), wa.eq(0), pe.eq(0),
-                                 cur.eq(table(0)), u1.eq(1)]
+                    # learn and label only at the start: the root reads them
+                    m.d.sync += [learn.eq(self.learn_in if train else 0), label.eq(self.label_in)]
                     m.next = "D0"
             self._host_states(m, emit)
             with m.State("D0"):
