@@ -11,10 +11,11 @@ a reset net of its own, driven from a flip-flop that the placer can put beside t
 replica lags by the same one cycle, so blocks that talk to each other leave reset together; the
 replicas are marked ``NO_MERGE`` (yosys would fold identical flip-flops back into one).
 
-The clock is the ``sync`` clock assigned combinationally. In hardware that is one net. In a
-simulator a register of ``sync`` feeding one of such a domain could race (a delta cycle apart):
-only the board top uses it (``LinkedCore(local_resets=True)``), and inside it no register of one
-domain feeds another's directly except through the ``sync`` ones that the top samples anyway.
+The clock is the ``sync`` clock assigned combinationally: in hardware one net; in Verilator (the
+simulated board, ``sim.designs.board_verilog``) an alias of it. In Amaranth's own simulator a
+register of ``sync`` that feeds one of these domains directly would race it by a delta cycle; no
+such path exists in ``LinkedCore`` (its only ``sync`` registers are the LED stretchers, which read
+the blocks, and the reset replicas themselves).
 """
 from __future__ import annotations
 

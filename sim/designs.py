@@ -22,11 +22,12 @@ def core_verilog(cfg: EPConfig, *, weights=None, biases=None, train: bool = True
 
 def board_verilog(cfg: EPConfig, *, divisor: int, clk_hz: int, timeout_bytes: int,
                   weights=None, biases=None) -> str:
-    """``LinkedCore`` for ``cfg`` as a Verilog module named BOARD_TOP."""
+    """``LinkedCore`` for ``cfg`` as a Verilog module named BOARD_TOP, with the board top's reset
+    registers a block (``local_resets``): the simulated board is the board's design."""
     from amaranth.back import verilog
 
     from eqfpga.hdl.link import LinkedCore
 
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     return verilog.convert(LinkedCore(cfg, divisor=divisor, clk_hz=clk_hz, timeout_bytes=timeout_bytes,
-                                      weights=weights, biases=biases), name=BOARD_TOP)
+                                      weights=weights, biases=biases, local_resets=True), name=BOARD_TOP)
