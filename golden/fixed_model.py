@@ -286,15 +286,18 @@ class FixedEP:
         cycling = (residual > 0) & (_max_abs_diff(free, before2) == 0) & (self.cfg.T1 >= 2)
         return free, residual, cycling
 
+    def _start(self, xi, y, keep_trace):
+        """What both kinds of phases begin with: the input drive, y, the trace, the free phase."""
+        self._prepare()
+        d0 = self.input_drive(xi).double()
+        trace = [] if keep_trace else None
+        return d0, y.double(), trace, self._free_phase(d0, xi.shape[0], trace)
+
     def phases(self, xi, y, sign, keep_trace=False) -> FixedPhases:
         """Free phase from zero (T1 steps), nudged phase(s) from the free states (T2 steps), with the
         parameters held (C-EP's phases, which move them: ``continual_phases``)."""
         cfg = self.cfg
-        self._prepare()
-        d0 = self.input_drive(xi).double()
-        y = y.double()
-        trace = [] if keep_trace else None
-        free, residual, cycling = self._free_phase(d0, xi.shape[0], trace)
+        d0, y, trace, (free, residual, cycling) = self._start(xi, y, keep_trace)
         nudged = self.relax(d0, free, cfg.T2, sign, y, trace=trace, stats=True)[0]
         negative = None
         if cfg.nudging == "symmetric":
@@ -306,11 +309,7 @@ class FixedEP:
         followed at once by the rule's update from (s_t, s_{t+1}) under step t's key. ``on_step(t, s_t,
         s_{t+1})``, when given, is called instead of the update (a hook for checks: nothing moves)."""
         cfg = self.cfg
-        self._prepare()
-        d0 = self.input_drive(xi).double()
-        y = y.double()
-        trace = [] if keep_trace else None
-        free, residual, cycling = self._free_phase(d0, xi.shape[0], trace)
+        d0, y, trace, (free, residual, cycling) = self._start(xi, y, keep_trace)
         key = sample_key(cfg.seed, sample)
         s, s_int = free, _ints(free)
         vf = bool(self.feedback)        # C-VF: the pre-synaptic factor is s_t
