@@ -12,8 +12,9 @@ tabulates it. Plain Python fed by :class:`eqfpga.hdl.plan.Plan` (no Amaranth, no
   each split into the family's DSP blocks (18 x 18 on ECP5, 16 x 16 on iCE40).
 * **Logic**: ``base + k * P * lane cost`` (``Family.logic_fit``): the lane cost is fitted to
   ``eqfpga lane-stat`` (one lane through yosys), k and base to a whole board top (core, link, PLL:
-  on ECP5 the packed TRELLIS_COMB of the P = 64 mnist-1h build, 70,110, docs/hardware.md; logic
-  cells on iCE40). Good to about 5%, enough to refuse the hopeless cases before any tool runs.
+  on ECP5 the packed TRELLIS_COMB of the P = 64 mnist-1h build, 65,123 at commit 6e144cb,
+  docs/hardware.md; the formula gives 65,706; logic cells on iCE40). Good to about 5%, enough to
+  refuse the hopeless cases before any tool runs.
 """
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ class Family:
 
 FAMILIES = {
     "ecp5": Family("ecp5", block_ram="DP16KD", block_ram_kbit=18, dsp="MULT18X18D", dsp_width=18,
-                   logic_unit="LUT4 (TRELLIS_COMB)", logic_fit=(3300, 1.05), lut_ram=True,
+                   logic_unit="LUT4 (TRELLIS_COMB)", logic_fit=(3300, 0.98), lut_ram=True,
                    logic_memory_depth=32),
     # yosys maps every core memory deeper than 4 words to EBR (iCE40 has no LUT RAM)
     "ice40": Family("ice40", block_ram="EBR", block_ram_kbit=4, dsp="SB_MAC16", dsp_width=16,

@@ -157,9 +157,9 @@ def test_precheck_accepts():
     assert est.logic < 83640
     assert precheck_board("tiny", "ulx3s-85f").dsp_blocks <= 156
     # P = 64: one weight memory a lane (W_0 and W_1 in 2 DP16KD), logic from Family.logic_fit
-    assert (est.weight_blocks, est.link_blocks, est.memory_blocks, est.dsp_blocks, est.logic) == (128, 4, 131, 64, 70164)
+    assert (est.weight_blocks, est.link_blocks, est.memory_blocks, est.dsp_blocks, est.logic) == (128, 4, 131, 64, 65706)
     p32 = precheck_board(load_config("mnist-1h").replace(parallelism=32), "ulx3s-85f")
-    assert (p32.weight_blocks, p32.dsp_blocks, p32.logic) == (128, 32, 36732)
+    assert (p32.weight_blocks, p32.dsp_blocks, p32.logic) == (128, 32, 34503)
 
 
 def test_ebr_blocks():
@@ -355,8 +355,8 @@ def test_board_net_fits_the_85f():
     assert est.dsp_blocks == 32 <= device("LFE5U-85F").dsps == 156
     p64 = precheck("mnist-1h")              # the preset ships with P = 64
     assert p64.memories["W"].depth == 2 * 784 + 2 * 10 and p64.weight_blocks == 128 and p64.dsp_blocks == 64
-    assert p64.logic == 70164              # the P = 64 build packed 70,110 TRELLIS_COMB
-    with pytest.raises(DoesNotFit, match=r"P=128.*logic \(core\) is estimated at 137,028 LUT4"):
+    assert p64.logic == 65706              # the P = 64 build at 6e144cb packed 65,123 TRELLIS_COMB
+    with pytest.raises(DoesNotFit, match=r"P=128.*logic \(core\) is estimated at 128,112 LUT4"):
         precheck(load_config("mnist-1h").replace(parallelism=128))
     assert precheck("tiny").weight_blocks <= 208
     p16 = precheck(load_config("mnist-1h").replace(parallelism=16))
