@@ -4,8 +4,9 @@ builds, always through ``BuildReport.load`` (a file of another schema is an erro
 Where they are looked for:
 
 * board builds: ``<build root>/<board>-<config>/report.json`` (one or two folders deep, as
-  ``eqfpga build`` names its output folder) and every ``*.json`` of a boards folder (the committed
-  reports, ``docs/boards`` beside the default output folder ``docs``);
+  ``eqfpga build`` names its output folder) and every ``*.json`` below a boards folder (the committed
+  reports, ``docs/boards`` beside the default output folder ``docs``); a report counts for a config
+  when it has the config's sizes and P;
 * core builds: ``<root>/*/report.json`` of the given roots (the bench's own synthesis folder).
 """
 from __future__ import annotations
@@ -40,10 +41,10 @@ def _date(mtime: float) -> str:
 
 
 def _same_net(rep: BuildReport, cfg) -> bool:
-    """The report describes ``cfg``: the same name, or the same net (sizes and P) under another name."""
+    """The report describes ``cfg``'s net: the same sizes and P, under any name (a preset's name
+    alone is not enough: mnist-1h was built at P = 8, 32 and 64)."""
     c = rep.config
-    return c.get("name") == cfg.name or (list(c.get("sizes") or []), c.get("parallelism")) == (
-        list(cfg.sizes), cfg.parallelism)
+    return (list(c.get("sizes") or []), c.get("parallelism")) == (list(cfg.sizes), cfg.parallelism)
 
 
 def find_board_reports(cfg, *, build_root, boards_dir=None) -> list:
@@ -52,7 +53,7 @@ def find_board_reports(cfg, *, build_root, boards_dir=None) -> list:
     build_root = Path(build_root)
     paths = sorted(build_root.glob(f"*-{cfg.name}/report.json")) + sorted(build_root.glob(f"*/*-{cfg.name}/report.json"))
     if boards_dir is not None and Path(boards_dir).is_dir():
-        paths += sorted(Path(boards_dir).glob("*.json"))
+        paths += sorted(Path(boards_dir).rglob("*.json"))      # lane-local/ and other subfolders too
     found = []
     for p in sorted(set(paths), key=lambda q: q.stat().st_mtime):
         rep = BuildReport.load(p)

@@ -134,6 +134,19 @@ def test_board_figures_read_a_boards_folder_and_refuse_another_schema(tmp_path):
         find_board_reports(cfg, build_root=tmp_path / "build", boards_dir=boards)
 
 
+def test_board_reports_match_the_net_not_the_name(tmp_path):
+    """A preset's name is not its net: a committed report of mnist-1h at another P does not speak for
+    the preset; one in a subfolder of the boards folder (docs/boards/lane-local) with its P does."""
+    cfg = load_config("mnist-1h")
+    boards = tmp_path / "boards"
+    (boards / "lane-local").mkdir(parents=True)
+    board_report(cfg, fmax=63.7, config=cfg.replace(parallelism=8).to_dict()).save(boards / "ulx3s-85f-mnist-1h.json")
+    board_report(cfg, fmax=67.4, config=cfg.replace(name="mnist-1h-twin").to_dict()).save(
+        boards / "lane-local" / "ulx3s-85f-twin.json")
+    found = find_board_reports(cfg, build_root=tmp_path / "build", boards_dir=boards)
+    assert [f["report"].fmax_mhz for f in found] == [67.4]
+
+
 def test_a_core_synthesis_speaks_only_for_boards_it_can_describe():
     """An ECP5 core synthesis stands in for an unbuilt ECP5 board, never for a board the config does
     not fit or of another family (the first full run gave the iCEBreaker mnist-1h an ECP5 Fmax)."""
