@@ -31,6 +31,7 @@ from .link_reply import ReplySender
 from .link_streams import BUFFER_ADDR_BITS
 from .local_reset import in_local_domain
 from .protocol import INFO_BYTES, RX_FIFO_DEPTH, config_json, info_payload
+from .stream_slice import StreamSlice
 from .uart import UARTRx, UARTTx
 
 
@@ -69,17 +70,23 @@ class ProtocolEngine(wiring.Component):
         m.submodules.receiver = rcv = FrameReceiver(timeout_cycles=self.timeout_cycles)
         m.submodules.executor = exe = Executor(self.cfg, rom=self.rom)
         m.submodules.sender = snd = ReplySender()
-        wiring.connect(m, wiring.flipped(self.rx), rcv.rx)
+        # register slices: the receiver's and the reply sender's handshakes stay off the UART
+        # receiver's and the executor's paths
+        m.submodules.rx_slice = rx_slice = StreamSlice(8)
+        m.submodules.body_slice = body_slice = StreamSlice(8)
+        wiring.connect(m, wiring.flipped(self.rx), rx_slice.i)
+        wiring.connect(m, rx_slice.o, rcv.rx)
         wiring.connect(m, rcv.buffer, buf.write_port())
         wiring.connect(m, rcv.job, exe.job)
         wiring.connect(m, exe.release, rcv.release)
         wiring.connect(m, exe.buffer, buf.read_port())
         wiring.connect(m, exe.core, wiring.flipped(self.core))
         wiring.connect(m, exe.head, snd.head)
-        wiring.connect(m, exe.body, snd.body)
+        wiring.connect(m, exe.body, body_slice.i)
+        wiring.connect(m, body_slice.o, snd.body)
         wiring.connect(m, snd.tx, wiring.flipped(self.tx))
         m.d.comb += [self.reply_ok.eq(snd.started_ok), self.reply_err.eq(snd.started_error),
-                     self.idle.eq(~self.rx.valid & rcv.idle & exe.idle & ~snd.busy)]
+                     self.idle.eq(~self.rx.valid & ~rx_slice.o.valid & ~body_slice.o.valid & rcv.idle & exe.idle & ~snd.busy)]
         return m
 
 

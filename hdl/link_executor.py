@@ -44,10 +44,14 @@ def _const_table(values, index):
 class PayloadReader(wiring.Component):
     """A frame's payload in ``bank`` of the payload buffer as the byte stream ``data``.
 
-    ``data.payload`` (a register) is the byte at the read position when ``data.valid``; taking it
-    moves to the next byte. ``seek`` jumps to ``seek_pos``: that byte is there 4 cycles later, then
-    one byte a cycle. The buffer's read data go into a plain register and from there into a
-    prefetch queue of 4 bytes. ``at_end``: the read position equals ``length`` (a register).
+    ``data.payload`` (a register) is the byte at the read position when ``data.valid`` (a
+    register); taking it moves to the next byte. ``seek`` jumps to ``seek_pos``: that byte is there
+    4 cycles later, then one byte a cycle. ``seek_pos`` must hold for two cycles before a ``seek``
+    (the reader computes ``length - seek_pos`` and its compares from it a cycle ahead). The
+    buffer's read data go into a plain register and from there into a prefetch queue of 4 bytes.
+    ``at_end``: the read position equals ``length`` (a register). ``zero`` / ``fits``: the byte on
+    ``data.payload`` is 0 / has no bit at or above ``fit_shift`` set (registers kept beside the
+    queue, so that a consumer's decision on the byte starts from flip-flops).
     """
 
     QUEUE = 4
@@ -59,51 +63,82 @@ class PayloadReader(wiring.Component):
     seek_pos: In(LENGTH_BITS)
     data: Out(stream.Signature(8))
     at_end: Out(1)
+    zero: Out(1)
+    fits: Out(1)
+
+    def __init__(self, fit_shift: int = 8):
+        self.fit_shift = fit_shift
+        super().__init__()
 
     def elaborate(self, platform):
         m = Module()
         QD = self.QUEUE
         step = self.data.valid & self.data.ready
-        pos = Signal(LENGTH_BITS)
-        with m.If(self.seek):
-            m.d.sync += pos.eq(self.seek_pos)
-        with m.Elif(step):
-            m.d.sync += pos.eq(pos + 1)
-        # at_end (pos == length) and at_end1 (pos + 1 == length) are kept with pos
+        # the bytes left (length - position), with at_end (left == 0) and at_end1 (left == 1);
+        # their values after a seek are registers computed from seek_pos and length a cycle ahead
+        left = Signal(LENGTH_BITS)
         at_end1 = Signal()
+        seek_left = Signal(LENGTH_BITS)
+        seek_end, seek_end1 = Signal(), Signal()
+        m.d.sync += [seek_left.eq(self.length - self.seek_pos),
+                     seek_end.eq(self.length == self.seek_pos),
+                     seek_end1.eq(self.length == self.seek_pos + 1)]
         with m.If(self.seek):
-            m.d.sync += [self.at_end.eq(self.seek_pos == self.length),
-                         at_end1.eq(self.seek_pos + 1 == self.length)]
+            m.d.sync += [left.eq(seek_left), self.at_end.eq(seek_end), at_end1.eq(seek_end1)]
         with m.Elif(step):
-            m.d.sync += [self.at_end.eq(at_end1), at_end1.eq(pos + 2 == self.length)]
+            m.d.sync += [left.eq(left - 1), self.at_end.eq(at_end1), at_end1.eq(left == 2)]
 
         fpos = Signal(BANK_ADDR_BITS)   # the next byte to fetch
         fetched = Signal()              # a read was issued last cycle: buffer.data is its byte
         fetched2 = Signal()             # ... two cycles ago: bq is its byte
         bq = Signal(8)
         m.d.sync += bq.eq(self.buffer.data)
-        qn = Signal(range(QD + 1))      # bytes in the queue
+        bq_zero, bq_fits = Signal(), Signal()
+        s = self.fit_shift
+        m.d.comb += [bq_zero.eq(bq == 0), bq_fits.eq((bq >> s) == 0 if s < 8 else 1)]
+        # the queue: one-hot fill (full[i]: entry i holds a byte), each entry with its flags
+        full = Signal(QD)
+        room = Signal(range(QD + 1), init=QD)      # QD - (queued + in flight)
         q = [Signal(8, name=f"q{i}") for i in range(QD)]
-        m.d.comb += [self.data.payload.eq(q[0]), self.data.valid.eq(qn != 0),
+        qz = [Signal(name=f"qz{i}") for i in range(QD)]
+        qf = [Signal(name=f"qf{i}") for i in range(QD)]
+        m.d.comb += [self.data.payload.eq(q[0]), self.data.valid.eq(full[0]),
+                     self.zero.eq(qz[0]), self.fits.eq(qf[0]),
                      self.buffer.addr.eq(Cat(fpos, self.bank)), self.buffer.en.eq(1)]
         issue = Signal()
-        m.d.comb += issue.eq((qn + fetched + fetched2) < QD)
+        m.d.comb += issue.eq(room != 0)
         with m.If(self.seek):
-            m.d.sync += [fpos.eq(self.seek_pos[:BANK_ADDR_BITS]), fetched.eq(0), fetched2.eq(0), qn.eq(0)]
+            m.d.sync += [fpos.eq(self.seek_pos[:BANK_ADDR_BITS]), fetched.eq(0), fetched2.eq(0),
+                         full.eq(0), room.eq(QD)]
         with m.Else():
             m.d.sync += [fetched.eq(issue), fetched2.eq(fetched)]
             with m.If(issue):
                 m.d.sync += fpos.eq(fpos + 1)
-            m.d.sync += qn.eq(qn + fetched2 - step)
+            with m.If(issue & ~step):
+                m.d.sync += room.eq(room - 1)
+            with m.Elif(~issue & step):
+                m.d.sync += room.eq(room + 1)
+            # full: shifts down by a step, fills up by an arrival
+            with m.If(step & ~fetched2):
+                m.d.sync += full.eq(full[1:])
+            with m.Elif(~step & fetched2):
+                m.d.sync += full.eq(Cat(1, full[:-1]))
             for i in range(QD):
+                nxt = [q[i + 1], qz[i + 1], qf[i + 1]] if i + 1 < QD else [q[i], qz[i], qf[i]]
+                cur = [q[i], qz[i], qf[i]]
+                new = [bq, bq_zero, bq_fits]
+                # after the step entry i gets entry i + 1, or the arriving byte if i + 1 was the
+                # first empty one; without a step, the arriving byte goes to the first empty entry
+                last_full = full[i] & ~full[i + 1] if i + 1 < QD else full[i]
+                first_empty = ~full[i] & (full[i - 1] if i > 0 else 1)
                 with m.If(step):
-                    with m.If(fetched2 & (qn == i + 1)):
-                        m.d.sync += q[i].eq(bq)
+                    with m.If(fetched2 & last_full):
+                        m.d.sync += [c.eq(n) for c, n in zip(cur, new)]
                     if i + 1 < QD:
                         with m.Else():
-                            m.d.sync += q[i].eq(q[i + 1])
-                with m.Elif(fetched2 & (qn == i)):
-                    m.d.sync += q[i].eq(bq)
+                            m.d.sync += [c.eq(n) for c, n in zip(cur, nxt)]
+                with m.Elif(fetched2 & first_empty):
+                    m.d.sync += [c.eq(n) for c, n in zip(cur, new)]
         return m
 
 
@@ -219,35 +254,35 @@ class Executor(wiring.Component):
         a_row, a_col, a_count = args[16:32], args[32:48], args[48:64]
         a_u16_0, a_u16_1, a_u32 = args[0:16], args[16:32], args[0:32]
 
-        m.submodules.payload = rd = PayloadReader()
+        # the payload reader: seek_pos is a register (0 for the argument parse, then the start of
+        # the values or pixels), set at least a cycle before each seek
+        seek_pos = Signal(LENGTH_BITS, name="seek_pos")
+        m.submodules.payload = rd = PayloadReader(fit_shift=max(0, fx - 8 * (PB - 1)))
         wiring.connect(m, rd.buffer, wiring.flipped(self.buffer))
-        m.d.comb += [rd.bank.eq(e_bank), rd.length.eq(e_len)]
+        m.d.comb += [rd.bank.eq(e_bank), rd.length.eq(e_len), rd.seek_pos.eq(seek_pos)]
         rbyte, rvalid, at_end = rd.data.payload, rd.data.valid, rd.at_end
 
         def take():
             m.d.comb += rd.data.ready.eq(1)
 
-        def seek(position):
-            m.d.comb += [rd.seek.eq(1), rd.seek_pos.eq(position)]
+        def seek():
+            m.d.comb += rd.seek.eq(1)
 
         m.submodules.rom = rom = RomReader(self.rom)
         m.submodules.dup = dup = DuplicateWindow()
         m.d.comb += dup.seq.eq(e_seq)
 
-        # release, registered (a cycle after the decision): the receiver's bank logic is off its path
-        m.d.sync += self.release.valid.eq(0)
-
-        def free_bank():
-            with m.If(e_holds):
-                m.d.sync += [self.release.valid.eq(1), self.release.payload.eq(e_bank), e_holds.eq(0)]
-
         # facts about the command, registered (e_cmd is set when the job is taken, two cycles
-        # before DISPATCH reads them); known commands fit in e_cmd's low 4 bits
+        # before they are read); known commands fit in e_cmd's low 4 bits
+        assert max(Cmd) < 16
         is_mut, unknown = Signal(name="is_mut"), Signal(name="unknown_cmd")
         m.d.sync += [is_mut.eq(Cat(*[e_cmd == c for c in sorted(MUTATING)]).any()),
                      unknown.eq((e_cmd < min(Cmd)) | (e_cmd > max(Cmd)))]
-        assert max(Cmd) < 16
-        cmd4 = e_cmd[:4]
+        is_cmd = {}
+        for c in Cmd:
+            is_cmd[c] = Signal(name=f"is_{c.name.lower()}")
+            m.d.sync += is_cmd[c].eq(e_cmd == c)
+        learn = is_cmd[Cmd.TRAIN]
 
         # the seed register (SET_SEED / GET_SEED), the core's seed
         seed = Signal(32, init=self.cfg.seed)
@@ -258,18 +293,13 @@ class Executor(wiring.Component):
         rep_len = Signal(LENGTH_BITS)
         rep_src = Signal(3)
         SRC_NONE, SRC_ROM, SRC_PRED, SRC_CNT, SRC_PARAMS, SRC_SEED = range(6)
-        k = Signal(12)                  # byte index inside the part being parsed or sent
         pred = Signal(8)
         m.d.comb += [self.head.payload.seq.eq(e_seq), self.head.payload.status.eq(rep_status),
                      self.head.payload.length.eq(rep_len)]
 
         def reply(status, length=0, src=SRC_NONE):
-            m.d.sync += [rep_status.eq(status), rep_len.eq(length), rep_src.eq(src), k.eq(0)]
-            m.next = "HEAD"
-
-        def finish():
-            free_bank()
-            m.next = "IDLE"
+            # written in every cycle of the deciding state (its other exits overwrite them later)
+            m.d.sync += [rep_status.eq(status), rep_len.eq(length), rep_src.eq(src)]
 
         # parameter runs (WRITE_PARAMS / READ_PARAMS)
         rows = [sizes[n + 1] for n in range(N)]
@@ -277,43 +307,68 @@ class Executor(wiring.Component):
         layer_ok = a_layer < N
         lsel = Mux(layer_ok, a_layer, 0)
         nrows, ncols = _const_table(rows, lsel), _const_table(cols, lsel)
-        is_bias = a_kind == ParamKind.BIAS
+        is_bias = Signal(name="is_bias")        # registered: args settle in PARSE
+        m.d.sync += is_bias.eq(a_kind == ParamKind.BIAS)
         vb = Mux(is_bias, VBB, VBW)
-        # argument checks in two register stages (args settle in PARSE, two cycles before CHECK
-        # reads these: PARSE -> CHECK0 -> CHECK)
+        # argument checks in register stages (args settle in PARSE: PARSE -> CHECK0 -> CHECK1 ->
+        # CHECK2 -> CHECK)
         base_ok, run_end, run_lim = Signal(), Signal(17), Signal(range(max(rows + cols) + 1))
-        m.d.sync += [base_ok.eq((a_kind <= 1) & layer_ok & (a_row < nrows) & (~is_bias | (a_col == 0))),
-                     run_end.eq(Mux(is_bias, a_row, a_col) + a_count),
-                     run_lim.eq(Mux(is_bias, nrows, ncols))]
+        m.d.sync += [base_ok.eq((a_kind <= 1) & layer_ok & (a_row < nrows) & ((a_kind != ParamKind.BIAS) | (a_col == 0))),
+                     run_end.eq(Mux(a_kind == ParamKind.BIAS, a_row, a_col) + a_count),
+                     run_lim.eq(Mux(a_kind == ParamKind.BIAS, nrows, ncols))]
         run_ok = Signal()
         m.d.sync += run_ok.eq(base_ok & (run_end <= run_lim))
         run_bytes = Signal(20)
-        m.d.sync += run_bytes.eq(Mux(is_bias, a_count * VBB, a_count * VBW))
+        m.d.sync += run_bytes.eq(Mux(a_kind == ParamKind.BIAS, a_count * VBB, a_count * VBW))
         wp_len_ok, rp_len_ok = Signal(), Signal()
         m.d.sync += [wp_len_ok.eq((e_len >= PARAMS_HEADER) & (e_len == PARAMS_HEADER + run_bytes)),
                      rp_len_ok.eq((e_len == PARAMS_HEADER) & (run_bytes <= MAX_PAYLOAD))]
         config_ok = Signal()
         m.d.sync += config_ok.eq((a_u16_0 + a_u16_1 <= json_bytes) & (a_u16_1 <= MAX_PAYLOAD))
-        # the command's argument checks, one registered bit (valid in CHECK: PARSE -> CHECK0 ->
-        # CHECK1 -> CHECK, the checks above settle by CHECK1)
+        len_is = {}
+        for n in (0, 1, 4, SEED_BYTES):
+            if n not in len_is:
+                len_is[n] = Signal(name=f"len_is{n}")
+                m.d.sync += len_is[n].eq(e_len == n)
+        label_ok, count_zero, count_one = Signal(), Signal(), Signal()
+        m.d.sync += [label_ok.eq(a_kind < n_out), count_zero.eq(a_count == 0), count_one.eq(a_count == 1)]
+        # the command's argument checks, one registered bit (valid in CHECK2)
         cmd_ok, ok_now = Signal(name="cmd_ok"), Signal()
         m.d.sync += cmd_ok.eq(ok_now)
-        with m.Switch(cmd4):
-            with m.Case(Cmd.INFO, Cmd.COUNTERS, Cmd.GET_SEED):
-                m.d.comb += ok_now.eq(e_len == 0)
-            with m.Case(Cmd.CONFIG):
-                m.d.comb += ok_now.eq((e_len == 4) & config_ok)
-            with m.Case(Cmd.WRITE_PARAMS):
-                m.d.comb += ok_now.eq(wp_len_ok & run_ok)
-            with m.Case(Cmd.READ_PARAMS):
-                m.d.comb += ok_now.eq(rp_len_ok & run_ok)
-            with m.Case(Cmd.TRAIN, Cmd.INFER):
-                m.d.comb += ok_now.eq((e_len >= 1) & (a_kind < n_out))
-            with m.Case(Cmd.SET_T):
-                m.d.comb += ok_now.eq(e_len == 4)
-            with m.Case(Cmd.SET_SEED):
-                m.d.comb += ok_now.eq(e_len == SEED_BYTES)
-        vidx = Signal(16)               # value index inside the run
+        m.d.comb += ok_now.eq(Cat(
+            (is_cmd[Cmd.INFO] | is_cmd[Cmd.COUNTERS] | is_cmd[Cmd.GET_SEED]) & len_is[0],
+            is_cmd[Cmd.CONFIG] & len_is[4] & config_ok,
+            is_cmd[Cmd.WRITE_PARAMS] & wp_len_ok & run_ok,
+            is_cmd[Cmd.READ_PARAMS] & rp_len_ok & run_ok,
+            (is_cmd[Cmd.TRAIN] | is_cmd[Cmd.INFER]) & ~len_is[0] & label_ok,
+            is_cmd[Cmd.SET_T] & len_is[4],
+            is_cmd[Cmd.SET_SEED] & len_is[SEED_BYTES]).any())
+        # CHECK's outcome, registered from cmd_ok (valid in CHECK)
+        c_status, c_len, c_src = Signal(STATUS_BITS), Signal(LENGTH_BITS), Signal(3)
+        c_go_wp, c_go_px, c_rom, c_tset, c_seed = (Signal(name=n) for n in ("c_go_wp", "c_go_px", "c_rom", "c_tset", "c_seed"))
+        c_rompos = Signal(range(len(self.rom) + 1))
+        m.d.sync += [
+            c_status.eq(Mux(cmd_ok, Status.OK, Status.BAD_ARG)),
+            c_go_wp.eq(cmd_ok & is_cmd[Cmd.WRITE_PARAMS] & ~count_zero),
+            c_go_px.eq(cmd_ok & (is_cmd[Cmd.TRAIN] | is_cmd[Cmd.INFER])),
+            c_rom.eq(cmd_ok & (is_cmd[Cmd.INFO] | is_cmd[Cmd.CONFIG])),
+            c_tset.eq(cmd_ok & is_cmd[Cmd.SET_T]),
+            c_seed.eq(cmd_ok & is_cmd[Cmd.SET_SEED]),
+            c_rompos.eq(Mux(is_cmd[Cmd.CONFIG], INFO_BYTES + a_u16_0, 0)),
+        ]
+        m.d.sync += [c_len.eq(0), c_src.eq(SRC_NONE)]
+        with m.If(cmd_ok):
+            with m.If(is_cmd[Cmd.INFO]):
+                m.d.sync += [c_len.eq(INFO_BYTES), c_src.eq(SRC_ROM)]
+            with m.If(is_cmd[Cmd.CONFIG]):
+                m.d.sync += [c_len.eq(a_u16_1), c_src.eq(SRC_ROM)]
+            with m.If(is_cmd[Cmd.READ_PARAMS]):
+                m.d.sync += [c_len.eq(run_bytes), c_src.eq(SRC_PARAMS)]
+            with m.If(is_cmd[Cmd.COUNTERS]):
+                m.d.sync += [c_len.eq(4 * len(COUNTER_NAMES)), c_src.eq(SRC_CNT)]
+            with m.If(is_cmd[Cmd.GET_SEED]):
+                m.d.sync += [c_len.eq(SEED_BYTES), c_src.eq(SRC_SEED)]
+
         wp_check = Signal()             # WRITE_PARAMS: first pass, range check only
 
         def fits(v, bits, nbytes):
@@ -321,17 +376,27 @@ class Executor(wiring.Component):
             top = v[bits - 1:8 * nbytes]
             return (top == 0) | (top == (1 << len(top)) - 1)
         vb_k = Signal(2)                # byte index inside a value
+        vb_last = Signal()              # vb_k + 1 == vb, kept with vb_k
+        vb_is1 = Signal()
+        m.d.sync += vb_is1.eq(vb == 1)
+
+        def vb_reset():
+            m.d.sync += [vb_k.eq(0), vb_last.eq(vb_is1)]
+
+        def vb_inc():
+            m.d.sync += [vb_k.eq(vb_k + 1), vb_last.eq(vb_k + 2 == vb)]
         value = Signal(32)
-        acc_row = Signal(14)            # the access address of value vidx, kept with vidx
+        acc_row = Signal(14)            # the access address of the current value, kept with vleft
         acc_col = Signal(14)
-        vidx_last = Signal()            # vidx + 1 == a_count, kept with vidx
+        vleft = Signal(16)              # values left in the run (the current one included)
+        vidx_last = Signal()            # vleft == 1, kept with vleft
 
         def vidx_reset():
-            m.d.sync += [vidx.eq(0), acc_row.eq(a_row), acc_col.eq(Mux(is_bias, 0, a_col)),
-                         vidx_last.eq(a_count == 1)]
+            m.d.sync += [vleft.eq(a_count), acc_row.eq(a_row), acc_col.eq(Mux(is_bias, 0, a_col)),
+                         vidx_last.eq(count_one)]
 
         def vidx_inc():
-            m.d.sync += [vidx.eq(vidx + 1), vidx_last.eq(vidx + 2 == a_count)]
+            m.d.sync += [vleft.eq(vleft - 1), vidx_last.eq(vleft == 2)]
             with m.If(is_bias):
                 m.d.sync += acc_row.eq(acc_row + 1)
             with m.Else():
@@ -344,29 +409,53 @@ class Executor(wiring.Component):
         px_k = Signal(2)
         px_acc = Signal(max(8, 8 * PB))
         zleft = Signal(9)
+        zlast = Signal()                        # zleft == 1, kept with zleft
         label = Signal(8)
         px_value = Signal(8 * PB)
         if PB == 1:
             m.d.comb += px_value.eq(rbyte)
+            px_zero, px_fits = rd.zero, rd.fits
         else:
-            m.d.comb += px_value.eq(Cat(px_acc[:8 * (PB - 1)], rbyte))
-        px_fits = (px_value >> fx) == 0 if fx < 8 * PB else Const(1)
+            lo = px_acc[:8 * (PB - 1)]
+            m.d.comb += px_value.eq(Cat(lo, rbyte))
+            px_zero = rd.zero & (lo == 0)
+            px_fits = rd.fits & ((lo >> fx) == 0 if fx < len(lo) else Const(1))
         run_sum = Signal(range(n_in + 258))
 
-        # PARSE ends at k == min(8, e_len): a flag kept with k
-        parse_end, e_len_m1 = Signal(name="parse_end"), Signal(LENGTH_BITS, name="e_len_m1")
-        m.d.sync += e_len_m1.eq(e_len - 1)
-        learn = Signal(name="learn")            # registered: e_cmd holds for the whole job
-        m.d.sync += learn.eq(e_cmd == Cmd.TRAIN)
+        # PARSE: the first min(len, 8) payload bytes into args, byte i where kbit[i]
+        parse_end = Signal(name="parse_end")
+        pleft = Signal(4)
+        kbit = Signal(8)
+        len_min8, len_zero = Signal(4), Signal()
+        m.d.sync += [len_min8.eq(Mux(e_len >= 8, 8, e_len)), len_zero.eq(e_len == 0)]
         m.d.comb += [core.learn.eq(learn), core.t_value.eq(a_u32),
                      core.access_rsp.ready.eq(1), core.result.ready.eq(0)]
         m.d.comb += [core.access.payload.layer.eq(a_layer), core.access.payload.row.eq(acc_row),
                      core.access.payload.col.eq(acc_col), core.access.payload.data.eq(value)]
 
         counters = [getattr(core, nm) for nm in COUNTER_NAMES]
-        # COUNTERS / SEED: the words copied into a shift register when the head goes out (the core is
-        # idle: they hold), sent from its low byte, least significant byte first
+        # COUNTERS / SEED: the words copied into a shift register before the head goes out (the
+        # core is idle: they hold), sent from its low byte, least significant byte first
         words = Signal(32 * len(counters), name="words")
+        # the body: bleft bytes left, blast = (bleft == 1) kept with it
+        bleft, blast = Signal(LENGTH_BITS), Signal()
+        # after the head: one-hot, registered in PREHEAD
+        h_idle, h_rom, h_pred, h_words, h_rp = (Signal(name=n) for n in ("h_idle", "h_rom", "h_pred", "h_words", "h_rp"))
+        # DISPATCH's decision, registered in DECIDE
+        d_err, d_dup, d_stop = Signal(), Signal(), Signal()
+        m.d.sync += [d_err.eq(e_status != Status.OK), d_dup.eq(is_mut & dup.hit),
+                     d_stop.eq((e_status != Status.OK) | (is_mut & dup.hit) | unknown)]
+
+        # release, registered: a job's bank is given back in HEAD (every reply passes it, after
+        # the last read of the bank) or, for TRAIN / INFER, as the label goes to the core
+        free = Signal()
+        m.d.sync += self.release.valid.eq(free & e_holds)
+        m.d.sync += self.release.payload.eq(e_bank)
+        with m.If(free):
+            m.d.sync += e_holds.eq(0)
+        # a mutating request that is answered OK is recorded as its head goes out (registered)
+        m.d.sync += dup.record.eq(self.head.valid & self.head.ready & is_mut & (rep_status == Status.OK))
+        m.d.comb += [dup.record_has_pred.eq(learn), dup.record_pred.eq(pred)]
 
         with m.FSM(name="exec") as fsm:
             with m.State("IDLE"):
@@ -375,111 +464,55 @@ class Executor(wiring.Component):
                     job = self.job.payload
                     m.d.sync += [e_status.eq(job.status), e_seq.eq(job.seq), e_cmd.eq(job.cmd),
                                  e_len.eq(job.length), e_bank.eq(job.bank), e_swallowed.eq(job.swallowed),
-                                 e_holds.eq(job.status == Status.OK), args.eq(0)]
+                                 e_holds.eq(job.status == Status.OK), args.eq(0), seek_pos.eq(0)]
                     m.next = "LOOKUP"
             with m.State("LOOKUP"):             # the duplicate window looks the new seq up
+                m.next = "DECIDE"
+            with m.State("DECIDE"):             # ...and DISPATCH's decision settles
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
-                with m.If(e_status != Status.OK):
-                    m.d.sync += pred.eq(e_swallowed)
-                    reply(e_status, 1, SRC_PRED)
-                with m.Elif(is_mut & dup.hit):
-                    free_bank()
-                    reply(Status.DUPLICATE, Mux(dup.hit_has_pred, 1, 0), SRC_PRED)
-                    m.d.sync += pred.eq(dup.hit_pred)
-                with m.Elif(unknown):
-                    free_bank()
-                    reply(Status.UNKNOWN_CMD)
+                m.d.sync += [pred.eq(Mux(d_err, e_swallowed, dup.hit_pred)),
+                             seek_pos.eq(Mux(is_cmd[Cmd.WRITE_PARAMS], PARAMS_HEADER, 1)),
+                             pleft.eq(len_min8), parse_end.eq(len_zero), kbit.eq(1)]
+                reply(Mux(d_err, e_status, Mux(d_dup, Status.DUPLICATE, Status.UNKNOWN_CMD)),
+                      Mux(d_err, 1, Mux(d_dup, dup.hit_has_pred, 0)), SRC_PRED)
+                with m.If(d_stop):
+                    m.next = "PREHEAD"
                 with m.Else():
-                    seek(0)
-                    m.d.sync += [k.eq(0), parse_end.eq(e_len == 0)]
+                    seek()                      # to 0
                     m.next = "PARSE"
-            with m.State("PARSE"):              # the first min(len, 8) payload bytes into args
+            with m.State("PARSE"):
                 with m.If(parse_end):
                     m.next = "CHECK0"
                 with m.Elif(rvalid):
                     take()
-                    m.d.sync += [args.word_select(k[:3], 8).eq(rbyte), k.eq(k + 1),
-                                 parse_end.eq((k == 7) | (k == e_len_m1))]
+                    for i in range(8):
+                        with m.If(kbit[i]):
+                            m.d.sync += args[8 * i:8 * i + 8].eq(rbyte)
+                    m.d.sync += [kbit.eq(kbit << 1), pleft.eq(pleft - 1), parse_end.eq(pleft == 1)]
             with m.State("CHECK0"):             # the argument checks settle
                 m.next = "CHECK1"
             with m.State("CHECK1"):             # ...and their verdict, cmd_ok
+                m.next = "CHECK2"
+            with m.State("CHECK2"):             # ...and what CHECK does with it
                 m.next = "CHECK"
             with m.State("CHECK"):
-                with m.Switch(cmd4):
-                    with m.Case(Cmd.INFO):
-                        free_bank()
-                        with m.If(cmd_ok):
-                            m.d.comb += [rom.seek.eq(1), rom.seek_pos.eq(0)]
-                            reply(Status.OK, INFO_BYTES, SRC_ROM)
-                        with m.Else():
-                            reply(Status.BAD_ARG)
-                    with m.Case(Cmd.CONFIG):
-                        free_bank()
-                        with m.If(cmd_ok):
-                            m.d.comb += [rom.seek.eq(1), rom.seek_pos.eq(INFO_BYTES + a_u16_0)]
-                            reply(Status.OK, a_u16_1, SRC_ROM)
-                        with m.Else():
-                            reply(Status.BAD_ARG)
-                    with m.Case(Cmd.WRITE_PARAMS):
-                        with m.If(cmd_ok):
-                            vidx_reset()
-                            m.d.sync += [vb_k.eq(0), value.eq(0), wp_check.eq(1)]
-                            with m.If(a_count == 0):
-                                free_bank()
-                                m.d.comb += dup.record.eq(1)
-                                reply(Status.OK)
-                            with m.Else():
-                                m.next = "WP_VAL"
-                        with m.Else():
-                            free_bank()
-                            reply(Status.BAD_ARG)
-                    with m.Case(Cmd.READ_PARAMS):
-                        free_bank()
-                        with m.If(cmd_ok):
-                            vidx_reset()
-                            m.d.sync += vb_k.eq(0)
-                            reply(Status.OK, run_bytes, SRC_PARAMS)
-                        with m.Else():
-                            reply(Status.BAD_ARG)
-                    with m.Case(Cmd.TRAIN, Cmd.INFER):
-                        with m.If(cmd_ok):
-                            m.d.sync += [label.eq(a_kind), px_count.eq(0), px_full.eq(0), px_k.eq(0),
-                                         streaming.eq(0)]
-                            seek(1)
-                            m.next = "PX"
-                        with m.Else():
-                            free_bank()
-                            reply(Status.BAD_ARG)
-                    with m.Case(Cmd.COUNTERS):
-                        free_bank()
-                        with m.If(cmd_ok):
-                            reply(Status.OK, 4 * len(COUNTER_NAMES), SRC_CNT)
-                        with m.Else():
-                            reply(Status.BAD_ARG)
-                    with m.Case(Cmd.SET_T):
-                        free_bank()
-                        with m.If(cmd_ok):
-                            # the core is idle here: the previous job's sample has finished
-                            m.d.comb += [core.t_set.eq(1), dup.record.eq(1)]
-                            reply(Status.OK)
-                        with m.Else():
-                            reply(Status.BAD_ARG)
-                    with m.Case(Cmd.SET_SEED):
-                        free_bank()
-                        with m.If(cmd_ok):
-                            # the core is idle here (as for SET_T): the next sample's key uses it
-                            m.d.sync += seed.eq(a_u32)
-                            m.d.comb += dup.record.eq(1)
-                            reply(Status.OK)
-                        with m.Else():
-                            reply(Status.BAD_ARG)
-                    with m.Case(Cmd.GET_SEED):
-                        free_bank()
-                        with m.If(cmd_ok):
-                            reply(Status.OK, SEED_BYTES, SRC_SEED)
-                        with m.Else():
-                            reply(Status.BAD_ARG)
+                reply(c_status, c_len, c_src)
+                vidx_reset()
+                vb_reset()
+                m.d.sync += [value.eq(0), wp_check.eq(1),
+                             label.eq(a_kind), px_count.eq(0), px_full.eq(0), px_k.eq(0), streaming.eq(0)]
+                m.d.comb += [rom.seek.eq(c_rom), rom.seek_pos.eq(c_rompos),
+                             core.t_set.eq(c_tset)]  # the core is idle here: the previous sample has finished
+                with m.If(c_seed):
+                    m.d.sync += seed.eq(a_u32)  # the core is idle here: the next sample's key uses it
+                with m.If(c_go_wp):
+                    m.next = "WP_VAL"
+                with m.Elif(c_go_px):
+                    seek()                      # to 1
+                    m.next = "PX"
+                with m.Else():
+                    m.next = "PREHEAD"
 
             # ---- WRITE_PARAMS: assemble each value from vb bytes, write it over access
             with m.State("WP_VAL"):
@@ -487,19 +520,21 @@ class Executor(wiring.Component):
                 m.d.comb += nv.eq(value | (rbyte << (vb_k * 8)))
                 with m.If(~rvalid):
                     pass
-                with m.Elif(vb_k + 1 != vb):
+                with m.Elif(~vb_last):
                     take()
-                    m.d.sync += [value.eq(nv), vb_k.eq(vb_k + 1)]
+                    m.d.sync += value.eq(nv)
+                    vb_inc()
                 with m.Else():
                     take()
                     with m.If(wp_check):
                         # first pass: every value must be a sign-extended `bits`-bit integer
-                        m.d.sync += [value.eq(0), vb_k.eq(0)]
+                        m.d.sync += value.eq(0)
+                        vb_reset()
                         vidx_inc()
                         with m.If(~Mux(is_bias, fits(nv, f.bias_bits, VBB), fits(nv, f.weight_bits, VBW))):
                             m.next = "BAD_ARG"
                         with m.Elif(vidx_last):
-                            seek(PARAMS_HEADER)
+                            seek()              # to PARAMS_HEADER
                             m.d.sync += wp_check.eq(0)
                             vidx_reset()
                     with m.Else():
@@ -512,13 +547,13 @@ class Executor(wiring.Component):
                 with m.If(core.access.ready):
                     m.next = "WP_RSP"
             with m.State("WP_RSP"):
+                reply(Status.OK)
                 with m.If(core.access_rsp.valid):
-                    m.d.sync += [vb_k.eq(0), value.eq(0)]
+                    m.d.sync += value.eq(0)
+                    vb_reset()
                     vidx_inc()
                     with m.If(vidx_last):
-                        free_bank()
-                        m.d.comb += dup.record.eq(1)
-                        reply(Status.OK)
+                        m.next = "PREHEAD"
                     with m.Else():
                         m.next = "WP_VAL"
 
@@ -529,7 +564,7 @@ class Executor(wiring.Component):
                         m.next = "LABEL"
                     with m.Elif(px_full):
                         m.d.sync += [streaming.eq(1), px_count.eq(0), px_full.eq(0)]
-                        seek(1)
+                        seek()                  # to 1
                     with m.Else():
                         m.next = "BAD_ARG"
                 with m.Elif(at_end):
@@ -539,7 +574,7 @@ class Executor(wiring.Component):
                 with m.Elif(px_k + 1 < PB):
                     take()
                     m.d.sync += [px_acc.word_select(px_k, 8).eq(rbyte), px_k.eq(px_k + 1)]
-                with m.Elif(px_value == 0):
+                with m.Elif(px_zero):
                     take()
                     m.d.sync += px_k.eq(0)
                     m.next = "RUN"
@@ -556,82 +591,85 @@ class Executor(wiring.Component):
                         take()
                         m.d.sync += px_k.eq(0)
             with m.State("RUN"):
+                m.d.sync += [run_sum.eq(px_count + rbyte + 1), zleft.eq(rbyte + 1), zlast.eq(rbyte == 0)]
                 with m.If(at_end):
                     m.next = "BAD_ARG"           # a zero without its run length
                 with m.Elif(rvalid):
                     take()
                     with m.If(streaming):
-                        m.d.sync += zleft.eq(rbyte + 1)
                         m.next = "ZEROS"
                     with m.Else():
-                        m.d.sync += run_sum.eq(px_count + rbyte + 1)
                         m.next = "RUN_CHK"
             with m.State("RUN_CHK"):                # check pass: the run must fit in the sample
+                m.d.sync += [px_count.eq(run_sum), px_full.eq(run_sum == n_in)]
                 with m.If(run_sum > n_in):
                     m.next = "BAD_ARG"
                 with m.Else():
-                    m.d.sync += [px_count.eq(run_sum), px_full.eq(run_sum == n_in)]
                     m.next = "PX"
             with m.State("BAD_ARG"):
-                free_bank()
                 reply(Status.BAD_ARG)
+                m.next = "PREHEAD"
             with m.State("ZEROS"):
                 m.d.comb += [core.sample.valid.eq(1), core.sample.payload.eq(0)]
                 with m.If(core.sample.ready):
-                    m.d.sync += zleft.eq(zleft - 1)
-                    with m.If(zleft == 1):
+                    m.d.sync += [zleft.eq(zleft - 1), zlast.eq(zleft == 2)]
+                    with m.If(zlast):
                         m.next = "PX"
             with m.State("LABEL"):
                 m.d.comb += [core.sample.valid.eq(1), core.sample.payload.eq(label)]
                 with m.If(core.sample.ready):
-                    free_bank()                     # the next frame may now be received into it
+                    m.d.comb += free.eq(1)          # the next frame may now be received into it
                     m.next = "RESULT"
             with m.State("RESULT"):
                 m.d.comb += core.result.ready.eq(1)
+                reply(Status.OK, 1, SRC_PRED)
                 with m.If(core.result.valid):
                     m.d.sync += pred.eq(core.result.payload)
-                    with m.If(learn):
-                        m.d.comb += [dup.record.eq(1), dup.record_has_pred.eq(1),
-                                     dup.record_pred.eq(core.result.payload)]
-                    reply(Status.OK, 1, SRC_PRED)
+                    m.next = "PREHEAD"
 
             # ---- the reply: the head, then the body from rep_src
+            with m.State("PREHEAD"):            # where the body comes from, registered
+                empty = rep_len == 0
+                m.d.sync += [h_idle.eq(empty),
+                             h_rom.eq(~empty & (rep_src == SRC_ROM)),
+                             h_pred.eq(~empty & (rep_src == SRC_PRED)),
+                             h_words.eq(~empty & ((rep_src == SRC_CNT) | (rep_src == SRC_SEED))),
+                             h_rp.eq(~empty & (rep_src == SRC_PARAMS)),
+                             bleft.eq(rep_len), blast.eq(rep_len == 1),
+                             words.eq(Mux(rep_src == SRC_SEED, seed, Cat(*counters)))]
+                m.next = "HEAD"
             with m.State("HEAD"):
-                m.d.comb += self.head.valid.eq(1)
+                m.d.comb += [self.head.valid.eq(1), free.eq(1)]
                 with m.If(self.head.ready):
-                    with m.If(rep_len == 0):
-                        finish()
-                    with m.Else():
-                        with m.Switch(rep_src):
-                            with m.Case(SRC_ROM):
-                                m.next = "ROM"
-                            with m.Case(SRC_PRED):
-                                m.next = "PRED"
-                            with m.Case(SRC_CNT):
-                                m.d.sync += words.eq(Cat(*counters))
-                                m.next = "WORDS"
-                            with m.Case(SRC_PARAMS):
-                                m.next = "RP_ACC"
-                            with m.Case(SRC_SEED):
-                                m.d.sync += words.eq(seed)
-                                m.next = "WORDS"
+                    with m.If(h_idle):
+                        m.next = "IDLE"
+                    with m.If(h_rom):
+                        m.next = "ROM"
+                    with m.If(h_pred):
+                        m.next = "PRED"
+                    with m.If(h_words):
+                        m.next = "WORDS"
+                    with m.If(h_rp):
+                        m.next = "RP_ACC"
+
+            def body_step():
+                m.d.sync += [bleft.eq(bleft - 1), blast.eq(bleft == 2)]
+                with m.If(blast):
+                    m.next = "IDLE"
             with m.State("ROM"):
                 m.d.comb += [self.body.valid.eq(rom.data.valid), self.body.payload.eq(rom.data.payload),
                              rom.data.ready.eq(self.body.ready)]
                 with m.If(self.body.valid & self.body.ready):
-                    m.d.sync += k.eq(k + 1)
-                    with m.If(k + 1 == rep_len):
-                        finish()
+                    body_step()
             with m.State("PRED"):
                 m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(pred)]
                 with m.If(self.body.ready):
-                    finish()
+                    m.next = "IDLE"
             with m.State("WORDS"):
                 m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(words[:8])]
                 with m.If(self.body.ready):
-                    m.d.sync += [k.eq(k + 1), words.eq(words >> 8)]
-                    with m.If(k + 1 == rep_len):
-                        finish()
+                    m.d.sync += words.eq(words >> 8)
+                    body_step()
             with m.State("RP_ACC"):
                 m.d.comb += [core.access.valid.eq(1), core.access.payload.op.eq(
                     Mux(is_bias, Access.READ_BIAS, Access.READ_WEIGHT))]
@@ -639,16 +677,17 @@ class Executor(wiring.Component):
                     m.next = "RP_RSP"
             with m.State("RP_RSP"):
                 with m.If(core.access_rsp.valid):
-                    m.d.sync += [value.eq(core.access_rsp.payload), vb_k.eq(0)]
+                    m.d.sync += value.eq(core.access_rsp.payload)
+                    vb_reset()
                     m.next = "RP_EMIT"
             with m.State("RP_EMIT"):
                 m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(value.word_select(vb_k, 8))]
                 with m.If(self.body.ready):
-                    m.d.sync += vb_k.eq(vb_k + 1)
-                    with m.If(vb_k + 1 == vb):
+                    vb_inc()
+                    with m.If(vb_last):
                         vidx_inc()
                         with m.If(vidx_last):
-                            finish()
+                            m.next = "IDLE"
                         with m.Else():
                             m.next = "RP_ACC"
 

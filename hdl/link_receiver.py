@@ -70,16 +70,24 @@ class FrameReceiver(wiring.Component):
         m.d.comb += [crc.data.eq(byte),
                      self.buffer.addr.eq(Cat(pos[:BANK_ADDR_BITS], bank)), self.buffer.data.eq(byte)]
         in_frame = Signal()
+        lo_zero = Signal()              # the length's low byte is 0
+        rem = Signal(BANK_ADDR_BITS + 1)    # payload bytes still to come (length - pos)
+        plast = Signal()                # rem == 1, kept with rem
+        crc_ok = Signal()               # the frame's CRC matched (registered)
         # a sync byte inside a frame that is then dropped means a real request may be in there
         swallowed = Signal()
         with m.If(in_frame & fire & (byte == SYNC_REQUEST)):
             m.d.sync += swallowed.eq(1)
-        with m.If(in_frame & ~self.rx.valid):
+        waiting = in_frame & ~self.rx.valid
+        with m.If(waiting):
             m.d.sync += timer.eq(timer + 1)
         with m.Else():
             m.d.sync += timer.eq(0)
-        # a started frame whose bytes stop coming is dropped (checked in every in-frame state)
-        timed_out = (timer == self.timeout_cycles) & ~self.rx.valid
+        # a started frame whose bytes stop coming is dropped (checked in every in-frame state);
+        # timer == timeout_cycles, kept as a flag beside the timer (the compare is a cycle ahead)
+        t_full = Signal()
+        m.d.sync += t_full.eq(waiting & (timer == self.timeout_cycles - 1))
+        timed_out = t_full & ~self.rx.valid
 
         def take_byte():
             m.d.comb += [self.rx.ready.eq(1), in_frame.eq(1), crc.valid.eq(fire)]
@@ -102,15 +110,22 @@ class FrameReceiver(wiring.Component):
                     take_byte()
                     with m.If(fire):
                         m.d.sync += reg.eq(byte)
+                        if state == "LEN0":
+                            m.d.sync += lo_zero.eq(byte == 0)
                         m.next = after
             with m.State("LEN1"):
                 take_byte()
+                # MAX_PAYLOAD is a power of two: the length is above it when the high byte is
+                # above its high byte, or equal with low bits set (lo_zero: kept from LEN0)
+                hi = MAX_PAYLOAD >> 8
+                assert MAX_PAYLOAD % 256 == 0
                 with m.If(fire):
-                    m.d.sync += length[8:].eq(byte)
-                    with m.If(Cat(length[:8], byte) > MAX_PAYLOAD):
+                    m.d.sync += [length[8:].eq(byte), rem.eq(Cat(length[:8], byte)),
+                                 plast.eq(Cat(length[:8], byte) == 1)]
+                    with m.If((byte > hi) | ((byte == hi) & ~lo_zero)):
                         m.d.sync += status.eq(Status.BAD_LENGTH)
                         m.next = "ERROR"
-                    with m.Elif(Cat(length[:8], byte) == 0):
+                    with m.Elif((byte == 0) & lo_zero):
                         m.next = "CRC"
                     with m.Else():
                         m.next = "PAYLOAD"
@@ -118,20 +133,23 @@ class FrameReceiver(wiring.Component):
                 take_byte()
                 m.d.comb += self.buffer.en.eq(fire)
                 with m.If(fire):
-                    m.d.sync += pos.eq(pos + 1)
-                    with m.If(pos + 1 == length):
+                    m.d.sync += [pos.eq(pos + 1), rem.eq(rem - 1), plast.eq(rem == 2)]
+                    with m.If(plast):
                         m.next = "CRC"
             with m.State("CRC"):                # the frame's CRC goes through the CRC register too
                 take_byte()
                 with m.If(fire):
                     m.d.sync += crc_k.eq(crc_k + 1)
                     with m.If(crc_k == CRC_BYTES - 1):
-                        m.next = "QUEUE"
+                        m.next = "CRC_CHK"
+            with m.State("CRC_CHK"):            # the CRC register's verdict, registered
+                m.d.sync += crc_ok.eq(crc.match_detected)
+                m.next = "QUEUE"
             with m.State("QUEUE"):
                 with m.If(~self.job.valid):
                     m.d.comb += put.eq(1)
                     m.d.sync += [job.seq.eq(seq), job.cmd.eq(cmd), job.bank.eq(bank)]
-                    with m.If(crc.match_detected):          # intact: hand its bank over
+                    with m.If(crc_ok):                      # intact: hand its bank over
                         m.d.comb += bank_set.eq(Mux(bank, 0b10, 0b01))
                         m.d.sync += [job.status.eq(Status.OK), job.length.eq(length[:LENGTH_BITS]),
                                      job.swallowed.eq(0), bank.eq(~bank)]

@@ -96,6 +96,8 @@ class ReplySender(wiring.Component):
         head = Signal(REPLY_HEAD)       # the reply being sent
         k = Signal(2)                   # header byte after the sync byte
         left = Signal.like(head.length)     # body bytes still to pass
+        empty = Signal()                # head.length == 0, registered with the head
+        last1 = Signal()                # left == 1, kept with left
 
         with m.FSM(name="reply") as fsm:
             with m.State("IDLE"):
@@ -106,25 +108,28 @@ class ReplySender(wiring.Component):
                     status = self.head.payload.status
                     m.d.comb += [self.started_ok.eq(status == Status.OK),
                                  self.started_error.eq((status != Status.OK) & (status != Status.DUPLICATE))]
-                    m.d.sync += [head.eq(self.head.payload), left.eq(self.head.payload.length), k.eq(0)]
+                    m.d.sync += [head.eq(self.head.payload), left.eq(self.head.payload.length), k.eq(0),
+                                 empty.eq(self.head.payload.length == 0),
+                                 last1.eq(self.head.payload.length == 1)]
                     m.next = "HEADER"
             with m.State("HEADER"):
                 m.d.comb += [out.valid.eq(1),
                              out.payload.data.eq(Array([head.seq, head.status, head.length[:8],
                                                         head.length[8:]])[k]),
-                             out.payload.last.eq((k == 3) & (head.length == 0))]
+                             out.payload.last.eq((k == 3) & empty)]
                 with m.If(out.ready):
                     m.d.sync += k.eq(k + 1)
-                    with m.If((k == 3) & (head.length == 0)):
-                        m.next = "IDLE"
-                    with m.Elif(k == 3):
-                        m.next = "BODY"
+                    with m.If(k == 3):
+                        with m.If(empty):
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.next = "BODY"
             with m.State("BODY"):
                 m.d.comb += [out.valid.eq(self.body.valid), out.payload.data.eq(self.body.payload),
-                             out.payload.last.eq(left == 1), self.body.ready.eq(out.ready)]
+                             out.payload.last.eq(last1), self.body.ready.eq(out.ready)]
                 with m.If(self.body.valid & out.ready):
-                    m.d.sync += left.eq(left - 1)
-                    with m.If(left == 1):
+                    m.d.sync += [left.eq(left - 1), last1.eq(left == 2)]
+                    with m.If(last1):
                         m.next = "IDLE"
 
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | app.busy)
