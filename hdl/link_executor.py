@@ -177,7 +177,8 @@ class RomReader(wiring.Component):
 class DuplicateWindow(wiring.Component):
     """The last ``DUP_WINDOW`` executed mutating requests: their seq and, for TRAIN, the prediction.
 
-    ``hit``: ``seq`` is among them (the newest entry gives ``hit_has_pred`` / ``hit_pred``).
+    ``hit``: ``seq`` (of two cycles before) is among them (the newest entry gives ``hit_has_pred``
+    / ``hit_pred``).
     ``record``: remember ``seq`` with ``record_has_pred`` / ``record_pred``, dropping the oldest.
     """
 
@@ -200,12 +201,14 @@ class DuplicateWindow(wiring.Component):
                          seqs[0].eq(self.seq), preds[0].eq(self.record_pred)]
             for i in range(1, DUP_WINDOW):
                 m.d.sync += [seqs[i].eq(seqs[i - 1]), preds[i].eq(preds[i - 1])]
-        # registered: ``hit`` answers for the ``seq`` of the cycle before (the compares are off the
-        # executor's decision path)
-        m.d.sync += self.hit.eq(0)
+        # registered twice: ``hit`` answers for the ``seq`` of two cycles before (the compares,
+        # then the pick of the newest matching entry, each in a stage of its own)
+        match = Signal(DUP_WINDOW)
+        m.d.sync += match.eq(Cat(*[valid[i] & (seqs[i] == self.seq) for i in range(DUP_WINDOW)]))
+        m.d.sync += self.hit.eq(match.any())
         for i in reversed(range(DUP_WINDOW)):       # the newest entry wins
-            with m.If(valid[i] & (seqs[i] == self.seq)):
-                m.d.sync += [self.hit.eq(1), self.hit_has_pred.eq(has_pred[i]), self.hit_pred.eq(preds[i])]
+            with m.If(match[i]):
+                m.d.sync += [self.hit_has_pred.eq(has_pred[i]), self.hit_pred.eq(preds[i])]
         return m
 
 
@@ -311,20 +314,30 @@ class Executor(wiring.Component):
         m.d.sync += is_bias.eq(a_kind == ParamKind.BIAS)
         vb = Mux(is_bias, VBB, VBW)
         # argument checks in register stages (args settle in PARSE: PARSE -> CHECK0 -> CHECK1 ->
-        # CHECK2 -> CHECK)
-        base_ok, run_end, run_lim = Signal(), Signal(17), Signal(range(max(rows + cols) + 1))
-        m.d.sync += [base_ok.eq((a_kind <= 1) & layer_ok & (a_row < nrows) & ((a_kind != ParamKind.BIAS) | (a_col == 0))),
-                     run_end.eq(Mux(a_kind == ParamKind.BIAS, a_row, a_col) + a_count),
-                     run_lim.eq(Mux(a_kind == ParamKind.BIAS, nrows, ncols))]
+        # CHECK2 -> CHECK3 -> CHECK)
+        # (each adder or compare in a stage of its own)
+        base_ok0, base_ok = Signal(), Signal()
+        run_start, run_end = Signal(16), Signal(17)
+        run_lim0, run_lim = Signal(range(max(rows + cols) + 1)), Signal(range(max(rows + cols) + 1))
+        m.d.sync += [base_ok0.eq((a_kind <= 1) & layer_ok & (a_row < nrows) & ((a_kind != ParamKind.BIAS) | (a_col == 0))),
+                     base_ok.eq(base_ok0),
+                     run_start.eq(Mux(a_kind == ParamKind.BIAS, a_row, a_col)),
+                     run_end.eq(run_start + a_count),
+                     run_lim0.eq(Mux(a_kind == ParamKind.BIAS, nrows, ncols)), run_lim.eq(run_lim0)]
         run_ok = Signal()
         m.d.sync += run_ok.eq(base_ok & (run_end <= run_lim))
         run_bytes = Signal(20)
         m.d.sync += run_bytes.eq(Mux(a_kind == ParamKind.BIAS, a_count * VBB, a_count * VBW))
+        # e_len - PARAMS_HEADER and e_len's compares, registered (e_len is set as the job is taken)
+        e_len_ge_h, e_len_is_h, e_len_mh = Signal(), Signal(), Signal(LENGTH_BITS)
+        m.d.sync += [e_len_ge_h.eq(e_len >= PARAMS_HEADER), e_len_is_h.eq(e_len == PARAMS_HEADER),
+                     e_len_mh.eq(e_len - PARAMS_HEADER)]
         wp_len_ok, rp_len_ok = Signal(), Signal()
-        m.d.sync += [wp_len_ok.eq((e_len >= PARAMS_HEADER) & (e_len == PARAMS_HEADER + run_bytes)),
-                     rp_len_ok.eq((e_len == PARAMS_HEADER) & (run_bytes <= MAX_PAYLOAD))]
-        config_ok = Signal()
-        m.d.sync += config_ok.eq((a_u16_0 + a_u16_1 <= json_bytes) & (a_u16_1 <= MAX_PAYLOAD))
+        m.d.sync += [wp_len_ok.eq(e_len_ge_h & (e_len_mh == run_bytes)),
+                     rp_len_ok.eq(e_len_is_h & (run_bytes <= MAX_PAYLOAD))]
+        config_end, u16_1_ok, config_ok = Signal(17), Signal(), Signal()
+        m.d.sync += [config_end.eq(a_u16_0 + a_u16_1), u16_1_ok.eq(a_u16_1 <= MAX_PAYLOAD),
+                     config_ok.eq((config_end <= json_bytes) & u16_1_ok)]
         len_is = {}
         for n in (0, 1, 4, SEED_BYTES):
             if n not in len_is:
@@ -332,7 +345,7 @@ class Executor(wiring.Component):
                 m.d.sync += len_is[n].eq(e_len == n)
         label_ok, count_zero, count_one = Signal(), Signal(), Signal()
         m.d.sync += [label_ok.eq(a_kind < n_out), count_zero.eq(a_count == 0), count_one.eq(a_count == 1)]
-        # the command's argument checks, one registered bit (valid in CHECK2)
+        # the command's argument checks, one registered bit (valid in CHECK3)
         cmd_ok, ok_now = Signal(name="cmd_ok"), Signal()
         m.d.sync += cmd_ok.eq(ok_now)
         m.d.comb += ok_now.eq(Cat(
@@ -467,6 +480,8 @@ class Executor(wiring.Component):
                                  e_holds.eq(job.status == Status.OK), args.eq(0), seek_pos.eq(0)]
                     m.next = "LOOKUP"
             with m.State("LOOKUP"):             # the duplicate window looks the new seq up
+                m.next = "LOOKUP2"
+            with m.State("LOOKUP2"):
                 m.next = "DECIDE"
             with m.State("DECIDE"):             # ...and DISPATCH's decision settles
                 m.next = "DISPATCH"
@@ -492,9 +507,11 @@ class Executor(wiring.Component):
                     m.d.sync += [kbit.eq(kbit << 1), pleft.eq(pleft - 1), parse_end.eq(pleft == 1)]
             with m.State("CHECK0"):             # the argument checks settle
                 m.next = "CHECK1"
-            with m.State("CHECK1"):             # ...and their verdict, cmd_ok
+            with m.State("CHECK1"):             # (the adders, then the compares)
                 m.next = "CHECK2"
-            with m.State("CHECK2"):             # ...and what CHECK does with it
+            with m.State("CHECK2"):             # ...and their verdict, cmd_ok
+                m.next = "CHECK3"
+            with m.State("CHECK3"):             # ...and what CHECK does with it
                 m.next = "CHECK"
             with m.State("CHECK"):
                 reply(c_status, c_len, c_src)
@@ -534,13 +551,16 @@ class Executor(wiring.Component):
                         with m.If(~Mux(is_bias, fits(nv, f.bias_bits, VBB), fits(nv, f.weight_bits, VBW))):
                             m.next = "BAD_ARG"
                         with m.Elif(vidx_last):
-                            seek()              # to PARAMS_HEADER
                             m.d.sync += wp_check.eq(0)
                             vidx_reset()
+                            m.next = "WP_SEEK"
                     with m.Else():
                         # sign-extend from vb bytes (the wire carries sign-extended values)
                         m.d.sync += value.eq(Mux(is_bias, nv[:8 * VBB].as_signed(), nv[:8 * VBW].as_signed()))
                         m.next = "WP_ACC"
+            with m.State("WP_SEEK"):            # the second pass: the values again
+                seek()                          # to PARAMS_HEADER
+                m.next = "WP_VAL"
             with m.State("WP_ACC"):
                 m.d.comb += [core.access.valid.eq(1), core.access.payload.op.eq(
                     Mux(is_bias, Access.WRITE_BIAS, Access.WRITE_WEIGHT))]
@@ -564,7 +584,7 @@ class Executor(wiring.Component):
                         m.next = "LABEL"
                     with m.Elif(px_full):
                         m.d.sync += [streaming.eq(1), px_count.eq(0), px_full.eq(0)]
-                        seek()                  # to 1
+                        m.next = "PX_SEEK"
                     with m.Else():
                         m.next = "BAD_ARG"
                 with m.Elif(at_end):
@@ -590,6 +610,9 @@ class Executor(wiring.Component):
                     with m.If(core.sample.ready):
                         take()
                         m.d.sync += px_k.eq(0)
+            with m.State("PX_SEEK"):            # the second pass: the pixels again
+                seek()                          # to 1
+                m.next = "PX"
             with m.State("RUN"):
                 m.d.sync += [run_sum.eq(px_count + rbyte + 1), zleft.eq(rbyte + 1), zlast.eq(rbyte == 0)]
                 with m.If(at_end):

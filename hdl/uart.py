@@ -54,6 +54,7 @@ class UARTRx(wiring.Component):
         m.submodules.sync = FFSynchronizer(self.rx, line, init=1)   # rx is asynchronous to clk
 
         timer = Signal(range(D + 1))
+        tz = Signal()                   # timer == 0, kept with the timer (its reloads are never 0)
         nbit = Signal(range(9))
         shreg = Signal(8)
         push = Signal()
@@ -62,29 +63,29 @@ class UARTRx(wiring.Component):
         with m.FSM(name="rx"):
             with m.State("IDLE"):
                 with m.If(~line):
-                    m.d.sync += timer.eq(D // 2 - 1)
+                    m.d.sync += [timer.eq(D // 2 - 1), tz.eq(0)]
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
+                with m.If(~tz):
+                    m.d.sync += [timer.eq(timer - 1), tz.eq(timer == 1)]
                 with m.Elif(line):              # gone at mid-bit: a glitch, not a start bit
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += [timer.eq(D - 1), nbit.eq(0)]
+                    m.d.sync += [timer.eq(D - 1), tz.eq(0), nbit.eq(0)]
                     m.next = "DATA"
             with m.State("DATA"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
+                with m.If(~tz):
+                    m.d.sync += [timer.eq(timer - 1), tz.eq(timer == 1)]
                 with m.Else():
-                    m.d.sync += [shreg.eq(Cat(shreg[1:], line)), timer.eq(D - 1), nbit.eq(nbit + 1)]
+                    m.d.sync += [shreg.eq(Cat(shreg[1:], line)), timer.eq(D - 1), tz.eq(0), nbit.eq(nbit + 1)]
                     with m.If(nbit == 7):
                         m.next = "STOP"
             with m.State("STOP"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
+                with m.If(~tz):
+                    m.d.sync += [timer.eq(timer - 1), tz.eq(timer == 1)]
                 with m.Elif(line):
                     # back to IDLE at mid stop bit: the next start edge may come half a bit later
                     m.d.comb += push.eq(1)
