@@ -316,14 +316,16 @@ class Executor(wiring.Component):
         # argument checks in register stages (args settle in PARSE: PARSE -> CHECK0 -> CHECK1 ->
         # CHECK2 -> CHECK3 -> CHECK)
         # (each adder or compare in a stage of its own)
-        base_ok0, base_ok = Signal(), Signal()
+        kind_ok, layer_ok_r, base_ok = Signal(), Signal(), Signal()
+        nrows_r, ncols_r = Signal(range(max(rows) + 1)), Signal(range(max(cols) + 1))
         run_start, run_end = Signal(16), Signal(17)
-        run_lim0, run_lim = Signal(range(max(rows + cols) + 1)), Signal(range(max(rows + cols) + 1))
-        m.d.sync += [base_ok0.eq((a_kind <= 1) & layer_ok & (a_row < nrows) & ((a_kind != ParamKind.BIAS) | (a_col == 0))),
-                     base_ok.eq(base_ok0),
+        run_lim = Signal(range(max(rows + cols) + 1))
+        m.d.sync += [kind_ok.eq((a_kind <= 1) & ((a_kind != ParamKind.BIAS) | (a_col == 0))),
+                     layer_ok_r.eq(layer_ok), nrows_r.eq(nrows), ncols_r.eq(ncols),
+                     base_ok.eq(kind_ok & layer_ok_r & (a_row < nrows_r)),
                      run_start.eq(Mux(a_kind == ParamKind.BIAS, a_row, a_col)),
                      run_end.eq(run_start + a_count),
-                     run_lim0.eq(Mux(a_kind == ParamKind.BIAS, nrows, ncols)), run_lim.eq(run_lim0)]
+                     run_lim.eq(Mux(is_bias, nrows_r, ncols_r))]
         run_ok = Signal()
         m.d.sync += run_ok.eq(base_ok & (run_end <= run_lim))
         run_bytes = Signal(20)
@@ -434,6 +436,7 @@ class Executor(wiring.Component):
             px_zero = rd.zero & (lo == 0)
             px_fits = rd.fits & ((lo >> fx) == 0 if fx < len(lo) else Const(1))
         run_sum = Signal(range(n_in + 258))
+        run_over = Signal()                     # run_sum > n_in, registered
 
         # PARSE: the first min(len, 8) payload bytes into args, byte i where kbit[i]
         parse_end = Signal(name="parse_end")
@@ -453,6 +456,7 @@ class Executor(wiring.Component):
         # the body: bleft bytes left, blast = (bleft == 1) kept with it
         bleft, blast = Signal(LENGTH_BITS), Signal()
         # after the head: one-hot, registered in PREHEAD
+        rep_empty = Signal()
         h_idle, h_rom, h_pred, h_words, h_rp = (Signal(name=n) for n in ("h_idle", "h_rom", "h_pred", "h_words", "h_rp"))
         # DISPATCH's decision, registered in DECIDE
         d_err, d_dup, d_stop = Signal(), Signal(), Signal()
@@ -624,8 +628,10 @@ class Executor(wiring.Component):
                     with m.Else():
                         m.next = "RUN_CHK"
             with m.State("RUN_CHK"):                # check pass: the run must fit in the sample
-                m.d.sync += [px_count.eq(run_sum), px_full.eq(run_sum == n_in)]
-                with m.If(run_sum > n_in):
+                m.d.sync += [px_count.eq(run_sum), px_full.eq(run_sum == n_in), run_over.eq(run_sum > n_in)]
+                m.next = "RUN_CHK2"
+            with m.State("RUN_CHK2"):
+                with m.If(run_over):
                     m.next = "BAD_ARG"
                 with m.Else():
                     m.next = "PX"
@@ -652,14 +658,15 @@ class Executor(wiring.Component):
 
             # ---- the reply: the head, then the body from rep_src
             with m.State("PREHEAD"):            # where the body comes from, registered
-                empty = rep_len == 0
-                m.d.sync += [h_idle.eq(empty),
-                             h_rom.eq(~empty & (rep_src == SRC_ROM)),
-                             h_pred.eq(~empty & (rep_src == SRC_PRED)),
-                             h_words.eq(~empty & ((rep_src == SRC_CNT) | (rep_src == SRC_SEED))),
-                             h_rp.eq(~empty & (rep_src == SRC_PARAMS)),
-                             bleft.eq(rep_len), blast.eq(rep_len == 1),
+                m.d.sync += [rep_empty.eq(rep_len == 0), bleft.eq(rep_len), blast.eq(rep_len == 1),
                              words.eq(Mux(rep_src == SRC_SEED, seed, Cat(*counters)))]
+                m.next = "PREHEAD2"
+            with m.State("PREHEAD2"):
+                m.d.sync += [h_idle.eq(rep_empty),
+                             h_rom.eq(~rep_empty & (rep_src == SRC_ROM)),
+                             h_pred.eq(~rep_empty & (rep_src == SRC_PRED)),
+                             h_words.eq(~rep_empty & ((rep_src == SRC_CNT) | (rep_src == SRC_SEED))),
+                             h_rp.eq(~rep_empty & (rep_src == SRC_PARAMS))]
                 m.next = "HEAD"
             with m.State("HEAD"):
                 m.d.comb += [self.head.valid.eq(1), free.eq(1)]

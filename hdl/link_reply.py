@@ -37,7 +37,7 @@ class CRCAppender(wiring.Component):
         m = Module()
         m.submodules.crc = crc = FRAME_CRC.create()
         full, q = Signal(), Signal(8)
-        q_first = Signal()              # the frame's first byte: starts the CRC
+        q_first = Signal()              # the register holds a frame's first byte: starts the CRC
         q_counted = Signal()            # enters the CRC as it leaves
         first = Signal(init=1)          # the next byte taken is a frame's first
         lead = Signal(range(self.skip + 1))    # bytes of this frame taken so far, up to skip
@@ -46,9 +46,9 @@ class CRCAppender(wiring.Component):
         m.d.comb += [self.tx.valid.eq(full), self.tx.payload.eq(q),
                      crc.data.eq(q), crc.valid.eq(leaves & q_counted),
                      # while a frame's first byte waits the CRC register holds its initial value
-                     crc.start.eq(full & q_first)]
+                     crc.start.eq(q_first)]
         with m.If(leaves):
-            m.d.sync += full.eq(0)
+            m.d.sync += [full.eq(0), q_first.eq(0)]
 
         with m.FSM(name="append") as fsm:
             with m.State("DATA"):
