@@ -313,8 +313,8 @@ class Executor(wiring.Component):
         is_bias = Signal(name="is_bias")        # registered: args settle in PARSE
         m.d.sync += is_bias.eq(a_kind == ParamKind.BIAS)
         vb = Mux(is_bias, VBB, VBW)
-        # argument checks in register stages (args settle in PARSE: PARSE -> CHECK0 -> CHECK1 ->
-        # CHECK2 -> CHECK3 -> CHECK)
+        # argument checks in register stages (args settle in PARSE, then 4 cycles in CHECKS before
+        # CHECK)
         # (each adder or compare in a stage of its own)
         kind_ok, layer_ok_r, base_ok = Signal(), Signal(), Signal()
         nrows_r, ncols_r = Signal(range(max(rows) + 1)), Signal(range(max(cols) + 1))
@@ -347,7 +347,7 @@ class Executor(wiring.Component):
                 m.d.sync += len_is[n].eq(e_len == n)
         label_ok, count_zero, count_one = Signal(), Signal(), Signal()
         m.d.sync += [label_ok.eq(a_kind < n_out), count_zero.eq(a_count == 0), count_one.eq(a_count == 1)]
-        # the command's argument checks, one registered bit (valid in CHECK3)
+        # the command's argument checks, one registered bit (valid in CHECKS' last cycle)
         cmd_ok, ok_now = Signal(name="cmd_ok"), Signal()
         m.d.sync += cmd_ok.eq(ok_now)
         m.d.comb += ok_now.eq(Cat(
@@ -458,7 +458,11 @@ class Executor(wiring.Component):
         # after the head: one-hot, registered in PREHEAD
         rep_empty = Signal()
         h_idle, h_rom, h_pred, h_words, h_rp = (Signal(name=n) for n in ("h_idle", "h_rom", "h_pred", "h_words", "h_rp"))
-        # DISPATCH's decision, registered in DECIDE
+        # waits of a few cycles (LOOKUP, CHECKS) without states of their own (the state machine
+        # stays below 32 states, which yosys encodes one-hot): a one-hot delay line
+        dly = Signal(4)
+        m.d.sync += dly.eq(dly << 1)
+        # DISPATCH's decision, registered in the last cycle of LOOKUP
         d_err, d_dup, d_stop = Signal(), Signal(), Signal()
         m.d.sync += [d_err.eq(e_status != Status.OK), d_dup.eq(is_mut & dup.hit),
                      d_stop.eq((e_status != Status.OK) | (is_mut & dup.hit) | unknown)]
@@ -481,14 +485,14 @@ class Executor(wiring.Component):
                     job = self.job.payload
                     m.d.sync += [e_status.eq(job.status), e_seq.eq(job.seq), e_cmd.eq(job.cmd),
                                  e_len.eq(job.length), e_bank.eq(job.bank), e_swallowed.eq(job.swallowed),
-                                 e_holds.eq(job.status == Status.OK), args.eq(0), seek_pos.eq(0)]
+                                 e_holds.eq(job.status == Status.OK), args.eq(0), seek_pos.eq(0),
+                                 dly.eq(1)]
                     m.next = "LOOKUP"
-            with m.State("LOOKUP"):             # the duplicate window looks the new seq up
-                m.next = "LOOKUP2"
-            with m.State("LOOKUP2"):
-                m.next = "DECIDE"
-            with m.State("DECIDE"):             # ...and DISPATCH's decision settles
-                m.next = "DISPATCH"
+            with m.State("LOOKUP"):
+                # 3 cycles: the duplicate window looks the new seq up (2), DISPATCH's decision
+                # settles (1)
+                with m.If(dly[2]):
+                    m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 m.d.sync += [pred.eq(Mux(d_err, e_swallowed, dup.hit_pred)),
                              seek_pos.eq(Mux(is_cmd[Cmd.WRITE_PARAMS], PARAMS_HEADER, 1)),
@@ -502,21 +506,19 @@ class Executor(wiring.Component):
                     m.next = "PARSE"
             with m.State("PARSE"):
                 with m.If(parse_end):
-                    m.next = "CHECK0"
+                    m.d.sync += dly.eq(1)
+                    m.next = "CHECKS"
                 with m.Elif(rvalid):
                     take()
                     for i in range(8):
                         with m.If(kbit[i]):
                             m.d.sync += args[8 * i:8 * i + 8].eq(rbyte)
                     m.d.sync += [kbit.eq(kbit << 1), pleft.eq(pleft - 1), parse_end.eq(pleft == 1)]
-            with m.State("CHECK0"):             # the argument checks settle
-                m.next = "CHECK1"
-            with m.State("CHECK1"):             # (the adders, then the compares)
-                m.next = "CHECK2"
-            with m.State("CHECK2"):             # ...and their verdict, cmd_ok
-                m.next = "CHECK3"
-            with m.State("CHECK3"):             # ...and what CHECK does with it
-                m.next = "CHECK"
+            with m.State("CHECKS"):
+                # 4 cycles: the argument checks settle (the adders, then the compares), their
+                # verdict cmd_ok, and what CHECK does with it
+                with m.If(dly[3]):
+                    m.next = "CHECK"
             with m.State("CHECK"):
                 reply(c_status, c_len, c_src)
                 vidx_reset()
