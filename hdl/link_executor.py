@@ -96,6 +96,8 @@ class PayloadReader(wiring.Component):
         bq_zero, bq_fits = Signal(), Signal()
         s = self.fit_shift
         m.d.comb += [bq_zero.eq(bq == 0), bq_fits.eq((bq >> s) == 0 if s < 8 else 1)]
+        if s >= 8:                      # every byte fits: a constant, not a register
+            m.d.comb += self.fits.eq(1)
         # the queue: one-hot fill (full[i]: entry i holds a byte), each entry with its flags
         full = Signal(QD)
         room = Signal(range(QD + 1), init=QD)      # QD - (queued + in flight)
@@ -103,8 +105,10 @@ class PayloadReader(wiring.Component):
         qz = [Signal(name=f"qz{i}") for i in range(QD)]
         qf = [Signal(name=f"qf{i}") for i in range(QD)]
         m.d.comb += [self.data.payload.eq(q[0]), self.data.valid.eq(full[0]),
-                     self.zero.eq(qz[0]), self.fits.eq(qf[0]),
+                     self.zero.eq(qz[0]),
                      self.buffer.addr.eq(Cat(fpos, self.bank)), self.buffer.en.eq(1)]
+        if s < 8:
+            m.d.comb += self.fits.eq(qf[0])
         issue = Signal()
         m.d.comb += issue.eq(room != 0)
         with m.If(self.seek):

@@ -66,7 +66,13 @@ class FrameReceiver(wiring.Component):
         crc_k = Signal(range(CRC_BYTES))
         status = Signal(STATUS_BITS)    # the error of a dropped frame
         timer = Signal(range(self.timeout_cycles + 1))
-        byte, fire = self.rx.payload, self.rx.valid & self.rx.ready
+        # in the states that take bytes (rx.ready = 1) a byte is taken when rx.valid: their
+        # branches use it directly, not the shared handshake
+        byte, valid = self.rx.payload, self.rx.valid
+        # the bank about to be filled is free (registered: cleared as a frame takes it, then
+        # recomputed from bank_busy and bank)
+        can_fill = Signal()
+        m.d.sync += can_fill.eq(~bank_busy.bit_select(bank, 1))
         m.d.comb += [crc.data.eq(byte),
                      self.buffer.addr.eq(Cat(pos[:BANK_ADDR_BITS], bank)), self.buffer.data.eq(byte)]
         in_frame = Signal()
@@ -76,7 +82,7 @@ class FrameReceiver(wiring.Component):
         crc_ok = Signal()               # the frame's CRC matched (registered)
         # a sync byte inside a frame that is then dropped means a real request may be in there
         swallowed = Signal()
-        with m.If(in_frame & fire & (byte == SYNC_REQUEST)):
+        with m.If(in_frame & valid & (byte == SYNC_REQUEST)):
             m.d.sync += swallowed.eq(1)
         waiting = in_frame & ~self.rx.valid
         with m.If(waiting):
@@ -90,7 +96,7 @@ class FrameReceiver(wiring.Component):
         timed_out = t_full & ~self.rx.valid
 
         def take_byte():
-            m.d.comb += [self.rx.ready.eq(1), in_frame.eq(1), crc.valid.eq(fire)]
+            m.d.comb += [self.rx.ready.eq(1), in_frame.eq(1), crc.valid.eq(valid)]
             with m.If(timed_out):
                 m.d.sync += status.eq(Status.TIMEOUT)
                 m.next = "ERROR"
@@ -98,17 +104,17 @@ class FrameReceiver(wiring.Component):
         with m.FSM(name="rx") as fsm:
             with m.State("HUNT"):
                 # the bank about to be filled must have been released by the executor
-                m.d.comb += self.rx.ready.eq(~bank_busy.bit_select(bank, 1))
+                m.d.comb += self.rx.ready.eq(can_fill)
                 # the CRC register waits at its initial value (start from the state alone keeps
                 # it off the byte compare; the sync byte itself is not covered)
                 m.d.comb += crc.start.eq(1)
-                with m.If(fire & (byte == SYNC_REQUEST)):
+                with m.If(can_fill & valid & (byte == SYNC_REQUEST)):
                     m.d.sync += [seq.eq(0), pos.eq(0), crc_k.eq(0), swallowed.eq(0)]
                     m.next = "SEQ"
             for state, after, reg in (("SEQ", "CMD", seq), ("CMD", "LEN0", cmd), ("LEN0", "LEN1", length[:8])):
                 with m.State(state):
                     take_byte()
-                    with m.If(fire):
+                    with m.If(valid):
                         m.d.sync += reg.eq(byte)
                         if state == "LEN0":
                             m.d.sync += lo_zero.eq(byte == 0)
@@ -119,7 +125,7 @@ class FrameReceiver(wiring.Component):
                 # above its high byte, or equal with low bits set (lo_zero: kept from LEN0)
                 hi = MAX_PAYLOAD >> 8
                 assert MAX_PAYLOAD % 256 == 0
-                with m.If(fire):
+                with m.If(valid):
                     m.d.sync += [length[8:].eq(byte), rem.eq(Cat(length[:8], byte)),
                                  plast.eq(Cat(length[:8], byte) == 1)]
                     with m.If((byte > hi) | ((byte == hi) & ~lo_zero)):
@@ -131,14 +137,14 @@ class FrameReceiver(wiring.Component):
                         m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 take_byte()
-                m.d.comb += self.buffer.en.eq(fire)
-                with m.If(fire):
+                m.d.comb += self.buffer.en.eq(valid)
+                with m.If(valid):
                     m.d.sync += [pos.eq(pos + 1), rem.eq(rem - 1), plast.eq(rem == 2)]
                     with m.If(plast):
                         m.next = "CRC"
             with m.State("CRC"):                # the frame's CRC goes through the CRC register too
                 take_byte()
-                with m.If(fire):
+                with m.If(valid):
                     m.d.sync += crc_k.eq(crc_k + 1)
                     with m.If(crc_k == CRC_BYTES - 1):
                         m.next = "CRC_CHK"
@@ -151,6 +157,7 @@ class FrameReceiver(wiring.Component):
                     m.d.sync += [job.seq.eq(seq), job.cmd.eq(cmd), job.bank.eq(bank)]
                     with m.If(crc_ok):                      # intact: hand its bank over
                         m.d.comb += bank_set.eq(Mux(bank, 0b10, 0b01))
+                        m.d.sync += can_fill.eq(0)
                         m.d.sync += [job.status.eq(Status.OK), job.length.eq(length[:LENGTH_BITS]),
                                      job.swallowed.eq(0), bank.eq(~bank)]
                     with m.Else():

@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from .link_streams import FRAME_BYTE, FRAME_CRC, REPLY_HEAD
 from .protocol import CRC_BYTES, SYNC_REPLY, Status
+from .stream_slice import StreamSlice
 
 
 class CRCAppender(wiring.Component):
@@ -91,8 +92,11 @@ class ReplySender(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.append = app = CRCAppender(skip=1)
+        # a register slice before the appender: its handshake is off the sender's paths
+        m.submodules.frame_slice = fs = StreamSlice(FRAME_BYTE)
+        wiring.connect(m, fs.o, app.frames)
         wiring.connect(m, app.tx, wiring.flipped(self.tx))
-        out = app.frames
+        out = fs.i
         head = Signal(REPLY_HEAD)       # the reply being sent
         k = Signal(2)                   # header byte after the sync byte
         left = Signal.like(head.length)     # body bytes still to pass
@@ -132,5 +136,5 @@ class ReplySender(wiring.Component):
                     with m.If(last1):
                         m.next = "IDLE"
 
-        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | app.busy)
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | fs.o.valid | app.busy)
         return m
