@@ -70,12 +70,10 @@ class ProtocolEngine(wiring.Component):
         m.submodules.receiver = rcv = FrameReceiver(timeout_cycles=self.timeout_cycles)
         m.submodules.executor = exe = Executor(self.cfg, rom=self.rom)
         m.submodules.sender = snd = ReplySender()
-        # register slices: the receiver's and the reply sender's handshakes stay off the UART
-        # receiver's and the executor's paths
-        m.submodules.rx_slice = rx_slice = StreamSlice(8)
+        # a register slice: the reply sender's handshake stays off the executor's paths (the
+        # receiver has one of its own at its input)
         m.submodules.body_slice = body_slice = StreamSlice(8)
-        wiring.connect(m, wiring.flipped(self.rx), rx_slice.i)
-        wiring.connect(m, rx_slice.o, rcv.rx)
+        wiring.connect(m, wiring.flipped(self.rx), rcv.rx)
         wiring.connect(m, rcv.buffer, buf.write_port())
         wiring.connect(m, rcv.job, exe.job)
         wiring.connect(m, exe.release, rcv.release)
@@ -86,7 +84,7 @@ class ProtocolEngine(wiring.Component):
         wiring.connect(m, body_slice.o, snd.body)
         wiring.connect(m, snd.tx, wiring.flipped(self.tx))
         m.d.comb += [self.reply_ok.eq(snd.started_ok), self.reply_err.eq(snd.started_error),
-                     self.idle.eq(~self.rx.valid & ~rx_slice.o.valid & ~body_slice.o.valid & rcv.idle & exe.idle & ~snd.busy)]
+                     self.idle.eq(~self.rx.valid & ~body_slice.o.valid & rcv.idle & exe.idle & ~snd.busy)]
         return m
 
 

@@ -338,9 +338,11 @@ class Executor(wiring.Component):
         e_len_ge_h, e_len_is_h, e_len_mh = Signal(), Signal(), Signal(LENGTH_BITS)
         m.d.sync += [e_len_ge_h.eq(e_len >= PARAMS_HEADER), e_len_is_h.eq(e_len == PARAMS_HEADER),
                      e_len_mh.eq(e_len - PARAMS_HEADER)]
-        wp_len_ok, rp_len_ok = Signal(), Signal()
-        m.d.sync += [wp_len_ok.eq(e_len_ge_h & (e_len_mh == run_bytes)),
-                     rp_len_ok.eq(e_len_is_h & (run_bytes <= MAX_PAYLOAD))]
+        wp_len_ok, rp_len_ok, rb_fit, rb_small, rb_eq = Signal(), Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [rb_small.eq(run_bytes < (1 << LENGTH_BITS)), rb_eq.eq(e_len_mh == run_bytes[:LENGTH_BITS]),
+                     rb_fit.eq(run_bytes <= MAX_PAYLOAD),
+                     wp_len_ok.eq(e_len_ge_h & rb_small & rb_eq),
+                     rp_len_ok.eq(e_len_is_h & rb_fit)]
         config_end, u16_1_ok, config_ok = Signal(17), Signal(), Signal()
         m.d.sync += [config_end.eq(a_u16_0 + a_u16_1), u16_1_ok.eq(a_u16_1 <= MAX_PAYLOAD),
                      config_ok.eq((config_end <= json_bytes) & u16_1_ok)]
@@ -426,6 +428,7 @@ class Executor(wiring.Component):
         px_count = Signal(range(n_in + 1))     # check pass: pixels so far (never above n_in)
         px_full = Signal()                      # px_count == n_in, kept with px_count
         px_k = Signal(2)
+        px_k0 = (px_k == 0) if PB > 1 else Const(1)     # one byte a pixel: always at a pixel's start
         px_acc = Signal(max(8, 8 * PB))
         zleft = Signal(9)
         zlast = Signal()                        # zleft == 1, kept with zleft
@@ -589,7 +592,7 @@ class Executor(wiring.Component):
 
             # ---- TRAIN / INFER: decode the zero-run code, first to check it, then to stream it
             with m.State("PX"):
-                with m.If(at_end & (px_k == 0)):
+                with m.If(at_end & px_k0):
                     with m.If(streaming):
                         m.next = "LABEL"
                     with m.Elif(px_full):
@@ -601,9 +604,10 @@ class Executor(wiring.Component):
                     m.next = "BAD_ARG"           # the payload ends inside a pixel value
                 with m.Elif(~rvalid):
                     pass
-                with m.Elif(px_k + 1 < PB):
-                    take()
-                    m.d.sync += [px_acc.word_select(px_k, 8).eq(rbyte), px_k.eq(px_k + 1)]
+                if PB > 1:
+                    with m.Elif(px_k + 1 < PB):
+                        take()
+                        m.d.sync += [px_acc.word_select(px_k, 8).eq(rbyte), px_k.eq(px_k + 1)]
                 with m.Elif(px_zero):
                     take()
                     m.d.sync += px_k.eq(0)
@@ -678,7 +682,7 @@ class Executor(wiring.Component):
                 m.d.comb += [self.head.valid.eq(1), free.eq(1)]
                 with m.If(self.head.ready):
                     with m.If(h_idle):
-                        m.next = "IDLE"
+                        m.next = "DONE"
                     with m.If(h_rom):
                         m.next = "ROM"
                     with m.If(h_pred):
@@ -691,7 +695,9 @@ class Executor(wiring.Component):
             def body_step():
                 m.d.sync += [bleft.eq(bleft - 1), blast.eq(bleft == 2)]
                 with m.If(blast):
-                    m.next = "IDLE"
+                    m.next = "DONE"
+            with m.State("DONE"):               # the reply is out (the last state before IDLE)
+                m.next = "IDLE"
             with m.State("ROM"):
                 m.d.comb += [self.body.valid.eq(rom.data.valid), self.body.payload.eq(rom.data.payload),
                              rom.data.ready.eq(self.body.ready)]
@@ -700,7 +706,7 @@ class Executor(wiring.Component):
             with m.State("PRED"):
                 m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(pred)]
                 with m.If(self.body.ready):
-                    m.next = "IDLE"
+                    m.next = "DONE"
             with m.State("WORDS"):
                 m.d.comb += [self.body.valid.eq(1), self.body.payload.eq(words[:8])]
                 with m.If(self.body.ready):
@@ -723,7 +729,7 @@ class Executor(wiring.Component):
                     with m.If(vb_last):
                         vidx_inc()
                         with m.If(vidx_last):
-                            m.next = "IDLE"
+                            m.next = "DONE"
                         with m.Else():
                             m.next = "RP_ACC"
 

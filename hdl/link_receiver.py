@@ -11,12 +11,23 @@ filled only after the executor has released it.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 
+from .stream_slice import StreamSlice
 from .link_streams import BANK_ADDR_BITS, BUFFER_ADDR_BITS, FRAME_CRC, JOB, LENGTH_BITS, STATUS_BITS
 from .protocol import CRC_BYTES, MAX_PAYLOAD, SYNC_REQUEST, Status
+
+
+RX_BYTE = data.StructLayout({
+    "data": 8,
+    "sync": 1,      # data == SYNC_REQUEST
+    "zero": 1,      # data == 0
+    "one": 1,       # data == 1
+    "above": 1,     # data > MAX_PAYLOAD >> 8 (as a length's high byte: above MAX_PAYLOAD)
+    "at": 1,        # data == MAX_PAYLOAD >> 8
+})
 
 
 class FrameReceiver(wiring.Component):
@@ -66,9 +77,20 @@ class FrameReceiver(wiring.Component):
         crc_k = Signal(range(CRC_BYTES))
         status = Signal(STATUS_BITS)    # the error of a dropped frame
         timer = Signal(range(self.timeout_cycles + 1))
+        # the bytes come through a register slice, with the facts the state machine needs about
+        # each computed before it (so that its decisions start from flip-flops)
+        hi = MAX_PAYLOAD >> 8
+        assert MAX_PAYLOAD % 256 == 0
+        m.submodules.rx_slice = rs = StreamSlice(RX_BYTE)
+        rin = self.rx.payload
+        m.d.comb += [rs.i.valid.eq(self.rx.valid), self.rx.ready.eq(rs.i.ready),
+                     rs.i.payload.data.eq(rin), rs.i.payload.sync.eq(rin == SYNC_REQUEST),
+                     rs.i.payload.zero.eq(rin == 0), rs.i.payload.one.eq(rin == 1),
+                     rs.i.payload.above.eq(rin > hi), rs.i.payload.at.eq(rin == hi)]
+        rx = rs.o
         # in the states that take bytes (rx.ready = 1) a byte is taken when rx.valid: their
         # branches use it directly, not the shared handshake
-        byte, valid = self.rx.payload, self.rx.valid
+        byte, valid, bf = rx.payload.data, rx.valid, rx.payload
         # the bank about to be filled is free (registered: cleared as a frame takes it, then
         # recomputed from bank_busy and bank)
         can_fill = Signal()
@@ -77,14 +99,15 @@ class FrameReceiver(wiring.Component):
                      self.buffer.addr.eq(Cat(pos[:BANK_ADDR_BITS], bank)), self.buffer.data.eq(byte)]
         in_frame = Signal()
         lo_zero = Signal()              # the length's low byte is 0
+        lo_one = Signal()               # ... is 1
         rem = Signal(BANK_ADDR_BITS + 1)    # payload bytes still to come (length - pos)
         plast = Signal()                # rem == 1, kept with rem
         crc_ok = Signal()               # the frame's CRC matched (registered)
         # a sync byte inside a frame that is then dropped means a real request may be in there
         swallowed = Signal()
-        with m.If(in_frame & valid & (byte == SYNC_REQUEST)):
+        with m.If(in_frame & valid & bf.sync):
             m.d.sync += swallowed.eq(1)
-        waiting = in_frame & ~self.rx.valid
+        waiting = in_frame & ~valid
         with m.If(waiting):
             m.d.sync += timer.eq(timer + 1)
         with m.Else():
@@ -93,10 +116,10 @@ class FrameReceiver(wiring.Component):
         # timer == timeout_cycles, kept as a flag beside the timer (the compare is a cycle ahead)
         t_full = Signal()
         m.d.sync += t_full.eq(waiting & (timer == self.timeout_cycles - 1))
-        timed_out = t_full & ~self.rx.valid
+        timed_out = t_full & ~valid
 
         def take_byte():
-            m.d.comb += [self.rx.ready.eq(1), in_frame.eq(1), crc.valid.eq(valid)]
+            m.d.comb += [rx.ready.eq(1), in_frame.eq(1), crc.valid.eq(valid)]
             with m.If(timed_out):
                 m.d.sync += status.eq(Status.TIMEOUT)
                 m.next = "ERROR"
@@ -104,11 +127,11 @@ class FrameReceiver(wiring.Component):
         with m.FSM(name="rx") as fsm:
             with m.State("HUNT"):
                 # the bank about to be filled must have been released by the executor
-                m.d.comb += self.rx.ready.eq(can_fill)
+                m.d.comb += rx.ready.eq(can_fill)
                 # the CRC register waits at its initial value (start from the state alone keeps
                 # it off the byte compare; the sync byte itself is not covered)
                 m.d.comb += crc.start.eq(1)
-                with m.If(can_fill & valid & (byte == SYNC_REQUEST)):
+                with m.If(can_fill & valid & bf.sync):
                     m.d.sync += [seq.eq(0), pos.eq(0), crc_k.eq(0), swallowed.eq(0)]
                     m.next = "SEQ"
             for state, after, reg in (("SEQ", "CMD", seq), ("CMD", "LEN0", cmd), ("LEN0", "LEN1", length[:8])):
@@ -117,21 +140,19 @@ class FrameReceiver(wiring.Component):
                     with m.If(valid):
                         m.d.sync += reg.eq(byte)
                         if state == "LEN0":
-                            m.d.sync += lo_zero.eq(byte == 0)
+                            m.d.sync += [lo_zero.eq(bf.zero), lo_one.eq(bf.one)]
                         m.next = after
             with m.State("LEN1"):
                 take_byte()
                 # MAX_PAYLOAD is a power of two: the length is above it when the high byte is
                 # above its high byte, or equal with low bits set (lo_zero: kept from LEN0)
-                hi = MAX_PAYLOAD >> 8
-                assert MAX_PAYLOAD % 256 == 0
                 with m.If(valid):
                     m.d.sync += [length[8:].eq(byte), rem.eq(Cat(length[:8], byte)),
-                                 plast.eq(Cat(length[:8], byte) == 1)]
-                    with m.If((byte > hi) | ((byte == hi) & ~lo_zero)):
+                                 plast.eq(lo_one & bf.zero)]
+                    with m.If(bf.above | (bf.at & ~lo_zero)):
                         m.d.sync += status.eq(Status.BAD_LENGTH)
                         m.next = "ERROR"
-                    with m.Elif((byte == 0) & lo_zero):
+                    with m.Elif(bf.zero & lo_zero):
                         m.next = "CRC"
                     with m.Else():
                         m.next = "PAYLOAD"
@@ -171,5 +192,5 @@ class FrameReceiver(wiring.Component):
                                  job.length.eq(0), job.bank.eq(bank), job.swallowed.eq(swallowed)]
                     m.next = "HUNT"
 
-        m.d.comb += self.idle.eq(fsm.ongoing("HUNT") & ~self.job.valid & (bank_busy == 0))
+        m.d.comb += self.idle.eq(fsm.ongoing("HUNT") & ~rx.valid & ~self.job.valid & (bank_busy == 0))
         return m

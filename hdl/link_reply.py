@@ -112,11 +112,11 @@ class ReplySender(wiring.Component):
                     status = self.head.payload.status
                     m.d.comb += [self.started_ok.eq(status == Status.OK),
                                  self.started_error.eq((status != Status.OK) & (status != Status.DUPLICATE))]
-                    m.d.sync += [head.eq(self.head.payload), left.eq(self.head.payload.length), k.eq(0),
-                                 empty.eq(self.head.payload.length == 0),
-                                 last1.eq(self.head.payload.length == 1)]
+                    m.d.sync += [head.eq(self.head.payload), left.eq(self.head.payload.length), k.eq(0)]
                     m.next = "HEADER"
             with m.State("HEADER"):
+                # from the registered head (needed from the last header byte on, 3 cycles later)
+                m.d.sync += [empty.eq(head.length == 0), last1.eq(head.length == 1)]
                 m.d.comb += [out.valid.eq(1),
                              out.payload.data.eq(Array([head.seq, head.status, head.length[:8],
                                                         head.length[8:]])[k]),
