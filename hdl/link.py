@@ -28,7 +28,7 @@ from .core import EPCore
 from .link_executor import Executor, core_signature
 from .link_receiver import FrameReceiver
 from .link_reply import ReplySender
-from .link_streams import BUFFER_ADDR_BITS
+from .link_streams import BUFFER_ADDR_BITS, REPLY_HEAD
 from .local_reset import in_local_domain
 from .protocol import INFO_BYTES, RX_FIFO_DEPTH, config_json, info_payload
 from .stream_slice import StreamSlice
@@ -70,21 +70,23 @@ class ProtocolEngine(wiring.Component):
         m.submodules.receiver = rcv = FrameReceiver(timeout_cycles=self.timeout_cycles)
         m.submodules.executor = exe = Executor(self.cfg, rom=self.rom)
         m.submodules.sender = snd = ReplySender()
-        # a register slice: the reply sender's handshake stays off the executor's paths (the
+        # register slices: the reply sender's handshakes stay off the executor's paths (the
         # receiver has one of its own at its input)
         m.submodules.body_slice = body_slice = StreamSlice(8)
+        m.submodules.head_slice = head_slice = StreamSlice(REPLY_HEAD)
         wiring.connect(m, wiring.flipped(self.rx), rcv.rx)
         wiring.connect(m, rcv.buffer, buf.write_port())
         wiring.connect(m, rcv.job, exe.job)
         wiring.connect(m, exe.release, rcv.release)
         wiring.connect(m, exe.buffer, buf.read_port())
         wiring.connect(m, exe.core, wiring.flipped(self.core))
-        wiring.connect(m, exe.head, snd.head)
+        wiring.connect(m, exe.head, head_slice.i)
+        wiring.connect(m, head_slice.o, snd.head)
         wiring.connect(m, exe.body, body_slice.i)
         wiring.connect(m, body_slice.o, snd.body)
         wiring.connect(m, snd.tx, wiring.flipped(self.tx))
         m.d.comb += [self.reply_ok.eq(snd.started_ok), self.reply_err.eq(snd.started_error),
-                     self.idle.eq(~self.rx.valid & ~body_slice.o.valid & rcv.idle & exe.idle & ~snd.busy)]
+                     self.idle.eq(~self.rx.valid & ~body_slice.o.valid & ~head_slice.o.valid & rcv.idle & exe.idle & ~snd.busy)]
         return m
 
 

@@ -317,7 +317,7 @@ class Executor(wiring.Component):
         is_bias = Signal(name="is_bias")        # registered: args settle in PARSE
         m.d.sync += is_bias.eq(a_kind == ParamKind.BIAS)
         vb = Mux(is_bias, VBB, VBW)
-        # argument checks in register stages (args settle in PARSE, then 4 cycles in CHECKS before
+        # argument checks in register stages (args settle in PARSE, then 5 cycles in CHECKS before
         # CHECK)
         # (each adder or compare in a stage of its own)
         kind_ok, layer_ok_r, base_ok = Signal(), Signal(), Signal()
@@ -339,7 +339,11 @@ class Executor(wiring.Component):
         m.d.sync += [e_len_ge_h.eq(e_len >= PARAMS_HEADER), e_len_is_h.eq(e_len == PARAMS_HEADER),
                      e_len_mh.eq(e_len - PARAMS_HEADER)]
         wp_len_ok, rp_len_ok, rb_fit, rb_small, rb_eq = Signal(), Signal(), Signal(), Signal(), Signal()
-        m.d.sync += [rb_small.eq(run_bytes < (1 << LENGTH_BITS)), rb_eq.eq(e_len_mh == run_bytes[:LENGTH_BITS]),
+        rb_eq_lo, rb_eq_hi = Signal(), Signal()
+        h = LENGTH_BITS // 2
+        m.d.sync += [rb_eq_lo.eq(e_len_mh[:h] == run_bytes[:h]),
+                     rb_eq_hi.eq(e_len_mh[h:] == run_bytes[h:LENGTH_BITS]), rb_eq.eq(rb_eq_lo & rb_eq_hi)]
+        m.d.sync += [rb_small.eq(run_bytes < (1 << LENGTH_BITS)),
                      rb_fit.eq(run_bytes <= MAX_PAYLOAD),
                      wp_len_ok.eq(e_len_ge_h & rb_small & rb_eq),
                      rp_len_ok.eq(e_len_is_h & rb_fit)]
@@ -467,7 +471,7 @@ class Executor(wiring.Component):
         h_idle, h_rom, h_pred, h_words, h_rp = (Signal(name=n) for n in ("h_idle", "h_rom", "h_pred", "h_words", "h_rp"))
         # waits of a few cycles (LOOKUP, CHECKS) without states of their own (the state machine
         # stays below 32 states, which yosys encodes one-hot): a one-hot delay line
-        dly = Signal(4)
+        dly = Signal(5)
         m.d.sync += dly.eq(dly << 1)
         # DISPATCH's decision, registered in the last cycle of LOOKUP
         d_err, d_dup, d_stop = Signal(), Signal(), Signal()
@@ -522,9 +526,9 @@ class Executor(wiring.Component):
                             m.d.sync += args[8 * i:8 * i + 8].eq(rbyte)
                     m.d.sync += [kbit.eq(kbit << 1), pleft.eq(pleft - 1), parse_end.eq(pleft == 1)]
             with m.State("CHECKS"):
-                # 4 cycles: the argument checks settle (the adders, then the compares), their
+                # 5 cycles: the argument checks settle (the adders, then the compares), their
                 # verdict cmd_ok, and what CHECK does with it
-                with m.If(dly[3]):
+                with m.If(dly[4]):
                     m.next = "CHECK"
             with m.State("CHECK"):
                 reply(c_status, c_len, c_src)
@@ -591,42 +595,47 @@ class Executor(wiring.Component):
                         m.next = "WP_VAL"
 
             # ---- TRAIN / INFER: decode the zero-run code, first to check it, then to stream it
-            with m.State("PX"):
-                with m.If(at_end & px_k0):
-                    with m.If(streaming):
-                        m.next = "LABEL"
-                    with m.Elif(px_full):
-                        m.d.sync += [streaming.eq(1), px_count.eq(0), px_full.eq(0)]
-                        m.next = "PX_SEEK"
-                    with m.Else():
-                        m.next = "BAD_ARG"
-                with m.Elif(at_end):
-                    m.next = "BAD_ARG"           # the payload ends inside a pixel value
-                with m.Elif(~rvalid):
-                    pass
-                if PB > 1:
-                    with m.Elif(px_k + 1 < PB):
-                        take()
-                        m.d.sync += [px_acc.word_select(px_k, 8).eq(rbyte), px_k.eq(px_k + 1)]
-                with m.Elif(px_zero):
-                    take()
-                    m.d.sync += px_k.eq(0)
-                    m.next = "RUN"
-                with m.Elif(~streaming):
-                    with m.If(~px_fits | px_full):
-                        m.next = "BAD_ARG"
-                    with m.Else():
-                        take()
-                        m.d.sync += [px_count.eq(px_count + 1), px_full.eq(px_count == n_in - 1),
-                                     px_k.eq(0)]
-                with m.Else():
-                    m.d.comb += [core.sample.valid.eq(1), core.sample.payload.eq(px_value)]
-                    with m.If(core.sample.ready):
+            # PX: the check pass, PXS: the streaming pass (states of their own: the byte-taking
+            # decision of each is small)
+            for st, strm in (("PX", False), ("PXS", True)):
+                with m.State(st):
+                    with m.If(at_end & px_k0):
+                        if strm:
+                            m.next = "LABEL"
+                        else:
+                            with m.If(px_full):
+                                m.d.sync += [streaming.eq(1), px_count.eq(0), px_full.eq(0)]
+                                m.next = "PX_SEEK"
+                            with m.Else():
+                                m.next = "BAD_ARG"
+                    with m.Elif(at_end):
+                        m.next = "BAD_ARG"           # the payload ends inside a pixel value
+                    with m.Elif(~rvalid):
+                        pass
+                    if PB > 1:
+                        with m.Elif(px_k + 1 < PB):
+                            take()
+                            m.d.sync += [px_acc.word_select(px_k, 8).eq(rbyte), px_k.eq(px_k + 1)]
+                    with m.Elif(px_zero):
                         take()
                         m.d.sync += px_k.eq(0)
+                        m.next = "RUN"
+                    if not strm:
+                        with m.Elif(~px_fits | px_full):
+                            m.next = "BAD_ARG"
+                        with m.Else():
+                            take()
+                            m.d.sync += [px_count.eq(px_count + 1), px_full.eq(px_count == n_in - 1),
+                                         px_k.eq(0)]
+                    else:
+                        with m.Else():
+                            m.d.comb += [core.sample.valid.eq(1), core.sample.payload.eq(px_value)]
+                            with m.If(core.sample.ready):
+                                take()
+                                m.d.sync += px_k.eq(0)
             with m.State("PX_SEEK"):            # the second pass: the pixels again
                 seek()                          # to 1
-                m.next = "PX"
+                m.next = "PXS"
             with m.State("RUN"):
                 m.d.sync += [run_sum.eq(px_count + rbyte + 1), zleft.eq(rbyte + 1), zlast.eq(rbyte == 0)]
                 with m.If(at_end):
@@ -653,7 +662,7 @@ class Executor(wiring.Component):
                 with m.If(core.sample.ready):
                     m.d.sync += [zleft.eq(zleft - 1), zlast.eq(zleft == 2)]
                     with m.If(zlast):
-                        m.next = "PX"
+                        m.next = "PXS"
             with m.State("LABEL"):
                 m.d.comb += [core.sample.valid.eq(1), core.sample.payload.eq(label)]
                 with m.If(core.sample.ready):
