@@ -466,7 +466,7 @@ class Executor(wiring.Component):
         words = Signal(32 * len(counters), name="words")
         # the body: bleft bytes left, blast = (bleft == 1) kept with it
         bleft, blast = Signal(LENGTH_BITS), Signal()
-        # after the head: one-hot, registered in PREHEAD
+        # where the body comes from (one-hot): registered in HEAD, taken in BODY
         rep_empty = Signal()
         h_idle, h_rom, h_pred, h_words, h_rp = (Signal(name=n) for n in ("h_idle", "h_rom", "h_pred", "h_words", "h_rp"))
         # waits of a few cycles (LOOKUP, CHECKS) without states of their own (the state machine
@@ -676,30 +676,32 @@ class Executor(wiring.Component):
                     m.next = "PREHEAD"
 
             # ---- the reply: the head, then the body from rep_src
-            with m.State("PREHEAD"):            # where the body comes from, registered
+            with m.State("PREHEAD"):            # the reply's length facts, registered
                 m.d.sync += [rep_empty.eq(rep_len == 0), bleft.eq(rep_len), blast.eq(rep_len == 1),
                              words.eq(Mux(rep_src == SRC_SEED, seed, Cat(*counters)))]
-                m.next = "PREHEAD2"
-            with m.State("PREHEAD2"):
+                m.next = "HEAD"
+            with m.State("HEAD"):
+                # where the body comes from, registered here (HEAD lasts at least a cycle), taken
+                # in BODY: HEAD's exit waits on the head's handshake only
                 m.d.sync += [h_idle.eq(rep_empty),
                              h_rom.eq(~rep_empty & (rep_src == SRC_ROM)),
                              h_pred.eq(~rep_empty & (rep_src == SRC_PRED)),
                              h_words.eq(~rep_empty & ((rep_src == SRC_CNT) | (rep_src == SRC_SEED))),
                              h_rp.eq(~rep_empty & (rep_src == SRC_PARAMS))]
-                m.next = "HEAD"
-            with m.State("HEAD"):
                 m.d.comb += [self.head.valid.eq(1), free.eq(1)]
                 with m.If(self.head.ready):
-                    with m.If(h_idle):
-                        m.next = "DONE"
-                    with m.If(h_rom):
-                        m.next = "ROM"
-                    with m.If(h_pred):
-                        m.next = "PRED"
-                    with m.If(h_words):
-                        m.next = "WORDS"
-                    with m.If(h_rp):
-                        m.next = "RP_ACC"
+                    m.next = "BODY"
+            with m.State("BODY"):
+                with m.If(h_idle):
+                    m.next = "DONE"
+                with m.If(h_rom):
+                    m.next = "ROM"
+                with m.If(h_pred):
+                    m.next = "PRED"
+                with m.If(h_words):
+                    m.next = "WORDS"
+                with m.If(h_rp):
+                    m.next = "RP_ACC"
 
             def body_step():
                 m.d.sync += [bleft.eq(bleft - 1), blast.eq(bleft == 2)]
